@@ -1,0 +1,171 @@
+"""The `pulsestack` command (also `python -m pulsestack`).
+
+    pulsestack [--config PATH] serve [--no-migrate] [--host H] [--port P]
+    pulsestack [--config PATH] migrate [--rollback N]
+    pulsestack [--config PATH] create-admin --email E [--password-stdin]
+
+A failure a user can fix (bad configuration, database unreachable, port in
+use, bad input) exits non-zero with one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import os
+import sys
+from urllib.parse import urlsplit, urlunsplit
+
+from . import __version__
+from .config import Config, ConfigError, load_config
+from .errors import ApiError
+
+log = logging.getLogger("pulsestack")
+
+
+class CommandError(Exception):
+    """A failure to report as one line and exit 1."""
+
+
+def redact(url: str) -> str:
+    """A database URL fit for a log line: the password replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def setup_logging(config: Config) -> None:
+    logging.basicConfig(
+        level=config.log.level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    logging.getLogger("yoyo").setLevel(logging.WARNING)  # one line per migration is ours to log
+
+
+def migrate(config: Config, rollback: int | None = None) -> None:
+    from .db.migrate import apply_migrations, rollback_migrations
+
+    url = config.database.url
+    try:
+        if rollback is not None:
+            undone = rollback_migrations(url, rollback)
+            log.info("migrate: rolled back %s on %s", ", ".join(undone) or "nothing", redact(url))
+            return
+        result = apply_migrations(url)
+    except Exception as exc:  # psycopg, sqlite3 and yoyo each raise their own kinds
+        raise CommandError(f"cannot migrate {redact(url)}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from exc
+    if result.applied:
+        log.info("migrate: applied %s on %s", ", ".join(result.applied), redact(url))
+    else:
+        log.info("migrate: %s is up to date", redact(url))
+
+
+def serve(config: Config, *, run_migrations: bool) -> None:
+    from aiohttp import web
+
+    from .app import create_app
+
+    if run_migrations:
+        migrate(config)
+    app = create_app(config)
+    log.info("serving on http://%s:%d (database %s)", config.server.host, config.server.port, redact(config.database.url))
+    try:
+        # run_app turns SIGINT and SIGTERM into a graceful shutdown: stop
+        # accepting, finish in-flight requests, run cleanup (close the database).
+        web.run_app(app, host=config.server.host, port=config.server.port, print=None,
+                    access_log=None, shutdown_timeout=10, handle_signals=True)
+    except OSError as exc:
+        raise CommandError(f"cannot listen on {config.server.host}:{config.server.port}: {exc.strerror or exc}") from exc
+    log.info("stopped")
+
+
+def read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise CommandError("no password on standard input")
+        return password
+    if not sys.stdin.isatty():
+        raise CommandError("standard input is not a terminal; pass the password with --password-stdin")
+    first = getpass.getpass("Password: ")
+    if first != getpass.getpass("Repeat password: "):
+        raise CommandError("the passwords differ")
+    return first
+
+
+async def _create_admin(config: Config, email: str, password_stdin: bool) -> None:
+    from .app import database_for
+    from .db import DatabaseUnavailable
+    from .services.accounts import create_admin, find_user_by_email
+
+    try:
+        async with database_for(config) as db:
+            existing = await find_user_by_email(db, email)
+            password = None if existing else read_password(password_stdin)
+            result = await create_admin(db, email, password)
+    except DatabaseUnavailable as exc:
+        raise CommandError(str(exc)) from exc
+    except ApiError as exc:
+        detail = "; ".join(f"{k} {v}" for k, v in exc.details.items())
+        raise CommandError(f"{exc.message}{': ' + detail if detail else ''}") from exc
+    verb = "created" if result.created else "promoted existing user (password unchanged) to"
+    print(f"{verb} admin {result.user['email']} ({result.user['id']})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pulsestack", description="PulseStack: in-app notifications with live unread counts.")
+    parser.add_argument("--config", metavar="PATH", help="config file (default: $PULSESTACK_CONFIG, else ./config.toml if present)")
+    parser.add_argument("--version", action="version", version=f"pulsestack {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("serve", help="apply pending migrations, then serve HTTP and websockets")
+    p.add_argument("--no-migrate", action="store_true", help="do not apply pending migrations first")
+    p.add_argument("--host", help="override server.host")
+    p.add_argument("--port", help="override server.port")
+
+    p = commands.add_parser("migrate", help="apply pending migrations and exit")
+    p.add_argument("--rollback", type=int, metavar="N", help="roll back the last N applied migrations instead")
+
+    p = commands.add_parser("create-admin", help="create a system admin (or promote an existing user)")
+    p.add_argument("--email", required=True)
+    p.add_argument("--password-stdin", action="store_true", help="read the password from the first line of standard input")
+    return parser
+
+
+def run(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        env = dict(os.environ)
+        if args.command == "serve":  # --host/--port win over the file and the environment
+            env.update({k: v for k, v in (("PULSESTACK_HOST", args.host), ("PULSESTACK_PORT", args.port)) if v})
+        config = load_config(args.config, env)
+        setup_logging(config)
+        if args.command == "serve":
+            serve(config, run_migrations=not args.no_migrate)
+        elif args.command == "migrate":
+            migrate(config, args.rollback)
+        elif args.command == "create-admin":
+            asyncio.run(_create_admin(config, args.email, args.password_stdin))
+    except ConfigError as exc:
+        print(f"pulsestack: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except CommandError as exc:
+        print(f"pulsestack: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def main() -> None:
+    sys.exit(run())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""Middleware: request ids, one access-log line per request, and errors.
+
+Every error leaves the server in the documented shape. `ApiError`s render
+as themselves; aiohttp's own HTTP exceptions (unknown route, wrong method,
+body too large) are mapped onto the same codes; a lost database answers 503
+`unavailable`; anything else is logged with its traceback and answers a bare
+500 `internal`, never the traceback itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+
+from aiohttp import web
+
+from ..db import DatabaseUnavailable
+from ..errors import ApiError, BadRequest, Internal, MethodNotAllowed, NotFound, PayloadTooLarge, Unavailable
+
+log = logging.getLogger("pulsestack.access")
+errors_log = logging.getLogger("pulsestack.errors")
+
+REQUEST_ID = "request_id"
+
+
+def error_response(error: ApiError, request_id: str | None = None) -> web.Response:
+    response = web.json_response(error.body(), status=error.status)
+    if request_id:
+        response.headers["X-Request-Id"] = request_id
+    return response
+
+
+def _from_http_exception(exc: web.HTTPException) -> ApiError:
+    if exc.status == 404:
+        return NotFound("no such resource")
+    if exc.status == 405:
+        return MethodNotAllowed(f"method not allowed; allowed: {', '.join(sorted(getattr(exc, 'allowed_methods', ())))}")
+    if exc.status == 413:
+        return PayloadTooLarge("request body is larger than 64 KiB")
+    if exc.status == 400:
+        return BadRequest(exc.text or "bad request")
+    error = ApiError(exc.reason or "error")
+    error.status, error.code = exc.status, (exc.reason or "error").lower().replace(" ", "_")
+    return error
+
+
+@web.middleware
+async def request_context(request: web.Request, handler):
+    """Give the request an id, log one line when it ends, render every error."""
+    request_id = request.headers.get("X-Request-Id", "")[:64] or secrets.token_hex(8)
+    request[REQUEST_ID] = request_id
+    started = time.perf_counter()
+    status = 500
+    try:
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:  # redirects and friends pass through
+                raise
+            response = error_response(_from_http_exception(exc), request_id)
+        except ApiError as exc:
+            response = error_response(exc, request_id)
+        except DatabaseUnavailable as exc:
+            errors_log.warning("request %s: database unavailable: %s", request_id, exc)
+            response = error_response(Unavailable("the database is unavailable; retry shortly"), request_id)
+        except Exception:
+            errors_log.exception("request %s %s %s failed", request_id, request.method, request.path)
+            response = error_response(Internal("internal error; quote this request id when reporting it", {"request_id": request_id}), request_id)
+        status = response.status
+        response.headers.setdefault("X-Request-Id", request_id)
+        return response
+    finally:
+        log.info("%s %s %s %d %.1fms", request_id, request.method, request.path, status, (time.perf_counter() - started) * 1000)

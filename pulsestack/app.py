@@ -1,0 +1,53 @@
+"""The application factory: `create_app(config) -> web.Application`.
+
+Opens the database in a cleanup context (closed again on shutdown), installs
+the middleware and mounts each resource's routes. Migrations are not run
+here: `pulsestack serve` applies them before the server starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from .api import health
+from .api.middleware import request_context
+from .appkeys import CONFIG, DB
+from .config import Config
+from .db import Database, open_database
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+def database_for(config: Config) -> Database:
+    return open_database(
+        config.database.url,
+        pool_size=config.database.pool_size,
+        sqlite_readers=config.database.sqlite_readers,
+        busy_timeout_ms=config.database.busy_timeout_ms,
+    )
+
+
+def create_app(config: Config, db: Database | None = None) -> web.Application:
+    """The whole service. Pass `db` to share an already-open database (tests);
+    otherwise the app opens and closes its own."""
+    app = web.Application(middlewares=[request_context], client_max_size=MAX_BODY_BYTES)
+    app[CONFIG] = config
+
+    async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+        if db is not None:
+            app[DB] = db
+            yield
+            return
+        own = database_for(config)
+        await own.connect()
+        app[DB] = own
+        try:
+            yield
+        finally:
+            await own.close()
+
+    app.cleanup_ctx.append(database_ctx)
+    app.add_routes(health.routes)
+    return app

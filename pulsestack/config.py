@@ -1,0 +1,196 @@
+"""Configuration: config.toml, then PULSESTACK_* environment overrides.
+
+Every setting is declared once, in SETTINGS below: its TOML key, type,
+default, environment variable and help text. config.toml in the repository
+mirrors this table with a comment per key, and docs/operations.md lists it;
+a test keeps the three in step. A wrong value raises `ConfigError` naming the
+key, which the CLI prints as one line.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from .db import dialect_of, sqlite_path
+
+ENV_PREFIX = "PULSESTACK_"
+CONFIG_ENV = "PULSESTACK_CONFIG"
+
+
+class ConfigError(ValueError):
+    """Bad configuration; the message names the key or file at fault."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    section: str
+    key: str
+    type: type
+    default: Any
+    env: str
+    help: str
+    minimum: int | None = None
+    maximum: int | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.section}.{self.key}"
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("server", "host", str, "127.0.0.1", "PULSESTACK_HOST",
+            "Address to listen on; 0.0.0.0 to accept connections from other machines."),
+    Setting("server", "port", int, 8080, "PULSESTACK_PORT",
+            "TCP port to listen on.", 1, 65535),
+    Setting("database", "url", str, "sqlite:///./pulsestack.db", "PULSESTACK_DATABASE_URL",
+            "sqlite:///relative/or/absolute.db (sqlite:////abs/path.db) or postgresql://user:pass@host:5432/dbname."),
+    Setting("database", "pool_size", int, 10, "PULSESTACK_DATABASE_POOL_SIZE",
+            "Postgres: most connections one server process opens (opened on demand).", 1, 1000),
+    Setting("database", "sqlite_readers", int, 4, "PULSESTACK_DATABASE_SQLITE_READERS",
+            "SQLite: read-only connections beside the one writer; reads never wait for writes.", 1, 64),
+    Setting("database", "busy_timeout_ms", int, 5000, "PULSESTACK_DATABASE_BUSY_TIMEOUT_MS",
+            "SQLite: how long a statement waits for another process's lock before failing.", 0, 600_000),
+    Setting("auth", "token_ttl_hours", int, 720, "PULSESTACK_AUTH_TOKEN_TTL_HOURS",
+            "Lifetime of an API token from login or registration, in hours (720 = 30 days).", 1, 87_600),
+    Setting("auth", "open_registration", bool, True, "PULSESTACK_AUTH_OPEN_REGISTRATION",
+            "Whether anyone may POST /api/auth/register; false = accounts come from create-admin and admins."),
+    Setting("log", "level", str, "info", "PULSESTACK_LOG_LEVEL",
+            "Log level: debug, info, warning or error."),
+)
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    url: str
+    pool_size: int
+    sqlite_readers: int
+    busy_timeout_ms: int
+
+    @property
+    def dialect(self) -> str:
+        return dialect_of(self.url)
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    token_ttl_hours: int
+    open_registration: bool
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: str
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig
+    database: DatabaseConfig
+    auth: AuthConfig
+    log: LogConfig
+    source: str = "defaults"
+
+    def replace(self, **changes: Mapping[str, Any]) -> "Config":
+        """A copy with some settings changed: `cfg.replace(database={"url": ...})`."""
+        kwargs = {f.name: getattr(self, f.name) for f in fields(self)}
+        for section, values in changes.items():
+            kwargs[section] = type(kwargs[section])(**{**vars(kwargs[section]), **values})
+        return Config(**kwargs)
+
+
+_SECTIONS = {"server": ServerConfig, "database": DatabaseConfig, "auth": AuthConfig, "log": LogConfig}
+
+
+def _coerce(setting: Setting, value: Any, origin: str) -> Any:
+    """`value` as the setting's type, from TOML (typed) or the environment (text)."""
+    where = f"{setting.name} ({origin})"
+    if setting.type is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.strip().lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if setting.type is int:
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise ConfigError(f"{where}: expected a whole number, got {value!r}")
+        try:
+            number = int(value)
+        except ValueError:
+            raise ConfigError(f"{where}: expected a whole number, got {value!r}") from None
+        if setting.minimum is not None and number < setting.minimum or setting.maximum is not None and number > setting.maximum:
+            raise ConfigError(f"{where}: {number} is out of range {setting.minimum}..{setting.maximum}")
+        return number
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{where}: expected a non-empty string, got {value!r}")
+    return value.strip()
+
+
+def _validate(values: dict[str, dict[str, Any]]) -> None:
+    url = values["database"]["url"]
+    try:
+        if dialect_of(url) == "sqlite":
+            sqlite_path(url)
+    except ValueError as exc:
+        raise ConfigError(f"database.url: {exc}") from None
+    if values["log"]["level"].lower() not in LOG_LEVELS:
+        raise ConfigError(f"log.level: expected one of {', '.join(LOG_LEVELS)}, got {values['log']['level']!r}")
+    values["log"]["level"] = values["log"]["level"].lower()
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Defaults, then the TOML file, then PULSESTACK_* variables.
+
+    `path` None means $PULSESTACK_CONFIG, else ./config.toml when it exists,
+    else defaults only. A path given explicitly must be readable.
+    """
+    env = os.environ if env is None else env
+    if path is None and env.get(CONFIG_ENV):
+        path = env[CONFIG_ENV]
+    if path is None and Path("config.toml").is_file():
+        path = "config.toml"
+
+    data: dict[str, Any] = _read_toml(Path(path)) if path is not None else {}
+    known = {sec: {s.key for s in SETTINGS if s.section == sec} for sec in _SECTIONS}
+    for section, table in data.items():
+        if section not in known:
+            raise ConfigError(f"{path}: unknown section [{section}] (known: {', '.join(known)})")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: {section} must be a table ([{section}])")
+        for key in table:
+            if key not in known[section]:
+                raise ConfigError(f"{path}: unknown key {section}.{key}")
+
+    values: dict[str, dict[str, Any]] = {name: {} for name in _SECTIONS}
+    for s in SETTINGS:
+        value = s.default
+        if s.key in data.get(s.section, {}):
+            value = _coerce(s, data[s.section][s.key], str(path))
+        if s.env in env:
+            value = _coerce(s, env[s.env], f"env {s.env}")
+        values[s.section][s.key] = value
+    _validate(values)
+    return Config(**{name: cls(**values[name]) for name, cls in _SECTIONS.items()}, source=str(path) if path else "defaults")

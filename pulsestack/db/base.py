@@ -1,0 +1,180 @@
+"""The one database interface the rest of PulseStack sees.
+
+`Database` (and the `Transaction` it opens) run named queries from sql/:
+
+    row  = await db.fetch_one("get_user_by_email", email=email)      # :one
+    rows = await db.fetch_all("list_members", workspace_id=ws_id)    # :many
+    n    = await db.fetch_value("count_members", workspace_id=ws_id) # :scalar
+    n    = await db.execute("delete_session", token_hash=h)          # :exec -> row count
+    async with db.transaction() as tx:
+        await tx.execute(...)
+        tx.after_commit(lambda: hub.users_changed(ids))
+
+Whatever the dialect, rows are plain dicts and values are the same Python
+types: `uuid.UUID` ids, UTC-aware `datetime`s, `bool`s, `int`s, `str`s.
+Parameters take the same types; a parameter written `IN (:ids)` takes a list.
+
+The adapters (sqlite.py, postgres.py) own everything dialect-specific:
+placeholders, list expansion, type conversion, connection handling, and
+turning driver errors into the errors below. Nothing outside db/ imports a
+driver.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from .sqlfile import NamedQuery
+
+log = logging.getLogger(__name__)
+
+Row = dict[str, Any]
+
+
+class DatabaseError(Exception):
+    """Base of the errors the adapters raise instead of driver exceptions."""
+
+
+class DatabaseUnavailable(DatabaseError):
+    """The database cannot be reached (down, restarting, connection dropped)."""
+
+
+class IntegrityViolation(DatabaseError):
+    """A constraint refused the write. `constraint` names it where known."""
+
+    def __init__(self, message: str, constraint: str | None = None):
+        super().__init__(message)
+        self.constraint = constraint
+
+
+class UniqueViolation(IntegrityViolation):
+    """A unique constraint refused the write; `constraint` follows the
+    `<table>_<col>[_<col>...]_key` naming of the migrations on both dialects."""
+
+
+class ForeignKeyViolation(IntegrityViolation):
+    """A foreign key refused the write (the referenced row does not exist)."""
+
+
+_SHAPE_OF_METHOD = {"fetch_one": "one", "fetch_all": "many", "fetch_value": "scalar", "execute": "exec"}
+
+
+class Executor(ABC):
+    """Runs named queries; shared by `Database` and `Transaction`."""
+
+    queries: Mapping[str, NamedQuery]
+
+    def _resolve(self, query: str | NamedQuery, method: str, params: Mapping[str, Any]) -> NamedQuery:
+        if isinstance(query, str):
+            try:
+                query = self.queries[query]
+            except KeyError:
+                raise LookupError(f"no named query {query!r} in sql/") from None
+        expected = _SHAPE_OF_METHOD[method]
+        if query.shape != expected:
+            raise TypeError(f"{query.name} is :{query.shape}; call it with the method for that shape, not {method}()")
+        if set(params) != set(query.params):
+            raise TypeError(f"{query.name}({', '.join(query.params)}) called with ({', '.join(params)})")
+        return query
+
+    async def fetch_one(self, query: str | NamedQuery, /, **params: Any) -> Row | None:
+        rows = await self._fetch(self._resolve(query, "fetch_one", params), params)
+        if len(rows) > 1:
+            raise DatabaseError(f"{query if isinstance(query, str) else query.name} is :one but returned {len(rows)} rows")
+        return rows[0] if rows else None
+
+    async def fetch_all(self, query: str | NamedQuery, /, **params: Any) -> list[Row]:
+        return await self._fetch(self._resolve(query, "fetch_all", params), params)
+
+    async def fetch_value(self, query: str | NamedQuery, /, **params: Any) -> Any:
+        rows = await self._fetch(self._resolve(query, "fetch_value", params), params)
+        return next(iter(rows[0].values())) if rows else None
+
+    async def execute(self, query: str | NamedQuery, /, **params: Any) -> int:
+        """Run a `:exec` query; returns the number of rows it changed."""
+        return await self._execute(self._resolve(query, "execute", params), params)
+
+    @abstractmethod
+    async def _fetch(self, query: NamedQuery, params: Mapping[str, Any]) -> list[Row]: ...
+
+    @abstractmethod
+    async def _execute(self, query: NamedQuery, params: Mapping[str, Any]) -> int: ...
+
+
+class Transaction(Executor):
+    """One open transaction. Callbacks given to `after_commit` run once it
+    has committed, in order, and never if it rolled back: that is where
+    services tell the hub about a change."""
+
+    def __init__(self, queries: Mapping[str, NamedQuery]):
+        self.queries = queries
+        self._after_commit: list[Callable[[], Any]] = []
+
+    def after_commit(self, callback: Callable[[], Any]) -> None:
+        self._after_commit.append(callback)
+
+    async def execute_many(self, query: str | NamedQuery, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Run a `:exec` query once per parameter mapping, in this transaction."""
+        rows = list(rows)
+        if not rows:
+            return
+        q = self._resolve(query, "execute", rows[0])
+        for r in rows:
+            if set(r) != set(q.params):
+                raise TypeError(f"{q.name}({', '.join(q.params)}) called with ({', '.join(r)})")
+        await self._execute_many(q, rows)
+
+    @abstractmethod
+    async def _execute_many(self, query: NamedQuery, rows: list[Mapping[str, Any]]) -> None: ...
+
+    def _run_after_commit(self) -> None:
+        for callback in self._after_commit:
+            try:
+                callback()
+            except Exception:  # the data is committed; a failed hook must not turn that into an error
+                log.exception("after-commit callback %r failed", callback)
+
+
+class Database(Executor):
+    """A connected database: the dialect adapters implement this."""
+
+    dialect: str
+
+    def __init__(self, queries: Mapping[str, NamedQuery]):
+        self.queries = queries
+
+    @abstractmethod
+    async def connect(self) -> None:
+        """Open connections. Must not fail when the server is down: `ping`
+        and every query then raise `DatabaseUnavailable` until it is back."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
+        """`async with db.transaction() as tx:` commits on exit, rolls back on error."""
+
+    @abstractmethod
+    async def ping(self) -> None:
+        """Raise `DatabaseUnavailable` unless a trivial query succeeds now."""
+
+    @abstractmethod
+    async def prepare(self, query: str | NamedQuery) -> None:
+        """Compile `query` on the server without running it (raises on bad SQL)."""
+
+    async def execute_many(self, query: str | NamedQuery, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Run a `:exec` query once per parameter mapping, all in one transaction."""
+        async with self.transaction() as tx:
+            await tx.execute_many(query, rows)
+
+    async def __aenter__(self) -> "Database":
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -1,0 +1,71 @@
+"""Schema migrations with yoyo: plain-SQL steps in migrations/<dialect>/.
+
+The same steps can be applied without Python by a DBA (`yoyo apply
+--database postgresql+psycopg://... migrations/postgres`, or psql -f); this
+module only points yoyo at the right folder for a database URL. yoyo is
+synchronous (psycopg 3 / sqlite3), so call these before the event loop
+starts, or from a thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from yoyo import get_backend, read_migrations
+
+from ..resources import migrations_dir
+from . import dialect_of, sqlite_path
+
+
+def yoyo_url(url: str) -> str:
+    """Our database URL in yoyo's spelling (psycopg 3 driver for Postgres)."""
+    if dialect_of(url) == "sqlite":
+        sqlite_path(url)  # validates
+        return url
+    return "postgresql+psycopg://" + url.split("://", 1)[1]
+
+
+@dataclass(frozen=True)
+class MigrationResult:
+    applied: tuple[str, ...]
+    pending_before: int
+
+
+def _backend_and_migrations(url: str):
+    backend = get_backend(yoyo_url(url))
+    migrations = read_migrations(str(migrations_dir(dialect_of(url))))
+    return backend, migrations
+
+
+def apply_migrations(url: str) -> MigrationResult:
+    """Apply every pending step, under yoyo's lock; a no-op when up to date."""
+    backend, migrations = _backend_and_migrations(url)
+    try:
+        with backend.lock():
+            pending = backend.to_apply(migrations)
+            backend.apply_migrations(pending)
+        return MigrationResult(tuple(m.id for m in pending), len(pending))
+    finally:
+        backend.connection.close()
+
+
+def rollback_migrations(url: str, steps: int | None = None) -> tuple[str, ...]:
+    """Roll back the last `steps` applied steps (all of them when None)."""
+    backend, migrations = _backend_and_migrations(url)
+    try:
+        with backend.lock():
+            to_rollback = backend.to_rollback(migrations)
+            if steps is not None:
+                to_rollback = to_rollback[:steps]
+            backend.rollback_migrations(to_rollback)
+        return tuple(m.id for m in to_rollback)
+    finally:
+        backend.connection.close()
+
+
+def pending_migrations(url: str) -> tuple[str, ...]:
+    backend, migrations = _backend_and_migrations(url)
+    try:
+        return tuple(m.id for m in backend.to_apply(migrations))
+    finally:
+        backend.connection.close()

@@ -1,0 +1,208 @@
+"""The PostgreSQL adapter (asyncpg): a connection pool, prepared statements.
+
+`:name` placeholders become `$1, $2, ...` once per query (a name used twice
+is one parameter); `IN (:ids)` becomes `= ANY(:ids)` so a list is one array
+parameter whatever its length. asyncpg already returns `uuid.UUID`, aware
+UTC `datetime`s and `bool`s, so rows need no conversion. asyncpg prepares and
+caches each statement per connection on first use.
+
+The pool opens connections lazily: the server starts, and answers /readyz
+with 503, while the database is down. A read that fails because its pooled
+connection was dropped (server restart, pg_terminate_backend) is retried once
+on a fresh connection; a write is never retried blindly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from functools import lru_cache
+from typing import Any
+
+import asyncpg
+
+from .base import (
+    Database,
+    DatabaseError,
+    DatabaseUnavailable,
+    ForeignKeyViolation,
+    IntegrityViolation,
+    Row,
+    Transaction,
+    UniqueViolation,
+)
+from .sqlfile import NamedQuery, rewrite_list_params, scan_placeholders
+
+# Errors that mean "the connection or the server is gone", not "your SQL is wrong".
+_UNAVAILABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.OperatorInterventionError,  # admin shutdown, pg_terminate_backend
+)
+
+
+@lru_cache(maxsize=4096)
+def compile_postgres(sql: str) -> tuple[str, tuple[str, ...]]:
+    """(SQL with $n placeholders, parameter names in $n order)."""
+    sql = rewrite_list_params(
+        sql,
+        in_list=lambda name: f"= ANY(:{name})",
+        not_in_list=lambda name: f"<> ALL(:{name})",
+    )
+    order: list[str] = []
+    out, last = [], 0
+    for start, end, name in scan_placeholders(sql):
+        if name not in order:
+            order.append(name)
+        out.append(sql[last:start])
+        out.append(f"${order.index(name) + 1}")
+        last = end
+    out.append(sql[last:])
+    return "".join(out), tuple(order)
+
+
+def _args(query: NamedQuery, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    sql, order = compile_postgres(query.sql)
+    return sql, [list(v) if isinstance(v, (tuple, set, frozenset)) else v for v in (params[n] for n in order)]
+
+
+def _translate(exc: Exception) -> Exception:
+    if isinstance(exc, asyncpg.UniqueViolationError):
+        return UniqueViolation(str(exc), exc.constraint_name)
+    if isinstance(exc, asyncpg.ForeignKeyViolationError):
+        return ForeignKeyViolation(str(exc), exc.constraint_name)
+    if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
+        return IntegrityViolation(str(exc), getattr(exc, "constraint_name", None))
+    if isinstance(exc, _UNAVAILABLE):
+        return DatabaseUnavailable(f"postgres: {exc.__class__.__name__}: {exc}")
+    if isinstance(exc, asyncpg.PostgresError):
+        return DatabaseError(f"postgres: {exc}")
+    return exc
+
+
+def _rowcount(status: str) -> int:
+    # "UPDATE 3", "DELETE 0", "INSERT 0 5": the count is the last word.
+    last = status.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else 0
+
+
+async def _fetch(conn: asyncpg.Connection, query: NamedQuery, params: Mapping[str, Any]) -> list[Row]:
+    sql, args = _args(query, params)
+    return [dict(r) for r in await conn.fetch(sql, *args)]
+
+
+async def _execute(conn: asyncpg.Connection, query: NamedQuery, params: Mapping[str, Any]) -> int:
+    sql, args = _args(query, params)
+    return _rowcount(await conn.execute(sql, *args))
+
+
+class PostgresTransaction(Transaction):
+    def __init__(self, conn: asyncpg.Connection, queries: Mapping[str, NamedQuery]):
+        super().__init__(queries)
+        self._conn = conn
+
+    async def _fetch(self, query: NamedQuery, params: Mapping[str, Any]) -> list[Row]:
+        try:
+            return await _fetch(self._conn, query, params)
+        except Exception as exc:
+            raise _translate(exc) from exc
+
+    async def _execute(self, query: NamedQuery, params: Mapping[str, Any]) -> int:
+        try:
+            return await _execute(self._conn, query, params)
+        except Exception as exc:
+            raise _translate(exc) from exc
+
+    async def _execute_many(self, query: NamedQuery, rows: list[Mapping[str, Any]]) -> None:
+        sql, order = compile_postgres(query.sql)
+        try:
+            await self._conn.executemany(sql, [[r[n] for n in order] for r in rows])
+        except Exception as exc:
+            raise _translate(exc) from exc
+
+
+class PostgresDatabase(Database):
+    dialect = "postgres"
+
+    def __init__(self, dsn: str, queries: Mapping[str, NamedQuery], *, pool_size: int = 10, connect_timeout: float = 5.0):
+        super().__init__(queries)
+        self.dsn = dsn
+        self._pool_size = pool_size
+        self._connect_timeout = connect_timeout
+        self._pool: asyncpg.Pool | None = None
+
+    async def connect(self) -> None:
+        # min_size=0: creating the pool opens no connection, so a database that
+        # is down at start-up makes /readyz answer 503 instead of a crash.
+        self._pool = asyncpg.create_pool(
+            self.dsn, min_size=0, max_size=self._pool_size, timeout=self._connect_timeout,
+            command_timeout=60,
+        )
+        await self._pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    def _require_pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise DatabaseUnavailable("the Postgres pool is not open")
+        return self._pool
+
+    async def _on_fresh_connection(self, op, query: NamedQuery, params: Mapping[str, Any]):
+        pool = self._require_pool()
+        attempts = 1 if query.writes else 2
+        for attempt in range(attempts):
+            try:
+                async with pool.acquire() as conn:
+                    return await op(conn, query, params)
+            except _UNAVAILABLE as exc:
+                if attempt + 1 == attempts:
+                    raise _translate(exc) from exc
+                # The pooled connection was dropped; the pool replaces it.
+            except Exception as exc:
+                raise _translate(exc) from exc
+
+    async def _fetch(self, query: NamedQuery, params: Mapping[str, Any]) -> list[Row]:
+        return await self._on_fresh_connection(_fetch, query, params)
+
+    async def _execute(self, query: NamedQuery, params: Mapping[str, Any]) -> int:
+        return await self._on_fresh_connection(_execute, query, params)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[PostgresTransaction]:
+        pool = self._require_pool()
+        try:
+            conn = await pool.acquire()
+        except Exception as exc:
+            raise _translate(exc) from exc
+        try:
+            tx = PostgresTransaction(conn, self.queries)
+            async with conn.transaction():
+                yield tx
+        except _UNAVAILABLE as exc:  # dropped while committing
+            raise _translate(exc) from exc
+        finally:
+            await pool.release(conn)
+        tx._run_after_commit()
+
+    async def ping(self) -> None:
+        pool = self._require_pool()
+        try:
+            async with pool.acquire() as conn:
+                await conn.fetchval("SELECT 1")
+        except Exception as exc:
+            raise DatabaseUnavailable(f"postgres: {exc.__class__.__name__}: {exc}") from exc
+
+    async def prepare(self, query: str | NamedQuery) -> None:
+        q = self.queries[query] if isinstance(query, str) else query
+        sql, _ = compile_postgres(q.sql)
+        try:
+            async with self._require_pool().acquire() as conn:
+                await conn.prepare(sql)
+        except Exception as exc:
+            raise _translate(exc) from exc

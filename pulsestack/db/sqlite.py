@@ -1,0 +1,263 @@
+"""The SQLite adapter (aiosqlite): one writer connection, a few readers.
+
+SQLite allows one writer at a time, so every write and every transaction
+goes through the single writer connection, serialised by an asyncio lock and
+opened with `BEGIN IMMEDIATE` (the write lock is taken up front, never
+upgraded mid-transaction). Reads outside a transaction go to a small pool of
+read-only connections; in WAL mode they see the last committed state and
+never wait behind a long write.
+
+Values: UUIDs are stored as canonical text, timestamps as fixed-width UTC
+ISO-8601 text (`2026-01-02T03:04:05.123456Z`, so text order is time order),
+booleans as 0/1. Results are converted back by column name: `id` and `*_id`
+become `uuid.UUID`, `*_at` aware `datetime`, `is_*` and `broadcast` `bool`.
+A list parameter (`IN (:ids)`) is sent as one JSON array and read with
+`json_each`, so a thousand ids are one bound value, not a thousand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from .base import (
+    Database,
+    DatabaseError,
+    DatabaseUnavailable,
+    ForeignKeyViolation,
+    IntegrityViolation,
+    Row,
+    Transaction,
+    UniqueViolation,
+)
+from .sqlfile import NamedQuery, rewrite_list_params
+
+BOOLEAN_COLUMNS = frozenset({"broadcast"})
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def to_sqlite(value: Any) -> Any:
+    """One Python parameter value as SQLite stores it."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise TypeError("naive datetime passed to the database; use an aware UTC datetime")
+        return value.astimezone(timezone.utc).strftime(TIMESTAMP_FORMAT)
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return json.dumps([to_sqlite(v) for v in value])
+    return value
+
+
+def _parse_timestamp(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(timezone.utc)
+
+
+def _as_uuid(value: Any) -> uuid.UUID:
+    return uuid.UUID(value)
+
+
+@lru_cache(maxsize=1024)
+def _converters(names: tuple[str, ...]) -> tuple[Callable[[Any], Any] | None, ...]:
+    def for_name(name: str) -> Callable[[Any], Any] | None:
+        if name == "id" or name.endswith("_id"):
+            return _as_uuid
+        if name.endswith("_at"):
+            return _parse_timestamp
+        if name.startswith("is_") or name in BOOLEAN_COLUMNS:
+            return bool
+        return None
+
+    return tuple(for_name(n) for n in names)
+
+
+def _rows(description: Any, raw: list[tuple]) -> list[Row]:
+    if not description:
+        return []
+    names = tuple(d[0] for d in description)
+    convs = _converters(names)
+    return [
+        {n: (v if c is None or v is None else c(v)) for n, c, v in zip(names, convs, r)}
+        for r in raw
+    ]
+
+
+@lru_cache(maxsize=4096)
+def compile_sqlite(sql: str) -> str:
+    """`:name` placeholders stay (sqlite3 binds them by name); lists become json_each."""
+    return rewrite_list_params(
+        sql,
+        in_list=lambda name: f"IN (SELECT value FROM json_each(:{name}))",
+        not_in_list=lambda name: f"NOT IN (SELECT value FROM json_each(:{name}))",
+    )
+
+
+_UNIQUE = re.compile(r"UNIQUE constraint failed: (.+)")
+
+
+def _translate(exc: Exception) -> Exception:
+    """A driver exception as one of db.base's errors."""
+    if isinstance(exc, sqlite3.IntegrityError):
+        msg = str(exc)
+        if m := _UNIQUE.match(msg):
+            cols = [c.strip() for c in m.group(1).split(",")]
+            table = cols[0].split(".")[0]
+            constraint = f"{table}_{'_'.join(c.split('.')[-1] for c in cols)}_key"
+            return UniqueViolation(msg, constraint)
+        if "FOREIGN KEY" in msg:
+            return ForeignKeyViolation(msg)
+        return IntegrityViolation(msg)
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+        return DatabaseUnavailable(f"sqlite: {exc}")
+    if isinstance(exc, (sqlite3.ProgrammingError, ValueError)) and "closed" in str(exc).lower():
+        return DatabaseUnavailable(f"sqlite: {exc}")
+    if isinstance(exc, sqlite3.Error):
+        return DatabaseError(f"sqlite: {exc}")
+    return exc
+
+
+async def _run(conn: aiosqlite.Connection, query: NamedQuery, params: Mapping[str, Any]) -> tuple[list[Row], int]:
+    bound = {k: to_sqlite(v) for k, v in params.items()}
+    try:
+        async with conn.execute(compile_sqlite(query.sql), bound) as cur:
+            raw = await cur.fetchall()
+            return _rows(cur.description, raw), cur.rowcount
+    except Exception as exc:
+        translated = _translate(exc)
+        if translated is exc:
+            raise
+        raise translated from exc
+
+
+class SQLiteTransaction(Transaction):
+    def __init__(self, conn: aiosqlite.Connection, queries: Mapping[str, NamedQuery]):
+        super().__init__(queries)
+        self._conn = conn
+
+    async def _fetch(self, query: NamedQuery, params: Mapping[str, Any]) -> list[Row]:
+        return (await _run(self._conn, query, params))[0]
+
+    async def _execute(self, query: NamedQuery, params: Mapping[str, Any]) -> int:
+        return (await _run(self._conn, query, params))[1]
+
+    async def _execute_many(self, query: NamedQuery, rows: list[Mapping[str, Any]]) -> None:
+        bound = [{k: to_sqlite(v) for k, v in r.items()} for r in rows]
+        try:
+            await self._conn.executemany(compile_sqlite(query.sql), bound)
+        except Exception as exc:
+            translated = _translate(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
+
+
+class SQLiteDatabase(Database):
+    dialect = "sqlite"
+
+    def __init__(self, path: str | Path, queries: Mapping[str, NamedQuery], *, readers: int = 4, busy_timeout_ms: int = 5000):
+        super().__init__(queries)
+        self.path = str(path)
+        self._reader_count = max(1, readers)
+        self._busy_timeout_ms = busy_timeout_ms
+        self._writer: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
+        self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+        self._all_readers: list[aiosqlite.Connection] = []
+
+    async def _open(self, *pragmas: str) -> aiosqlite.Connection:
+        # isolation_level=None: sqlite3 opens no implicit transactions; we say BEGIN ourselves.
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        for pragma in (f"busy_timeout = {self._busy_timeout_ms}", "foreign_keys = ON", *pragmas):
+            await conn.execute(f"PRAGMA {pragma}")
+        return conn
+
+    async def connect(self) -> None:
+        try:
+            # WAL: readers see the last commit while the writer works.
+            # synchronous=NORMAL is safe in WAL mode (no corruption; a crash of
+            # the process loses nothing, a power cut at most the last commits).
+            self._writer = await self._open("journal_mode = WAL", "synchronous = NORMAL")
+            for _ in range(self._reader_count):
+                reader = await self._open("query_only = ON")
+                self._all_readers.append(reader)
+                self._readers.put_nowait(reader)
+        except (sqlite3.Error, OSError) as exc:
+            await self.close()
+            raise DatabaseUnavailable(f"cannot open SQLite database {self.path!r}: {exc}") from exc
+
+    async def close(self) -> None:
+        conns = [c for c in (self._writer, *self._all_readers) if c is not None]
+        self._writer, self._all_readers = None, []
+        self._readers = asyncio.Queue()
+        for conn in conns:
+            await conn.close()
+
+    def _require_writer(self) -> aiosqlite.Connection:
+        if self._writer is None:
+            raise DatabaseUnavailable("the SQLite database is not open")
+        return self._writer
+
+    @asynccontextmanager
+    async def _reader(self) -> AsyncIterator[aiosqlite.Connection]:
+        self._require_writer()
+        conn = await self._readers.get()
+        try:
+            yield conn
+        finally:
+            if conn in self._all_readers:
+                self._readers.put_nowait(conn)
+
+    async def _fetch(self, query: NamedQuery, params: Mapping[str, Any]) -> list[Row]:
+        if query.writes:  # e.g. INSERT ... RETURNING
+            async with self._write_lock:
+                return (await _run(self._require_writer(), query, params))[0]
+        async with self._reader() as conn:
+            return (await _run(conn, query, params))[0]
+
+    async def _execute(self, query: NamedQuery, params: Mapping[str, Any]) -> int:
+        async with self._write_lock:
+            return (await _run(self._require_writer(), query, params))[1]
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[SQLiteTransaction]:
+        async with self._write_lock:
+            conn = self._require_writer()
+            await conn.execute("BEGIN IMMEDIATE")
+            tx = SQLiteTransaction(conn, self.queries)
+            try:
+                yield tx
+                # Shielded: a cancelled request must not leave the writer mid-COMMIT.
+                await asyncio.shield(conn.commit())
+            except BaseException:
+                if conn.in_transaction:
+                    await asyncio.shield(conn.rollback())
+                raise
+        tx._run_after_commit()
+
+    async def ping(self) -> None:
+        async with self._reader() as conn:
+            try:
+                await conn.execute("SELECT 1")
+            except (sqlite3.Error, ValueError) as exc:
+                raise DatabaseUnavailable(f"sqlite: {exc}") from exc
+
+    async def prepare(self, query: str | NamedQuery) -> None:
+        q = self.queries[query] if isinstance(query, str) else query
+        nulls = {p: (json.dumps([]) if p in q.list_params else None) for p in q.params}
+        # EXPLAIN compiles the statement (resolving every table, column and
+        # function) without running it.
+        async with self._write_lock:
+            await self._require_writer().execute("EXPLAIN " + compile_sqlite(q.sql), nulls)

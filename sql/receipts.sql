@@ -1,0 +1,41 @@
+-- Receipts: one row per (notification, recipient), holding read state.
+-- A broadcast writes all of its receipts with ONE INSERT ... SELECT from
+-- workspace_members; nothing ever loops over members in Python.
+-- workspace_id and created_at are copied from the notification so that the
+-- counts and the inbox read this table alone.
+
+-- name: fan_out_broadcast(notification_id, workspace_id, sender_id, created_at) :exec
+-- Every member but the sender gets an unread receipt. Reads the members
+-- through workspace_members_workspace_id_user_id_key. gen_random_uuid() is
+-- Postgres; sql/sqlite/receipts.sql spells the id for SQLite.
+INSERT INTO notification_receipts (id, notification_id, user_id, workspace_id, is_read, created_at)
+SELECT gen_random_uuid(), :notification_id, m.user_id, m.workspace_id, false, :created_at
+  FROM workspace_members AS m
+ WHERE m.workspace_id = :workspace_id
+   AND m.user_id <> :sender_id;
+
+-- name: fan_out_direct(notification_id, workspace_id, user_ids, created_at) :exec
+-- The same statement shape for a direct send: only the listed members (the
+-- service has already refused any id that is not a member).
+INSERT INTO notification_receipts (id, notification_id, user_id, workspace_id, is_read, created_at)
+SELECT gen_random_uuid(), :notification_id, m.user_id, m.workspace_id, false, :created_at
+  FROM workspace_members AS m
+ WHERE m.workspace_id = :workspace_id
+   AND m.user_id IN (:user_ids);
+
+-- name: count_unread_by_workspace(user_ids) :many
+-- Unread receipts per (user, workspace) for the given users. Served by the
+-- partial index receipts_unread_idx (user_id, workspace_id) WHERE NOT
+-- is_read: an index-only count that never visits a read receipt.
+SELECT r.user_id, r.workspace_id, count(*) AS unread
+  FROM notification_receipts AS r
+ WHERE r.user_id IN (:user_ids)
+   AND NOT r.is_read
+ GROUP BY r.user_id, r.workspace_id;
+
+-- name: delete_member_receipts(workspace_id, user_id) :exec
+-- A removed member loses the workspace's receipts; served by
+-- receipts_inbox_idx (user_id first).
+DELETE FROM notification_receipts
+ WHERE user_id = :user_id
+   AND workspace_id = :workspace_id;

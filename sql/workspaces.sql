@@ -1,0 +1,43 @@
+-- Workspaces: tenants. Every path under /api/workspaces/{slug} first looks
+-- the workspace up together with the caller's membership, so a non-member
+-- and a missing workspace look the same (404).
+
+-- name: create_workspace(id, name, slug, owner_id, created_at) :one
+-- Fails with workspaces_slug_key when the slug is taken.
+INSERT INTO workspaces (id, name, slug, owner_id, created_at)
+VALUES (:id, :name, :slug, :owner_id, :created_at)
+RETURNING id, name, slug, owner_id, created_at;
+
+-- name: get_workspace_by_slug(slug) :one
+SELECT id, name, slug, owner_id, created_at
+  FROM workspaces
+ WHERE slug = :slug;
+
+-- name: get_workspace_membership(slug, user_id) :one
+-- The workspace and the user's role in it; no row when either is missing.
+-- Served by workspaces_slug_key, then workspace_members_workspace_id_user_id_key.
+SELECT w.id, w.name, w.slug, w.owner_id, w.created_at, m.role
+  FROM workspaces AS w
+  JOIN workspace_members AS m ON m.workspace_id = w.id
+ WHERE w.slug = :slug
+   AND m.user_id = :user_id;
+
+-- name: list_workspaces_for_user(user_id) :many
+-- Every workspace the user belongs to, with their role; served by
+-- workspace_members_user_idx.
+SELECT w.id, w.name, w.slug, w.owner_id, w.created_at, m.role
+  FROM workspace_members AS m
+  JOIN workspaces AS w ON w.id = m.workspace_id
+ WHERE m.user_id = :user_id
+ ORDER BY w.name, w.id;
+
+-- name: rename_workspace(workspace_id, name) :one
+UPDATE workspaces
+   SET name = :name
+ WHERE id = :workspace_id
+RETURNING id, name, slug, owner_id, created_at;
+
+-- name: delete_workspace(workspace_id) :exec
+-- Members, notifications and (through notifications) receipts cascade.
+DELETE FROM workspaces
+ WHERE id = :workspace_id;
