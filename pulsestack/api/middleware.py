@@ -21,7 +21,7 @@ from ..errors import ApiError, BadRequest, Internal, MethodNotAllowed, NotFound,
 log = logging.getLogger("pulsestack.access")
 errors_log = logging.getLogger("pulsestack.errors")
 
-REQUEST_ID = "request_id"
+REQUEST_ID = web.RequestKey("request_id", str)
 
 
 def error_response(error: ApiError, request_id: str | None = None) -> web.Response:

@@ -26,6 +26,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
+from datetime import datetime
 from typing import Any
 
 from .sqlfile import NamedQuery
@@ -79,6 +80,9 @@ class Executor(ABC):
             raise TypeError(f"{query.name} is :{query.shape}; call it with the method for that shape, not {method}()")
         if set(params) != set(query.params):
             raise TypeError(f"{query.name}({', '.join(query.params)}) called with ({', '.join(params)})")
+        for name, value in params.items():
+            if isinstance(value, datetime) and value.tzinfo is None:
+                raise TypeError(f"{query.name}: naive datetime for :{name}; pass an aware UTC datetime")
         return query
 
     async def fetch_one(self, query: str | NamedQuery, /, **params: Any) -> Row | None:

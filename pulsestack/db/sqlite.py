@@ -53,9 +53,7 @@ def to_sqlite(value: Any) -> Any:
         return int(value)
     if isinstance(value, uuid.UUID):
         return str(value)
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise TypeError("naive datetime passed to the database; use an aware UTC datetime")
+    if isinstance(value, datetime):  # always aware: Executor refuses naive ones
         return value.astimezone(timezone.utc).strftime(TIMESTAMP_FORMAT)
     if isinstance(value, (list, tuple, set, frozenset)):
         return json.dumps([to_sqlite(v) for v in value])

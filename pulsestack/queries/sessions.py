@@ -1,0 +1,24 @@
+"""Sessions: API tokens, stored as SHA-256 hashes (sql/sessions.sql)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from ..db.base import Executor, Row
+
+
+async def create_session(db: Executor, *, id: UUID, user_id: UUID, token_hash: str, created_at: datetime, expires_at: datetime) -> None:
+    await db.execute("create_session", id=id, user_id=user_id, token_hash=token_hash, created_at=created_at, expires_at=expires_at)
+
+
+async def get_session_user(db: Executor, token_hash: str, now: datetime) -> Row | None:
+    return await db.fetch_one("get_session_user", token_hash=token_hash, now=now)
+
+
+async def delete_session(db: Executor, session_id: UUID) -> int:
+    return await db.execute("delete_session", session_id=session_id)
+
+
+async def delete_expired_sessions(db: Executor, now: datetime) -> int:
+    return await db.execute("delete_expired_sessions", now=now)

@@ -1,0 +1,33 @@
+"""Workspaces (sql/workspaces.sql)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from ..db.base import Executor, Row
+
+
+async def create_workspace(db: Executor, *, id: UUID, name: str, slug: str, owner_id: UUID, created_at: datetime) -> Row:
+    return await db.fetch_one("create_workspace", id=id, name=name, slug=slug, owner_id=owner_id, created_at=created_at)
+
+
+async def get_workspace_by_slug(db: Executor, slug: str) -> Row | None:
+    return await db.fetch_one("get_workspace_by_slug", slug=slug)
+
+
+async def get_workspace_membership(db: Executor, slug: str, user_id: UUID) -> Row | None:
+    """The workspace plus `role`, or None when it is missing or the user is no member."""
+    return await db.fetch_one("get_workspace_membership", slug=slug, user_id=user_id)
+
+
+async def list_workspaces_for_user(db: Executor, user_id: UUID) -> list[Row]:
+    return await db.fetch_all("list_workspaces_for_user", user_id=user_id)
+
+
+async def rename_workspace(db: Executor, workspace_id: UUID, name: str) -> Row | None:
+    return await db.fetch_one("rename_workspace", workspace_id=workspace_id, name=name)
+
+
+async def delete_workspace(db: Executor, workspace_id: UUID) -> int:
+    return await db.execute("delete_workspace", workspace_id=workspace_id)

@@ -1,0 +1,184 @@
+"""Fixtures: every data test runs twice, on SQLite and on PostgreSQL.
+
+Each dialect has one migrated template, made once per run: an SQLite file
+that each test copies, and a Postgres database that each test clones with
+CREATE DATABASE ... TEMPLATE and drops afterwards. The Postgres server is
+$PULSESTACK_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/postgres).
+When it does not answer, the Postgres half is skipped with a loud warning,
+except under CI=true, where every Postgres test fails instead.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from pulsestack.app import create_app
+from pulsestack.config import Config, load_config
+from pulsestack.db import Database, open_database
+from pulsestack.db.migrate import apply_migrations
+
+PG_SERVER_URL = os.environ.get("PULSESTACK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+IN_CI = os.environ.get("CI", "").lower() in ("true", "1", "yes")
+DIALECTS = ("sqlite", "postgres")
+DB_PREFIX = "pulsestack_test_"
+
+_postgres_problem: list[str] = []
+
+
+def with_database(url: str, dbname: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + dbname))
+
+
+class PostgresServer:
+    """Creates and drops the run's databases through the server's admin database."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.run_id = f"{DB_PREFIX}{os.getpid()}_{secrets.token_hex(3)}"
+        self._count = 0
+
+    def _admin(self) -> psycopg.Connection:
+        return psycopg.connect(self.url, autocommit=True, connect_timeout=5)
+
+    def new_name(self) -> str:
+        self._count += 1
+        return f"{self.run_id}_{self._count}"
+
+    def create(self, name: str, template: str | None = None) -> str:
+        with self._admin() as conn:
+            if template:
+                conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template)))
+            else:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        return with_database(self.url, name)
+
+    def drop(self, name: str) -> None:
+        with self._admin() as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+    def drop_leftovers(self) -> None:
+        """Drop databases of earlier runs whose process is gone (killed runs)."""
+        with self._admin() as conn:
+            names = [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (DB_PREFIX + "%",))]
+        for name in names:
+            m = re.match(rf"{DB_PREFIX}(\d+)_", name)
+            if m and not _pid_alive(int(m.group(1))):
+                self.drop(name)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> PostgresServer:
+    try:
+        psycopg.connect(PG_SERVER_URL, connect_timeout=3).close()
+    except psycopg.Error as exc:
+        reason = f"PostgreSQL at {PG_SERVER_URL} is unreachable: {str(exc).strip().splitlines()[0]}"
+        if IN_CI:
+            pytest.fail(f"{reason} (CI=true: the Postgres half must run)", pytrace=False)
+        if not _postgres_problem:
+            _postgres_problem.append(reason)
+        pytest.skip(f"POSTGRES HALF SKIPPED: {reason}")
+    server = PostgresServer(PG_SERVER_URL)
+    server.drop_leftovers()
+    return server
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if _postgres_problem:
+        terminalreporter.write_sep("!", "POSTGRES TESTS SKIPPED", red=True, bold=True)
+        terminalreporter.write_line(_postgres_problem[0], red=True)
+        terminalreporter.write_line("Start it: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start", red=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_server: PostgresServer) -> Iterator[str]:
+    name = f"{postgres_server.run_id}_template"
+    url = postgres_server.create(name)
+    try:
+        apply_migrations(url)
+        yield name
+    finally:
+        postgres_server.drop(name)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    apply_migrations(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(params=DIALECTS)
+def dialect(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def empty_database_url(dialect: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database with no tables at all."""
+    if dialect == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    name = server.new_name()
+    url = server.create(name)
+    try:
+        yield url
+    finally:
+        server.drop(name)
+
+
+@pytest.fixture
+def database_url(dialect: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, fully migrated database of its own for this test."""
+    if dialect == "sqlite":
+        path = tmp_path / "test.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    template = request.getfixturevalue("postgres_template")
+    name = server.new_name()
+    url = server.create(name, template=template)
+    try:
+        yield url
+    finally:
+        server.drop(name)
+
+
+@pytest.fixture
+def config(database_url: str) -> Config:
+    """Default settings (no config file, none of the caller's environment) on this test's database."""
+    return load_config(Path(__file__).with_name("empty.toml"), env={"PULSESTACK_DATABASE_URL": database_url})
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    async with open_database(database_url) as database:
+        yield database
+
+
+@pytest.fixture
+async def client(aiohttp_client, config: Config, db: Database):
+    """A real aiohttp test server running the whole app on this test's database."""
+    return await aiohttp_client(create_app(config, db=db))

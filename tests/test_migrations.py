@@ -1,0 +1,125 @@
+"""Migrations: apply from empty, re-apply as a no-op, roll back, and the two
+dialects' schemas match (tables, columns, nullability, keys, indexes)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import psycopg
+
+from pulsestack.db.migrate import apply_migrations, pending_migrations, rollback_migrations
+from pulsestack.resources import migrations_dir
+
+TABLES = {"users", "sessions", "workspaces", "workspace_members", "notifications", "notification_receipts"}
+YOYO_TABLES = {"_yoyo_migration", "_yoyo_log", "_yoyo_version", "yoyo_lock"}
+
+
+def step_ids(dialect: str) -> tuple[str, ...]:
+    return tuple(sorted(p.stem for p in migrations_dir(dialect).glob("*.sql") if not p.stem.endswith(".rollback")))
+
+
+def test_both_dialects_have_the_same_steps():
+    assert step_ids("postgres") == step_ids("sqlite")
+    for dialect in ("postgres", "sqlite"):
+        for step in step_ids(dialect):
+            assert (migrations_dir(dialect) / f"{step}.rollback.sql").is_file(), f"{dialect}/{step} has no rollback"
+
+
+def table_names(url: str) -> set[str]:
+    if url.startswith("sqlite:///"):
+        with sqlite3.connect(url[len("sqlite:///"):]) as conn:
+            return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    with psycopg.connect(url) as conn:
+        return {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+
+
+def test_apply_from_empty_then_reapply_is_a_noop(empty_database_url, dialect):
+    result = apply_migrations(empty_database_url)
+    assert result.applied == step_ids(dialect)
+    assert TABLES <= table_names(empty_database_url)
+    assert pending_migrations(empty_database_url) == ()
+
+    again = apply_migrations(empty_database_url)
+    assert again.applied == ()
+    assert TABLES <= table_names(empty_database_url)
+
+
+def test_rollback_removes_everything_and_apply_works_again(empty_database_url, dialect):
+    apply_migrations(empty_database_url)
+    undone = rollback_migrations(empty_database_url)
+    assert undone == tuple(reversed(step_ids(dialect)))
+    assert table_names(empty_database_url) - YOYO_TABLES == set()
+    assert pending_migrations(empty_database_url) == step_ids(dialect)
+
+    assert apply_migrations(empty_database_url).applied == step_ids(dialect)
+    assert TABLES <= table_names(empty_database_url)
+
+
+def sqlite_schema(path: Path) -> dict:
+    conn = sqlite3.connect(path)
+    tables = sorted(t for (t,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'") if t not in YOYO_TABLES)
+    columns, uniques, indexes, fks = {}, set(), {}, set()
+    for t in tables:
+        info = conn.execute(f"PRAGMA table_info({t})").fetchall()
+        # A PRIMARY KEY column is NOT NULL in spirit even where SQLite's pragma says otherwise.
+        columns[t] = [(c[1], bool(c[3]) or bool(c[5])) for c in info]
+        for _, name, unique, origin, partial in conn.execute(f"PRAGMA index_list({t})"):
+            cols = tuple(r[2] for r in conn.execute(f"PRAGMA index_info({name})"))
+            if origin == "u":
+                uniques.add((t, cols))
+            elif origin == "c":
+                indexes[name] = (t, cols, bool(unique), bool(partial))
+        for fk in conn.execute(f"PRAGMA foreign_key_list({t})"):
+            fks.add((t, fk[3], fk[2], fk[6].upper()))
+    conn.close()
+    return {"columns": columns, "uniques": uniques, "indexes": indexes, "foreign_keys": fks}
+
+
+def postgres_schema(url: str) -> dict:
+    with psycopg.connect(url) as conn:
+        tables = sorted(t for (t,) in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'") if t not in YOYO_TABLES)
+        columns = {
+            t: [(name, notnull) for name, notnull in conn.execute(
+                "SELECT attname, attnotnull FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+                (t,))]
+            for t in tables
+        }
+        uniques = {
+            (t, tuple(cols))
+            for t, cols in conn.execute(
+                "SELECT c.conrelid::regclass::text, array(SELECT a.attname FROM unnest(c.conkey) WITH ORDINALITY k(n, o)"
+                " JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.o)"
+                " FROM pg_constraint c WHERE c.contype = 'u' AND c.connamespace = 'public'::regnamespace")
+        }
+        indexes = {
+            name: (t, tuple(cols), unique, partial)
+            for name, t, cols, unique, partial in conn.execute(
+                "SELECT i.relname, t.relname, array(SELECT a.attname FROM unnest(x.indkey) WITH ORDINALITY k(n, o)"
+                " JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.n ORDER BY k.o),"
+                " x.indisunique, x.indpred IS NOT NULL"
+                " FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid"
+                " WHERE t.relnamespace = 'public'::regnamespace AND NOT x.indisprimary"
+                " AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)")
+        }
+        fks = {
+            (t, col, ref, {"c": "CASCADE", "n": "SET NULL", "a": "NO ACTION", "r": "RESTRICT", "d": "SET DEFAULT"}[action])
+            for t, col, ref, action in conn.execute(
+                "SELECT c.conrelid::regclass::text, a.attname, c.confrelid::regclass::text, c.confdeltype"
+                " FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]"
+                " WHERE c.contype = 'f' AND c.connamespace = 'public'::regnamespace")
+        }
+    return {"columns": columns, "uniques": uniques, "indexes": indexes, "foreign_keys": fks}
+
+
+def test_both_dialects_end_with_the_same_schema(sqlite_template, postgres_server, postgres_template):
+    from conftest import with_database
+
+    lite = sqlite_schema(sqlite_template)
+    pg = postgres_schema(with_database(postgres_server.url, postgres_template))
+    assert set(lite["columns"]) == TABLES
+    for key in ("columns", "uniques", "indexes", "foreign_keys"):
+        assert lite[key] == pg[key], key
+    # The indexes the hot paths rely on are there, by name.
+    assert pg["indexes"]["receipts_unread_idx"] == ("notification_receipts", ("user_id", "workspace_id"), False, True)
+    assert pg["indexes"]["receipts_inbox_idx"][1] == ("user_id", "created_at", "notification_id")
