@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import getpass
 import logging
-import os
 import sys
 from urllib.parse import urlsplit, urlunsplit
 
@@ -70,6 +69,7 @@ def serve(config: Config, *, run_migrations: bool) -> None:
     from aiohttp import web
 
     from .app import create_app
+    from .db import DatabaseUnavailable
 
     if run_migrations:
         migrate(config)
@@ -80,6 +80,8 @@ def serve(config: Config, *, run_migrations: bool) -> None:
         # accepting, finish in-flight requests, run cleanup (close the database).
         web.run_app(app, host=config.server.host, port=config.server.port, print=None,
                     access_log=None, shutdown_timeout=10, handle_signals=True)
+    except DatabaseUnavailable as exc:
+        raise CommandError(str(exc)) from exc
     except OSError as exc:
         raise CommandError(f"cannot listen on {config.server.host}:{config.server.port}: {exc.strerror or exc}") from exc
     log.info("stopped")
@@ -101,7 +103,7 @@ def read_password(from_stdin: bool) -> str:
 
 async def _create_admin(config: Config, email: str, password_stdin: bool) -> None:
     from .app import database_for
-    from .db import DatabaseUnavailable
+    from .db import DatabaseError, DatabaseUnavailable
     from .services.accounts import create_admin, find_user_by_email
 
     try:
@@ -111,6 +113,8 @@ async def _create_admin(config: Config, email: str, password_stdin: bool) -> Non
             result = await create_admin(db, email, password)
     except DatabaseUnavailable as exc:
         raise CommandError(str(exc)) from exc
+    except DatabaseError as exc:
+        raise CommandError(f"{exc} (is the database migrated? run: pulsestack migrate)") from exc
     except ApiError as exc:
         detail = "; ".join(f"{k} {v}" for k, v in exc.details.items())
         raise CommandError(f"{exc.message}{': ' + detail if detail else ''}") from exc
@@ -118,21 +122,31 @@ async def _create_admin(config: Config, email: str, password_stdin: bool) -> Non
     print(f"{verb} admin {result.user['email']} ({result.user['id']})")
 
 
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    config_help = "config file (default: $PULSESTACK_CONFIG, else ./config.toml if present)"
     parser = argparse.ArgumentParser(prog="pulsestack", description="PulseStack: in-app notifications with live unread counts.")
-    parser.add_argument("--config", metavar="PATH", help="config file (default: $PULSESTACK_CONFIG, else ./config.toml if present)")
+    parser.add_argument("--config", metavar="PATH", help=config_help)
     parser.add_argument("--version", action="version", version=f"pulsestack {__version__}")
+    # --config is also accepted after the command (scripts/serve --config X).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help=config_help)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = commands.add_parser("serve", help="apply pending migrations, then serve HTTP and websockets")
+    p = commands.add_parser("serve", parents=[common], help="apply pending migrations, then serve HTTP and websockets")
     p.add_argument("--no-migrate", action="store_true", help="do not apply pending migrations first")
     p.add_argument("--host", help="override server.host")
     p.add_argument("--port", help="override server.port")
 
-    p = commands.add_parser("migrate", help="apply pending migrations and exit")
-    p.add_argument("--rollback", type=int, metavar="N", help="roll back the last N applied migrations instead")
+    p = commands.add_parser("migrate", parents=[common], help="apply pending migrations and exit")
+    p.add_argument("--rollback", type=positive_int, metavar="N", help="roll back the last N applied migrations instead")
 
-    p = commands.add_parser("create-admin", help="create a system admin (or promote an existing user)")
+    p = commands.add_parser("create-admin", parents=[common], help="create a system admin (or promote an existing user)")
     p.add_argument("--email", required=True)
     p.add_argument("--password-stdin", action="store_true", help="read the password from the first line of standard input")
     return parser
@@ -141,10 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
 def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        env = dict(os.environ)
+        overrides = {}
         if args.command == "serve":  # --host/--port win over the file and the environment
-            env.update({k: v for k, v in (("PULSESTACK_HOST", args.host), ("PULSESTACK_PORT", args.port)) if v})
-        config = load_config(args.config, env)
+            overrides = {k: v for k, v in (("server.host", args.host), ("server.port", args.port)) if v}
+        config = load_config(args.config, overrides=overrides)
         setup_logging(config)
         if args.command == "serve":
             serve(config, run_migrations=not args.no_migrate)

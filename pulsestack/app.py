@@ -11,14 +11,13 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from .api import health
+from .api import auth, health, openapi, workspaces
+from .api.jsonio import MAX_BODY_BYTES
 from .api.middleware import request_context
-from .appkeys import CONFIG, DB
+from .appkeys import CONFIG, DB, LOGIN_LIMITER
 from .config import Config
 from .db import Database, open_database
-
-MAX_BODY_BYTES = 64 * 1024
-
+from .services.accounts import LoginLimiter
 
 def database_for(config: Config) -> Database:
     return open_database(
@@ -34,6 +33,7 @@ def create_app(config: Config, db: Database | None = None) -> web.Application:
     otherwise the app opens and closes its own."""
     app = web.Application(middlewares=[request_context], client_max_size=MAX_BODY_BYTES)
     app[CONFIG] = config
+    app[LOGIN_LIMITER] = LoginLimiter()
 
     async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         if db is not None:
@@ -49,5 +49,6 @@ def create_app(config: Config, db: Database | None = None) -> web.Application:
             await own.close()
 
     app.cleanup_ctx.append(database_ctx)
-    app.add_routes(health.routes)
+    for module in (health, auth, workspaces, openapi):
+        app.add_routes(module.routes)
     return app

@@ -113,9 +113,12 @@ class Config:
 _SECTIONS = {"server": ServerConfig, "database": DatabaseConfig, "auth": AuthConfig, "log": LogConfig}
 
 
-def _coerce(setting: Setting, value: Any, origin: str) -> Any:
-    """`value` as the setting's type, from TOML (typed) or the environment (text)."""
+def _coerce(setting: Setting, value: Any, origin: str, text: bool) -> Any:
+    """`value` as the setting's type: TOML values must already have it; text
+    (environment, command line) is parsed."""
     where = f"{setting.name} ({origin})"
+    if not text and setting.type is not str and isinstance(value, str):
+        raise ConfigError(f"{where}: expected {'true or false' if setting.type is bool else 'a whole number'}, got the string {value!r}")
     if setting.type is bool:
         if isinstance(value, bool):
             return value
@@ -161,8 +164,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
 
 
-def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
-    """Defaults, then the TOML file, then PULSESTACK_* variables.
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None,
+                overrides: Mapping[str, str] | None = None) -> Config:
+    """Defaults, then the TOML file, then PULSESTACK_* variables, then
+    `overrides` ({"server.port": "9000"}: command-line options, as text).
 
     `path` None means $PULSESTACK_CONFIG, else ./config.toml when it exists,
     else defaults only. A path given explicitly must be readable.
@@ -188,9 +193,11 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     for s in SETTINGS:
         value = s.default
         if s.key in data.get(s.section, {}):
-            value = _coerce(s, data[s.section][s.key], str(path))
+            value = _coerce(s, data[s.section][s.key], str(path), text=False)
         if s.env in env:
-            value = _coerce(s, env[s.env], f"env {s.env}")
+            value = _coerce(s, env[s.env], f"env {s.env}", text=True)
+        if overrides and s.name in overrides:
+            value = _coerce(s, overrides[s.name], "command line", text=True)
         values[s.section][s.key] = value
     _validate(values)
     return Config(**{name: cls(**values[name]) for name, cls in _SECTIONS.items()}, source=str(path) if path else "defaults")

@@ -1,5 +1,5 @@
 -- Users: accounts that log in. Emails are stored trimmed and lower-cased
--- (the service normalises them; a CHECK on Postgres refuses anything else).
+-- (the service normalises them; a CHECK constraint refuses anything else).
 
 -- name: create_user(id, email, password_hash, system_role, created_at) :one
 -- A new account. Fails with users_email_key when the email is taken.

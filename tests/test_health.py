@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pulsestack.app import create_app
+from pulsestack.config import load_config
 from pulsestack.db import open_database
 
 
@@ -33,10 +36,11 @@ async def test_readyz_is_503_when_the_database_is_gone(aiohttp_client, config, d
     assert (await client.get("/healthz")).status == 200
 
 
-async def test_readyz_is_503_when_postgres_is_unreachable(aiohttp_client, config):
+async def test_readyz_is_503_when_postgres_is_unreachable(aiohttp_client):
     # Nothing listens on port 1: the server still starts, and says it is not ready.
     url = "postgresql://postgres@127.0.0.1:1/postgres"
-    client = await aiohttp_client(create_app(config.replace(database={"url": url})))
+    config = load_config(Path(__file__).with_name("empty.toml"), env={"PULSESTACK_DATABASE_URL": url})
+    client = await aiohttp_client(create_app(config))
     assert (await client.get("/healthz")).status == 200
     resp = await client.get("/readyz")
     assert resp.status == 503

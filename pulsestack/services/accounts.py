@@ -1,4 +1,4 @@
-"""Accounts: email and password rules, and creating administrators.
+"""Accounts: registration, login and tokens, email and password rules, admins.
 
 Emails are trimmed and lower-cased before they are stored or looked up, so
 `Ann@Example.com ` and `ann@example.com` are one account.
@@ -6,14 +6,19 @@ Emails are trimmed and lower-cased before they are stored or looked up, so
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import UUID
 
-from ..db import Database
-from ..errors import ValidationFailed
+from ..db import Database, UniqueViolation
+from ..db.base import Executor
+from ..errors import Conflict, RateLimited, Unauthorized, ValidationFailed
 from ..ids import new_id, utcnow
-from ..queries import users
-from ..security import PASSWORD_MAX, PASSWORD_MIN, hash_password
+from ..queries import sessions, users
+from ..security import PASSWORD_MAX, PASSWORD_MIN, hash_password, hash_token, new_token, verify_password
+from .ratelimit import FailureLimiter
 
 EMAIL_MAX = 254
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -65,3 +70,109 @@ async def create_admin(db: Database, email: str, password: str | None) -> AdminR
         user = await users.create_user(tx, id=new_id(), email=email, password_hash=password_hash,
                                        system_role="admin", created_at=utcnow())
         return AdminResult(user, created=True)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the user behind a valid token, and that token's session."""
+
+    user: dict
+    session_id: UUID
+
+    @property
+    def id(self) -> UUID:
+        return self.user["id"]
+
+    @property
+    def is_system_admin(self) -> bool:
+        return self.user["system_role"] == "admin"
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    user: dict
+    token: str
+    expires_at: datetime
+
+
+async def _issue_token(tx: Executor, user: dict, ttl: timedelta) -> IssuedToken:
+    token, now = new_token(), utcnow()
+    expires_at = now + ttl
+    await sessions.create_session(tx, id=new_id(), user_id=user["id"], token_hash=hash_token(token), created_at=now, expires_at=expires_at)
+    return IssuedToken(user, token, expires_at)
+
+
+async def register(db: Database, email: object, password: object, ttl: timedelta) -> IssuedToken:
+    email = normalize_email(email)
+    password_hash = hash_password(check_password(password))
+    try:
+        async with db.transaction() as tx:
+            user = await users.create_user(tx, id=new_id(), email=email, password_hash=password_hash,
+                                           system_role="user", created_at=utcnow())
+            return await _issue_token(tx, user, ttl)
+    except UniqueViolation:
+        raise Conflict("an account with this email already exists", {"email": "taken"}) from None
+
+
+class LoginLimiter:
+    """Failed logins per email and per client address (services/ratelimit.py)."""
+
+    def __init__(self, per_email: int = 5, per_client: int = 20, window_s: float = 900):
+        self.by_email = FailureLimiter(per_email, window_s)
+        self.by_client = FailureLimiter(per_client, window_s)
+
+    def check(self, email: str, client: str) -> None:
+        wait = max(self.by_email.retry_after(email), self.by_client.retry_after(client))
+        if wait > 0:
+            raise RateLimited("too many failed logins; try again later", {"retry_after": math.ceil(wait)})
+
+    def failed(self, email: str, client: str) -> None:
+        self.by_email.failed(email)
+        self.by_client.failed(client)
+
+    def succeeded(self, email: str) -> None:
+        self.by_email.reset(email)
+
+
+async def login(db: Database, email: object, password: object, ttl: timedelta, limiter: LoginLimiter, client: str) -> IssuedToken:
+    """A new token, or the same 401 whether the email is unknown or the password wrong.
+
+    An unknown email still costs one argon2 verification, so the two cases
+    also take the same time.
+    """
+    if not isinstance(email, str) or not isinstance(password, str):
+        raise ValidationFailed("email and password must be strings",
+                               {k: "must be a string" for k, v in (("email", email), ("password", password)) if not isinstance(v, str)})
+    email = email.strip().lower()
+    limiter.check(email, client)
+    row = await users.get_user_credentials_by_email(db, email) if len(password) <= PASSWORD_MAX else None
+    matches, needs_rehash = verify_password(row["password_hash"] if row else None, password[:PASSWORD_MAX])
+    if not matches:
+        limiter.failed(email, client)
+        raise Unauthorized("wrong email or password")
+    limiter.succeeded(email)
+    user = {k: v for k, v in row.items() if k != "password_hash"}
+    async with db.transaction() as tx:
+        if needs_rehash:
+            await users.update_password_hash(tx, user["id"], hash_password(password))
+        return await _issue_token(tx, user, ttl)
+
+
+async def authenticate(db: Database, authorization: str | None) -> Principal:
+    """The caller of a request from its `Authorization: Bearer <token>` header."""
+    if not authorization:
+        raise Unauthorized("missing Authorization: Bearer <token> header")
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > 512:
+        raise Unauthorized("Authorization header must be 'Bearer <token>'")
+    row = await sessions.get_session_user(db, hash_token(token), utcnow())
+    if row is None:
+        raise Unauthorized("invalid or expired token")
+    session_id = row.pop("session_id")
+    row.pop("expires_at")
+    return Principal(user=row, session_id=session_id)
+
+
+async def logout(db: Database, principal: Principal) -> None:
+    await sessions.delete_session(db, principal.session_id)

@@ -1,0 +1,153 @@
+"""Workspaces and members: who may do what.
+
+Roles rank owner > admin > member. A system admin acts in any workspace as
+its owner would, member or not. To anyone else, a workspace they do not
+belong to does not exist: every path answers 404, never 403, so slugs do not
+leak. Inside a workspace, a role too low for an action answers 403.
+
+The owner is a member row with role 'owner'; it can neither leave, be
+removed, nor have its role changed here (409). Removing a member also
+deletes that member's receipts of the workspace, in the same transaction.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import unicodedata
+from dataclasses import dataclass
+from uuid import UUID
+
+from ..db import Database, UniqueViolation
+from ..errors import Conflict, Forbidden, NotFound, ValidationFailed
+from ..ids import new_id, utcnow
+from ..queries import members, notifications, users, workspaces
+from .accounts import Principal, normalize_email
+
+RANK = {"member": 1, "admin": 2, "owner": 3}
+SLUG_PATTERN = r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?"
+_SLUG = re.compile(SLUG_PATTERN)
+NAME_MAX = 200
+
+
+@dataclass(frozen=True)
+class Access:
+    """A workspace as seen by the caller: `role` is their membership role
+    (None for a system admin who is not a member); `rank` what they may do."""
+
+    workspace: dict
+    role: str | None
+    rank: int
+
+    @property
+    def id(self) -> UUID:
+        return self.workspace["id"]
+
+    def view(self) -> dict:
+        return {**self.workspace, "role": self.role}
+
+
+def slug_from_name(name: str) -> str:
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:64].strip("-")
+    return slug or "workspace"
+
+
+def check_slug(slug: str) -> str:
+    if not _SLUG.fullmatch(slug):
+        raise ValidationFailed("invalid slug", {"slug": "must be 1 to 64 lower-case letters, digits and inner hyphens"})
+    return slug
+
+
+async def access(db: Database, principal: Principal, slug: str, need: str = "member") -> Access:
+    """The workspace `slug` if the caller may see it, checked for role `need`."""
+    row = await workspaces.get_workspace_membership(db, slug, principal.id)
+    if row is not None:
+        role = row.pop("role")
+        result = Access(row, role, RANK[role])
+    elif principal.is_system_admin and (ws := await workspaces.get_workspace_by_slug(db, slug)) is not None:
+        result = Access(ws, None, RANK["owner"])
+    else:
+        raise NotFound("no such workspace")
+    if result.rank < RANK[need]:
+        raise Forbidden(f"this needs the {need} role in the workspace")
+    return result
+
+
+async def create(db: Database, principal: Principal, name: str, slug: str | None) -> dict:
+    derived = slug is None
+    slug = slug_from_name(name) if derived else check_slug(slug)
+    for attempt in range(5):
+        candidate = slug if attempt == 0 else f"{slug[:59]}-{secrets.token_hex(2)}"
+        try:
+            now = utcnow()
+            async with db.transaction() as tx:
+                ws = await workspaces.create_workspace(tx, id=new_id(), name=name, slug=candidate, owner_id=principal.id, created_at=now)
+                await members.add_member(tx, id=new_id(), workspace_id=ws["id"], user_id=principal.id, role="owner", joined_at=now)
+            return {**ws, "role": "owner"}
+        except UniqueViolation:
+            if not derived:
+                raise Conflict("a workspace with this slug already exists", {"slug": "taken"}) from None
+    raise Conflict("could not find a free slug; give one explicitly", {"slug": "taken"})
+
+
+async def list_mine(db: Database, principal: Principal) -> list[dict]:
+    return await workspaces.list_workspaces_for_user(db, principal.id)
+
+
+async def rename(db: Database, principal: Principal, slug: str, name: str) -> dict:
+    acc = await access(db, principal, slug, need="admin")
+    ws = await workspaces.rename_workspace(db, acc.id, name)
+    if ws is None:  # deleted meanwhile
+        raise NotFound("no such workspace")
+    return {**ws, "role": acc.role}
+
+
+async def delete(db: Database, principal: Principal, slug: str) -> None:
+    acc = await access(db, principal, slug, need="owner")
+    # Members, notifications and their receipts go with it (ON DELETE CASCADE).
+    await workspaces.delete_workspace(db, acc.id)
+
+
+async def list_members(db: Database, principal: Principal, slug: str, limit: int, after_user_id: UUID | None) -> list[dict]:
+    acc = await access(db, principal, slug)
+    return await members.list_members(db, acc.id, limit=limit, after_user_id=after_user_id)
+
+
+async def add_member(db: Database, principal: Principal, slug: str, email: object, role: str) -> dict:
+    acc = await access(db, principal, slug, need="admin")
+    user = await users.get_user_credentials_by_email(db, normalize_email(email))
+    if user is None:
+        raise NotFound("no user with this email", {"email": "no such user"})
+    try:
+        await members.add_member(db, id=new_id(), workspace_id=acc.id, user_id=user["id"], role=role, joined_at=utcnow())
+    except UniqueViolation:
+        raise Conflict("this user is already a member", {"email": "already a member"}) from None
+    return await members.get_member(db, acc.id, user["id"])
+
+
+async def change_role(db: Database, principal: Principal, slug: str, user_id: UUID, role: str) -> dict:
+    acc = await access(db, principal, slug, need="admin")
+    target = await members.get_member(db, acc.id, user_id)
+    if target is None:
+        raise NotFound("no such member")
+    if target["role"] == "owner":
+        raise Conflict("the owner's role cannot be changed", {"user_id": "is the owner"})
+    if await members.update_member_role(db, acc.id, user_id, role) == 0:
+        raise NotFound("no such member")  # removed or made owner meanwhile
+    return {**target, "role": role}
+
+
+async def remove_member(db: Database, principal: Principal, slug: str, user_id: UUID) -> None:
+    """Remove a member (admin+), or leave (anyone, for themselves)."""
+    leaving = user_id == principal.id
+    acc = await access(db, principal, slug, need="member" if leaving else "admin")
+    target = await members.get_member(db, acc.id, user_id)
+    if target is None:
+        raise NotFound("no such member")
+    if target["role"] == "owner":
+        raise Conflict("the owner cannot leave or be removed; delete the workspace instead", {"user_id": "is the owner"})
+    async with db.transaction() as tx:
+        if await members.remove_member(tx, acc.id, user_id) == 0:
+            raise NotFound("no such member")
+        await notifications.delete_member_receipts(tx, acc.id, user_id)

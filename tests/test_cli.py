@@ -1,0 +1,402 @@
+"""The `pulsestack` command, run as a real subprocess (`python -m pulsestack`).
+
+Each command runs in a tmp_path (so no ./config.toml is picked up) with the
+caller's PULSESTACK_* variables removed. A failure a user can fix exits
+non-zero with one `pulsestack: ...` line on stderr, never a traceback; log
+lines also go to stderr, so error cases look at the last line.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+APP_TABLES = {"users", "sessions", "workspaces", "workspace_members", "notifications", "notification_receipts"}
+UNREACHABLE_POSTGRES = "postgresql://postgres@127.0.0.1:1/postgres"
+COMMAND_TIMEOUT_S = 60  # a hang guard, not a timing assertion
+
+
+def clean_env(**settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSESTACK_")}
+    env.update(settings)
+    return env
+
+
+def run_cli(cwd: Path, *args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pulsestack", *args],
+        cwd=cwd,
+        env=clean_env() if env is None else env,
+        input=stdin if stdin is not None else "",
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT_S,
+    )
+
+
+def stderr_lines(result: subprocess.CompletedProcess) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.strip()]
+
+
+def assert_one_line_failure(result: subprocess.CompletedProcess, *needles: str, only_line: bool = False) -> str:
+    """Non-zero exit, no traceback, a last stderr line `pulsestack: ...` naming every needle."""
+    assert result.returncode != 0, result
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = stderr_lines(result)
+    assert lines, "nothing on stderr"
+    if only_line:
+        assert len(lines) == 1, f"expected exactly one stderr line, got:\n{result.stderr}"
+    last = lines[-1]
+    assert last.startswith("pulsestack: "), last
+    for needle in needles:
+        assert needle in last, f"{needle!r} not in {last!r}"
+    return last
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def tables_in(path: Path) -> set[str]:
+    with sqlite3.connect(path) as conn:
+        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def users_in(path: Path) -> list[dict]:
+    conn = sqlite3.connect(path)
+    try:
+        conn.row_factory = sqlite3.Row
+        return [dict(r) for r in conn.execute("SELECT * FROM users ORDER BY email")]
+    finally:
+        conn.close()
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- bad configuration: one line, no traceback ------------------------------
+
+
+@pytest.mark.parametrize("command", [["migrate"], ["serve"], ["create-admin", "--email", "a@example.com", "--password-stdin"]])
+def test_unknown_database_scheme_is_one_line(tmp_path, command):
+    result = run_cli(tmp_path, *command, env=clean_env(PULSESTACK_DATABASE_URL="mysql://root@localhost/pulse"))
+    line = assert_one_line_failure(result, "database.url", "mysql", only_line=True)
+    assert "configuration" in line
+
+
+def test_unreadable_config_file_is_one_line(tmp_path):
+    result = run_cli(tmp_path, "--config", "/nonexistent.toml", "migrate")
+    assert_one_line_failure(result, "/nonexistent.toml", only_line=True)
+
+
+def test_config_file_from_pulsestack_config_that_is_missing_is_one_line(tmp_path):
+    missing = tmp_path / "missing.toml"
+    result = run_cli(tmp_path, "migrate", env=clean_env(PULSESTACK_CONFIG=str(missing)))
+    assert_one_line_failure(result, str(missing), only_line=True)
+
+
+def test_port_not_a_number_is_one_line(tmp_path):
+    result = run_cli(tmp_path, "serve", env=clean_env(PULSESTACK_PORT="abc", PULSESTACK_DATABASE_URL=sqlite_url(tmp_path / "x.db")))
+    assert_one_line_failure(result, "server.port", "PULSESTACK_PORT", "abc", only_line=True)
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_serve_port_option_not_a_number_is_one_line(tmp_path):
+    result = run_cli(tmp_path, "serve", "--port", "abc", env=clean_env(PULSESTACK_DATABASE_URL=sqlite_url(tmp_path / "x.db")))
+    assert_one_line_failure(result, "server.port", "abc", only_line=True)
+
+
+def test_invalid_toml_file_is_one_line(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[server\nport = = 1\n", encoding="utf-8")
+    result = run_cli(tmp_path, "--config", str(bad), "migrate")
+    assert_one_line_failure(result, str(bad), "TOML", only_line=True)
+
+
+def test_unknown_key_in_config_file_is_one_line(tmp_path):
+    path = tmp_path / "cfg.toml"
+    path.write_text("[server]\nprot = 9000\n", encoding="utf-8")
+    result = run_cli(tmp_path, "--config", str(path), "migrate")
+    assert_one_line_failure(result, "server.prot", only_line=True)
+
+
+# --- migrate ----------------------------------------------------------------
+
+
+def test_migrate_creates_tables_is_idempotent_and_rolls_back(tmp_path):
+    db = tmp_path / "x.db"
+    env = clean_env(PULSESTACK_DATABASE_URL=sqlite_url(db))
+
+    first = run_cli(tmp_path, "migrate", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "Traceback" not in first.stderr
+    assert APP_TABLES <= tables_in(db)
+
+    again = run_cli(tmp_path, "migrate", env=env)
+    assert again.returncode == 0, again.stderr
+    assert "Traceback" not in again.stderr
+    assert APP_TABLES <= tables_in(db)
+
+    rollback = run_cli(tmp_path, "migrate", "--rollback", "1", env=env)
+    assert rollback.returncode == 0, rollback.stderr
+    assert "Traceback" not in rollback.stderr
+    assert not APP_TABLES & tables_in(db)
+
+    # And forward again: the rollback left yoyo's bookkeeping consistent.
+    forward = run_cli(tmp_path, "migrate", env=env)
+    assert forward.returncode == 0, forward.stderr
+    assert APP_TABLES <= tables_in(db)
+
+
+def test_migrate_reads_the_url_from_a_config_file(tmp_path):
+    db = tmp_path / "from-file.db"
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text(f'[database]\nurl = "{sqlite_url(db)}"\n', encoding="utf-8")
+    result = run_cli(tmp_path, "--config", str(cfg), "migrate")
+    assert result.returncode == 0, result.stderr
+    assert APP_TABLES <= tables_in(db)
+
+
+def test_migrate_against_unreachable_postgres_is_one_line(tmp_path):
+    result = run_cli(tmp_path, "migrate", env=clean_env(PULSESTACK_DATABASE_URL=UNREACHABLE_POSTGRES))
+    assert_one_line_failure(result, "127.0.0.1")
+
+
+def test_migrate_does_not_print_the_database_password(tmp_path):
+    url = "postgresql://postgres:hunter2secret@127.0.0.1:1/postgres"
+    result = run_cli(tmp_path, "migrate", env=clean_env(PULSESTACK_DATABASE_URL=url))
+    assert_one_line_failure(result)
+    assert "hunter2secret" not in result.stderr + result.stdout
+
+
+# --- create-admin -------------------------------------------------------------
+
+
+@pytest.fixture
+def migrated_db(tmp_path: Path) -> Path:
+    db = tmp_path / "admin.db"
+    result = run_cli(tmp_path, "migrate", env=clean_env(PULSESTACK_DATABASE_URL=sqlite_url(db)))
+    assert result.returncode == 0, result.stderr
+    return db
+
+
+def test_create_admin_creates_an_admin_with_an_argon2_hash(tmp_path, migrated_db):
+    env = clean_env(PULSESTACK_DATABASE_URL=sqlite_url(migrated_db))
+    password = "correct horse battery"
+    result = run_cli(tmp_path, "create-admin", "--email", "Admin@Example.COM", "--password-stdin",
+                     env=env, stdin=password + "\n")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "admin@example.com" in result.stdout
+    assert password not in result.stdout + result.stderr
+
+    rows = users_in(migrated_db)
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["email"] == "admin@example.com"
+    assert row["system_role"] == "admin"
+    assert row["password_hash"].startswith("$argon2id$")
+    assert password not in row["password_hash"]
+
+
+def test_create_admin_promotes_an_existing_user_without_asking_for_a_password(tmp_path, migrated_db):
+    env = clean_env(PULSESTACK_DATABASE_URL=sqlite_url(migrated_db))
+    created = run_cli(tmp_path, "create-admin", "--email", "ann@example.com", "--password-stdin",
+                      env=env, stdin="first password\n")
+    assert created.returncode == 0, created.stderr
+    with sqlite3.connect(migrated_db) as conn:
+        conn.execute("UPDATE users SET system_role = 'user' WHERE email = 'ann@example.com'")
+    before = users_in(migrated_db)[0]
+    assert before["system_role"] == "user"
+
+    # No --password-stdin and stdin not a terminal: a new account would be
+    # refused, an existing one is promoted without reading a password.
+    promoted = run_cli(tmp_path, "create-admin", "--email", " ANN@example.com ", env=env)
+    assert promoted.returncode == 0, promoted.stderr
+    assert "Traceback" not in promoted.stderr
+    assert "ann@example.com" in promoted.stdout
+
+    rows = users_in(migrated_db)
+    assert len(rows) == 1
+    after = rows[0]
+    assert after["system_role"] == "admin"
+    assert after["id"] == before["id"]
+    assert after["password_hash"] == before["password_hash"]
+
+
+def test_create_admin_rejects_a_short_password(tmp_path, migrated_db):
+    env = clean_env(PULSESTACK_DATABASE_URL=sqlite_url(migrated_db))
+    result = run_cli(tmp_path, "create-admin", "--email", "bob@example.com", "--password-stdin",
+                     env=env, stdin="short7c\n")
+    assert_one_line_failure(result, "password", only_line=True)
+    assert users_in(migrated_db) == []
+
+
+def test_create_admin_without_a_terminal_or_password_stdin_is_one_clear_line(tmp_path, migrated_db):
+    env = clean_env(PULSESTACK_DATABASE_URL=sqlite_url(migrated_db))
+    result = run_cli(tmp_path, "create-admin", "--email", "carol@example.com", env=env, stdin="a password\n")
+    line = assert_one_line_failure(result, "--password-stdin", only_line=True)
+    assert "terminal" in line
+    assert users_in(migrated_db) == []
+
+
+def test_create_admin_with_empty_stdin_is_one_line(tmp_path, migrated_db):
+    env = clean_env(PULSESTACK_DATABASE_URL=sqlite_url(migrated_db))
+    result = run_cli(tmp_path, "create-admin", "--email", "dan@example.com", "--password-stdin", env=env, stdin="")
+    assert_one_line_failure(result, "password", only_line=True)
+    assert users_in(migrated_db) == []
+
+
+def test_create_admin_rejects_an_invalid_email(tmp_path, migrated_db):
+    env = clean_env(PULSESTACK_DATABASE_URL=sqlite_url(migrated_db))
+    result = run_cli(tmp_path, "create-admin", "--email", "not-an-email", "--password-stdin",
+                     env=env, stdin="long enough password\n")
+    assert_one_line_failure(result, "email", only_line=True)
+    assert users_in(migrated_db) == []
+
+
+def test_create_admin_on_an_unmigrated_database_is_one_line(tmp_path):
+    # A user can fix this (run `pulsestack migrate`): one line, no traceback.
+    db = tmp_path / "unmigrated.db"
+    result = run_cli(tmp_path, "create-admin", "--email", "frank@example.com", "--password-stdin",
+                     env=clean_env(PULSESTACK_DATABASE_URL=sqlite_url(db)), stdin="long enough password\n")
+    assert_one_line_failure(result)
+
+
+def test_create_admin_against_unreachable_postgres_is_one_line(tmp_path):
+    result = run_cli(tmp_path, "create-admin", "--email", "eve@example.com", "--password-stdin",
+                     env=clean_env(PULSESTACK_DATABASE_URL=UNREACHABLE_POSTGRES), stdin="long enough password\n")
+    assert_one_line_failure(result)
+
+
+# --- serve --------------------------------------------------------------------
+
+
+def http_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+class Server:
+    def __init__(self, cwd: Path, *args: str, env: dict[str, str]):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pulsestack", "serve", *args],
+            cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+
+    def wait_ready(self, base: str, limit_s: float = 15.0) -> None:
+        """Poll /healthz until it answers 200 (readiness, not a timing check)."""
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                _, err = self.proc.communicate()
+                pytest.fail(f"server exited with {self.proc.returncode} before it was ready:\n{err}")
+            try:
+                if http_status(base + "/healthz") == 200:
+                    return
+            except (urllib.error.URLError, ConnectionError, OSError):
+                pass
+            time.sleep(0.05)
+        pytest.fail(f"server did not answer /healthz within {limit_s} s")
+
+    def stop(self) -> tuple[int, str]:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            _, err = self.proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+            pytest.fail(f"server did not exit within 10 s of SIGTERM:\n{err}")
+        return self.proc.returncode, err
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate()
+
+
+def test_serve_migrates_answers_health_checks_and_stops_on_sigterm(tmp_path):
+    db = tmp_path / "serve.db"
+    port = free_port()
+    server = Server(tmp_path, "--port", str(port), env=clean_env(PULSESTACK_DATABASE_URL=sqlite_url(db)))
+    try:
+        base = f"http://127.0.0.1:{port}"
+        server.wait_ready(base)
+        assert http_status(base + "/readyz") == 200
+        assert APP_TABLES <= tables_in(db)
+        code, err = server.stop()
+    finally:
+        server.kill()
+    assert code == 0, err
+    assert "Traceback" not in err
+
+
+def test_serve_port_option_wins_over_the_environment(tmp_path):
+    db = tmp_path / "serve.db"
+    port = free_port()
+    env = clean_env(PULSESTACK_DATABASE_URL=sqlite_url(db), PULSESTACK_PORT="1")
+    server = Server(tmp_path, "--port", str(port), env=env)
+    try:
+        server.wait_ready(f"http://127.0.0.1:{port}")
+        code, err = server.stop()
+    finally:
+        server.kill()
+    assert code == 0, err
+
+
+def test_serve_no_migrate_leaves_a_fresh_database_without_tables(tmp_path):
+    db = tmp_path / "nomigrate.db"
+    port = free_port()
+    server = Server(tmp_path, "--no-migrate", "--port", str(port), env=clean_env(PULSESTACK_DATABASE_URL=sqlite_url(db)))
+    try:
+        base = f"http://127.0.0.1:{port}"
+        server.wait_ready(base)
+        assert http_status(base + "/readyz") == 200
+        assert not APP_TABLES & (tables_in(db) if db.exists() else set())
+        code, err = server.stop()
+    finally:
+        server.kill()
+    assert code == 0, err
+    assert not APP_TABLES & (tables_in(db) if db.exists() else set())
+
+
+def test_serve_on_a_port_in_use_is_one_line_naming_the_port(tmp_path):
+    db = tmp_path / "busy.db"
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = run_cli(tmp_path, "serve", "--port", str(port), env=clean_env(PULSESTACK_DATABASE_URL=sqlite_url(db)))
+    assert_one_line_failure(result, str(port))
+
+
+def test_serve_no_migrate_on_an_unopenable_sqlite_file_is_one_line(tmp_path):
+    # The directory does not exist: the database cannot be opened at startup.
+    db = tmp_path / "no-such-dir" / "x.db"
+    result = run_cli(tmp_path, "serve", "--no-migrate", "--port", str(free_port()),
+                     env=clean_env(PULSESTACK_DATABASE_URL=sqlite_url(db)))
+    assert_one_line_failure(result, str(db))
+
+
+def test_serve_against_unreachable_postgres_is_one_line(tmp_path):
+    # serve migrates first; an unreachable database fails that step cleanly.
+    result = run_cli(tmp_path, "serve", "--port", str(free_port()),
+                     env=clean_env(PULSESTACK_DATABASE_URL=UNREACHABLE_POSTGRES))
+    assert_one_line_failure(result, "127.0.0.1")
