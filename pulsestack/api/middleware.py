@@ -17,6 +17,7 @@ from aiohttp import web
 
 from ..db import DatabaseUnavailable
 from ..errors import ApiError, BadRequest, Internal, MethodNotAllowed, NotFound, PayloadTooLarge, Unavailable
+from .jsonio import dumps
 
 log = logging.getLogger("pulsestack.access")
 errors_log = logging.getLogger("pulsestack.errors")
@@ -25,7 +26,7 @@ REQUEST_ID = web.RequestKey("request_id", str)
 
 
 def error_response(error: ApiError, request_id: str | None = None) -> web.Response:
-    response = web.json_response(error.body(), status=error.status)
+    response = web.json_response(error.body(), status=error.status, dumps=dumps, headers=error.headers)
     if request_id:
         response.headers["X-Request-Id"] = request_id
     return response
