@@ -184,6 +184,10 @@ class SQLiteDatabase(Database):
 
     async def connect(self) -> None:
         try:
+            # Open once synchronously first: a file that cannot be opened fails
+            # here, cleanly, instead of inside aiosqlite's worker thread (whose
+            # failure path races with the event loop closing).
+            sqlite3.connect(self.path).close()
             # WAL: readers see the last commit while the writer works.
             # synchronous=NORMAL is safe in WAL mode (no corruption; a crash of
             # the process loses nothing, a power cut at most the last commits).
