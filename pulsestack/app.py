@@ -7,17 +7,22 @@ here: `pulsestack serve` applies them before the server starts.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from .api import auth, health, openapi, workspaces
+from . import housekeeping
+from .api import auth, health, notifications, openapi, workspaces
 from .api.jsonio import MAX_BODY_BYTES
 from .api.middleware import request_context
-from .appkeys import CONFIG, DB, LOGIN_LIMITER
+from .appkeys import CONFIG, DB, HUB, LOGIN_LIMITER
 from .config import Config
 from .db import Database, open_database
+from .hub import Hub
 from .services.accounts import LoginLimiter
+
 
 def database_for(config: Config) -> Database:
     return open_database(
@@ -28,12 +33,13 @@ def database_for(config: Config) -> Database:
     )
 
 
-def create_app(config: Config, db: Database | None = None) -> web.Application:
+def create_app(config: Config, db: Database | None = None, hub: Hub | None = None) -> web.Application:
     """The whole service. Pass `db` to share an already-open database (tests);
-    otherwise the app opens and closes its own."""
+    otherwise the app opens and closes its own. `hub` receives change events."""
     app = web.Application(middlewares=[request_context], client_max_size=MAX_BODY_BYTES)
     app[CONFIG] = config
     app[LOGIN_LIMITER] = LoginLimiter()
+    app[HUB] = hub if hub is not None else Hub()
 
     async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         if db is not None:
@@ -48,7 +54,15 @@ def create_app(config: Config, db: Database | None = None) -> web.Application:
         finally:
             await own.close()
 
+    async def housekeeping_ctx(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(housekeeping.run_forever(app[DB]))
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
     app.cleanup_ctx.append(database_ctx)
-    for module in (health, auth, workspaces, openapi):
+    app.cleanup_ctx.append(housekeeping_ctx)
+    for module in (health, auth, workspaces, notifications, openapi):
         app.add_routes(module.routes)
     return app

@@ -6,8 +6,10 @@ from aiohttp import web
 
 from .config import Config
 from .db import Database
+from .hub import Hub
 from .services.accounts import LoginLimiter
 
 CONFIG = web.AppKey("config", Config)
 DB = web.AppKey("db", Database)
 LOGIN_LIMITER = web.AppKey("login_limiter", LoginLimiter)
+HUB = web.AppKey("hub", Hub)

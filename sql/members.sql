@@ -55,3 +55,10 @@ DELETE FROM workspace_members
  WHERE workspace_id = :workspace_id
    AND user_id = :user_id
    AND role <> 'owner';
+
+-- name: list_member_user_ids(workspace_id) :many
+-- Everyone in a workspace, for telling the hub whose counts a workspace
+-- deletion changes (read before the rows cascade away).
+SELECT user_id
+  FROM workspace_members
+ WHERE workspace_id = :workspace_id;

@@ -39,3 +39,55 @@ SELECT r.user_id, r.workspace_id, count(*) AS unread
 DELETE FROM notification_receipts
  WHERE user_id = :user_id
    AND workspace_id = :workspace_id;
+
+-- name: get_inbox_item(user_id, notification_id) :one
+-- One notification as the user's inbox shows it; nothing unless the user
+-- holds a receipt for it. Served by the unique (notification_id, user_id).
+SELECT n.id, n.workspace_id, n.sender_id, n.title, n.message, n.type, n.broadcast, n.created_at,
+       r.is_read, r.read_at, w.slug AS workspace_slug
+  FROM notification_receipts AS r
+  JOIN notifications AS n ON n.id = r.notification_id
+  JOIN workspaces AS w ON w.id = r.workspace_id
+ WHERE r.notification_id = :notification_id
+   AND r.user_id = :user_id;
+
+-- name: mark_read(user_id, notification_id, now) :exec
+-- Only an unread receipt changes, so read_at keeps the first time it was read.
+UPDATE notification_receipts
+   SET is_read = true, read_at = :now
+ WHERE notification_id = :notification_id
+   AND user_id = :user_id
+   AND NOT is_read;
+
+-- name: mark_unread(user_id, notification_id) :exec
+UPDATE notification_receipts
+   SET is_read = false, read_at = NULL
+ WHERE notification_id = :notification_id
+   AND user_id = :user_id
+   AND is_read;
+
+-- name: mark_read_many(user_id, notification_ids, now) :exec
+-- Bulk read: only this user's receipts, only those still unread; the row
+-- count is what changed. Served by the unique (notification_id, user_id).
+UPDATE notification_receipts
+   SET is_read = true, read_at = :now
+ WHERE notification_id IN (:notification_ids)
+   AND user_id = :user_id
+   AND NOT is_read;
+
+-- name: mark_all_read(user_id, workspace_id, before, now) :exec
+-- Read-all, optionally for one workspace (NULL: all) and only for what was
+-- created at or before `before` (NULL: everything), so a notification that
+-- arrived after the user looked stays unread. Served by receipts_unread_idx.
+UPDATE notification_receipts
+   SET is_read = true, read_at = :now
+ WHERE user_id = :user_id
+   AND NOT is_read
+   AND (:workspace_id IS NULL OR workspace_id = :workspace_id)
+   AND (:before IS NULL OR created_at <= :before);
+
+-- name: delete_receipt(user_id, notification_id) :exec
+-- Dismiss: the user's own receipt only.
+DELETE FROM notification_receipts
+ WHERE notification_id = :notification_id
+   AND user_id = :user_id;

@@ -11,7 +11,7 @@ import pytest
 from factories import make_members, make_user, make_workspace
 from pulsestack.db import DatabaseUnavailable, ForeignKeyViolation, NamedQuery, UniqueViolation
 from pulsestack.ids import new_id, utcnow
-from pulsestack.queries import members, notifications, sessions, users
+from pulsestack.queries import members, notifications, receipts, sessions, users
 
 
 async def test_values_come_back_as_the_same_python_types(db):
@@ -50,7 +50,7 @@ async def test_booleans_and_counts(db):
     assert row["broadcast"] is True
     assert await notifications.fan_out_broadcast(db, notification_id=nid, workspace_id=ws["id"], sender_id=owner["id"],
                                                  created_at=row["created_at"]) == 1
-    assert await notifications.count_unread_by_workspace(db, [member, owner["id"]]) == [
+    assert await receipts.count_unread_by_workspace(db, [member, owner["id"]]) == [
         {"user_id": member, "workspace_id": ws["id"], "unread": 1}
     ]
 

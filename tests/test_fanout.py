@@ -7,7 +7,7 @@ import uuid
 from factories import make_members, make_user, make_workspace
 from pulsestack.db import NamedQuery
 from pulsestack.ids import new_id, utcnow
-from pulsestack.queries import members, notifications, workspaces
+from pulsestack.queries import members, notifications, receipts, workspaces
 
 RECEIPTS = NamedQuery.dynamic(
     "receipts_of",
@@ -67,7 +67,7 @@ async def test_unread_counts_group_by_user_and_workspace(db):
         await send(db, ws1, owner)
     await send(db, ws2, owner)
 
-    counts = await notifications.count_unread_by_workspace(db, [u])
+    counts = await receipts.count_unread_by_workspace(db, [u])
     assert sorted((r["workspace_id"], r["unread"]) for r in counts) == sorted([(ws1["id"], 3), (ws2["id"], 1)])
 
 
@@ -79,7 +79,7 @@ async def test_member_receipts_and_workspace_deletion_take_receipts_along(db):
     n1, _, _ = await send(db, ws1, owner)
     n2, _, _ = await send(db, ws2, owner)
 
-    assert await notifications.delete_member_receipts(db, ws1["id"], u) == 1
+    assert await receipts.delete_member_receipts(db, ws1["id"], u) == 1
     assert await db.fetch_all(RECEIPTS, notification_id=n1) == []
     assert len(await db.fetch_all(RECEIPTS, notification_id=n2)) == 1
 

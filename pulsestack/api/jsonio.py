@@ -15,27 +15,14 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
 from ..errors import BadRequest, NotFound, ValidationFailed
-from ..ids import isoformat_z
+from ..serialize import dumps
 
 MAX_BODY_BYTES = 64 * 1024
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, datetime):
-        return isoformat_z(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def dumps(data: Any) -> str:
-    return json.dumps(data, default=_default, separators=(",", ":"))
 
 
 def respond(data: Any, status: int = 200) -> web.Response:
@@ -51,6 +38,8 @@ async def read_json(request: web.Request) -> dict[str, Any]:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadRequest(f"malformed JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest("JSON nested too deeply") from None
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object")
     return data

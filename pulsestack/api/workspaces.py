@@ -6,7 +6,7 @@ import uuid
 
 from aiohttp import web
 
-from ..appkeys import DB
+from ..appkeys import DB, HUB
 from ..services import workspaces
 from ..services.workspaces import NAME_MAX, SLUG_PATTERN
 from .auth import caller
@@ -51,7 +51,7 @@ async def rename_workspace(request: web.Request) -> web.Response:
 
 @routes.delete("/api/workspaces/{slug}")
 async def delete_workspace(request: web.Request) -> web.Response:
-    await workspaces.delete(request.app[DB], await caller(request), _slug(request))
+    await workspaces.delete(request.app[DB], request.app[HUB], await caller(request), _slug(request))
     return web.Response(status=204)
 
 
@@ -85,5 +85,5 @@ async def change_member_role(request: web.Request) -> web.Response:
 @routes.delete("/api/workspaces/{slug}/members/{user_id}")
 async def remove_member(request: web.Request) -> web.Response:
     principal = await caller(request)
-    await workspaces.remove_member(request.app[DB], principal, _slug(request), path_uuid(request, "user_id"))
+    await workspaces.remove_member(request.app[DB], request.app[HUB], principal, _slug(request), path_uuid(request, "user_id"))
     return web.Response(status=204)

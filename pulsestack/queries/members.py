@@ -35,3 +35,7 @@ async def update_member_role(db: Executor, workspace_id: UUID, user_id: UUID, ro
 
 async def remove_member(db: Executor, workspace_id: UUID, user_id: UUID) -> int:
     return await db.execute("remove_member", workspace_id=workspace_id, user_id=user_id)
+
+
+async def list_member_user_ids(db: Executor, workspace_id: UUID) -> list[Row]:
+    return await db.fetch_all("list_member_user_ids", workspace_id=workspace_id)

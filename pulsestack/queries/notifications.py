@@ -33,10 +33,18 @@ async def fan_out_direct(db: Executor, *, notification_id: UUID, workspace_id: U
                             user_ids=list(user_ids), created_at=created_at)
 
 
-async def count_unread_by_workspace(db: Executor, user_ids: Collection[UUID]) -> list[Row]:
-    """Rows of (user_id, workspace_id, unread) for the users that have any unread."""
-    return await db.fetch_all("count_unread_by_workspace", user_ids=list(user_ids))
+async def list_workspace_notifications(db: Executor, workspace_id: UUID, *, limit: int,
+                                       before: tuple[datetime, UUID] | None = None) -> list[Row]:
+    """Newest first; `before` is the (created_at, id) of the last row of the previous page."""
+    if before is None:
+        return await db.fetch_all("list_workspace_notifications", workspace_id=workspace_id, limit=limit)
+    return await db.fetch_all("list_workspace_notifications_before", workspace_id=workspace_id,
+                              before_created_at=before[0], before_id=before[1], limit=limit)
 
 
-async def delete_member_receipts(db: Executor, workspace_id: UUID, user_id: UUID) -> int:
-    return await db.execute("delete_member_receipts", workspace_id=workspace_id, user_id=user_id)
+async def count_notification_receipts(db: Executor, notification_id: UUID) -> Row:
+    return await db.fetch_one("count_notification_receipts", notification_id=notification_id)
+
+
+async def delete_notification(db: Executor, notification_id: UUID) -> int:
+    return await db.execute("delete_notification", notification_id=notification_id)

@@ -20,8 +20,9 @@ from uuid import UUID
 
 from ..db import Database, UniqueViolation
 from ..errors import Conflict, Forbidden, NotFound, ValidationFailed
+from ..hub import Hub
 from ..ids import new_id, utcnow
-from ..queries import members, notifications, users, workspaces
+from ..queries import members, receipts, users, workspaces
 from .accounts import Principal, normalize_email
 
 RANK = {"member": 1, "admin": 2, "owner": 3}
@@ -103,10 +104,14 @@ async def rename(db: Database, principal: Principal, slug: str, name: str) -> di
     return {**ws, "role": acc.role}
 
 
-async def delete(db: Database, principal: Principal, slug: str) -> None:
+async def delete(db: Database, hub: Hub, principal: Principal, slug: str) -> None:
     acc = await access(db, principal, slug, need="owner")
-    # Members, notifications and their receipts go with it (ON DELETE CASCADE).
-    await workspaces.delete_workspace(db, acc.id)
+    async with db.transaction() as tx:
+        # Read before the rows cascade away: these members' counts change.
+        member_ids = [r["user_id"] for r in await members.list_member_user_ids(tx, acc.id)]
+        # Members, notifications and their receipts go with it (ON DELETE CASCADE).
+        await workspaces.delete_workspace(tx, acc.id)
+        tx.after_commit(lambda: hub.users_changed(member_ids))
 
 
 async def list_members(db: Database, principal: Principal, slug: str, limit: int, after_user_id: UUID | None) -> list[dict]:
@@ -138,7 +143,7 @@ async def change_role(db: Database, principal: Principal, slug: str, user_id: UU
     return {**target, "role": role}
 
 
-async def remove_member(db: Database, principal: Principal, slug: str, user_id: UUID) -> None:
+async def remove_member(db: Database, hub: Hub, principal: Principal, slug: str, user_id: UUID) -> None:
     """Remove a member (admin+), or leave (anyone, for themselves)."""
     leaving = user_id == principal.id
     acc = await access(db, principal, slug, need="member" if leaving else "admin")
@@ -150,4 +155,5 @@ async def remove_member(db: Database, principal: Principal, slug: str, user_id: 
     async with db.transaction() as tx:
         if await members.remove_member(tx, acc.id, user_id) == 0:
             raise NotFound("no such member")
-        await notifications.delete_member_receipts(tx, acc.id, user_id)
+        await receipts.delete_member_receipts(tx, acc.id, user_id)
+        tx.after_commit(lambda: hub.users_changed([user_id]))

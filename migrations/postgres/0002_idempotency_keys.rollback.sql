@@ -1,0 +1,2 @@
+-- Undo 0002_idempotency_keys.
+DROP TABLE idempotency_keys;

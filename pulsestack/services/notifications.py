@@ -1,0 +1,181 @@
+"""Notifications: sending (the receipt pattern), the inbox, read state, and
+a workspace's history.
+
+A send is one transaction: the notification row, then ONE set-based
+INSERT ... SELECT that writes every recipient's receipt (fan_out_broadcast
+or fan_out_direct), then the idempotency key with the answer it produced.
+The hub hears about it only after the commit. Nothing here loops over
+members or receipts in Python.
+
+Inbox operations only ever touch the caller's own receipts: every query is
+keyed by the caller's user id, so someone else's notification id simply is
+not found (404) and bulk calls count only the caller's rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from ..db import Database, UniqueViolation
+from ..errors import Forbidden, NotFound, ValidationFailed
+from ..hub import Hub
+from ..ids import new_id, utcnow
+from ..serialize import dumps
+from ..queries import idempotency, members, notifications, receipts
+from .accounts import Principal
+from .workspaces import RANK, access
+
+TYPE_PATTERN = r"[a-z][a-z0-9_.-]{0,63}"
+TITLE_MAX = 200
+MESSAGE_MAX = 10_000
+RECIPIENTS_MAX = 1000
+IDEMPOTENCY_TTL = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class Send:
+    title: str
+    message: str
+    type: str
+    recipients: tuple[UUID, ...] | None  # None: a broadcast to the whole workspace
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """The answer to a send, as JSON text: a replay returns these exact bytes."""
+
+    body: str
+    replayed: bool
+
+
+async def send(db: Database, hub: Hub, principal: Principal, slug: str, request: Send, idempotency_key: str | None) -> SendResult:
+    acc = await access(db, principal, slug)
+    if request.recipients is None and acc.rank < RANK["admin"]:
+        raise Forbidden("broadcasting to the whole workspace needs the admin role")
+    now = utcnow()
+    if idempotency_key is not None:
+        stored = await idempotency.get_idempotent_response(db, principal.id, idempotency_key, now - IDEMPOTENCY_TTL)
+        if stored is not None:
+            return SendResult(stored, replayed=True)
+    if request.recipients is not None:
+        found = await members.list_member_ids_among(db, acc.id, request.recipients)
+        if missing := [str(r) for r in request.recipients if r not in found]:
+            raise ValidationFailed("some recipients are not members of this workspace",
+                                   {"recipients": "not members of this workspace: " + ", ".join(missing)})
+
+    notification = {
+        "id": new_id(), "workspace_id": acc.id, "sender_id": principal.id, "title": request.title,
+        "message": request.message, "type": request.type, "broadcast": request.recipients is None, "created_at": now,
+    }
+    try:
+        async with db.transaction() as tx:
+            await notifications.create_notification(tx, **notification)
+            if request.recipients is None:
+                count = await notifications.fan_out_broadcast(tx, notification_id=notification["id"], workspace_id=acc.id,
+                                                              sender_id=principal.id, created_at=now)
+                tx.after_commit(lambda: hub.workspace_changed(acc.id))
+            else:
+                count = await notifications.fan_out_direct(tx, notification_id=notification["id"], workspace_id=acc.id,
+                                                           user_ids=request.recipients, created_at=now)
+                tx.after_commit(lambda: hub.users_changed(request.recipients))
+            body = dumps({"notification": notification, "recipient_count": count})
+            if idempotency_key is not None:
+                await idempotency.delete_expired_idempotency_key(tx, principal.id, idempotency_key, now - IDEMPOTENCY_TTL)
+                await idempotency.create_idempotency_key(tx, principal.id, idempotency_key, body, now)
+    except UniqueViolation as exc:
+        if idempotency_key is None or not (exc.constraint or "").startswith("idempotency_keys_"):
+            raise
+        # A concurrent request with the same key committed first: answer as it did.
+        stored = await idempotency.get_idempotent_response(db, principal.id, idempotency_key, now - IDEMPOTENCY_TTL)
+        if stored is None:
+            raise
+        return SendResult(stored, replayed=True)
+    return SendResult(body, replayed=False)
+
+
+async def inbox(db: Database, principal: Principal, *, limit: int, workspace_slug: str | None, status: str,
+                type: str | None, before: tuple[datetime, UUID] | None) -> list[dict]:
+    workspace_id = (await access(db, principal, workspace_slug)).id if workspace_slug is not None else None
+    return await receipts.list_inbox(db, principal.id, limit=limit, workspace_id=workspace_id, status=status,
+                                     type=type, before=before)
+
+
+async def unread_count(db: Database, principal: Principal) -> dict:
+    rows = await receipts.count_unread_by_workspace(db, [principal.id])
+    return {"total": sum(r["unread"] for r in rows), "workspaces": {str(r["workspace_id"]): r["unread"] for r in rows}}
+
+
+async def _change_one(db: Database, hub: Hub, principal: Principal, notification_id: UUID, change) -> dict:
+    async with db.transaction() as tx:
+        changed = await change(tx)
+        item = await receipts.get_inbox_item(tx, principal.id, notification_id)
+        if item is None:
+            raise NotFound("no such notification in your inbox")
+        if changed:
+            tx.after_commit(lambda: hub.users_changed([principal.id]))
+    return item
+
+
+async def mark_read(db: Database, hub: Hub, principal: Principal, notification_id: UUID) -> dict:
+    return await _change_one(db, hub, principal, notification_id,
+                             lambda tx: receipts.mark_read(tx, principal.id, notification_id, utcnow()))
+
+
+async def mark_unread(db: Database, hub: Hub, principal: Principal, notification_id: UUID) -> dict:
+    return await _change_one(db, hub, principal, notification_id,
+                             lambda tx: receipts.mark_unread(tx, principal.id, notification_id))
+
+
+async def mark_read_many(db: Database, hub: Hub, principal: Principal, notification_ids: list[UUID]) -> int:
+    async with db.transaction() as tx:
+        updated = await receipts.mark_read_many(tx, principal.id, notification_ids, utcnow())
+        if updated:
+            tx.after_commit(lambda: hub.users_changed([principal.id]))
+    return updated
+
+
+async def mark_all_read(db: Database, hub: Hub, principal: Principal, workspace_slug: str | None, before: datetime | None) -> int:
+    workspace_id = (await access(db, principal, workspace_slug)).id if workspace_slug is not None else None
+    async with db.transaction() as tx:
+        updated = await receipts.mark_all_read(tx, principal.id, utcnow(), workspace_id=workspace_id, before=before)
+        if updated:
+            tx.after_commit(lambda: hub.users_changed([principal.id]))
+    return updated
+
+
+async def dismiss(db: Database, hub: Hub, principal: Principal, notification_id: UUID) -> None:
+    async with db.transaction() as tx:
+        if await receipts.delete_receipt(tx, principal.id, notification_id) == 0:
+            raise NotFound("no such notification in your inbox")
+        tx.after_commit(lambda: hub.users_changed([principal.id]))
+
+
+async def history(db: Database, principal: Principal, slug: str, limit: int, before: tuple[datetime, UUID] | None) -> list[dict]:
+    acc = await access(db, principal, slug, need="admin")
+    return await notifications.list_workspace_notifications(db, acc.id, limit=limit, before=before)
+
+
+async def _sent_notification(db: Database, principal: Principal, slug: str, notification_id: UUID) -> dict:
+    """The notification, if the caller is an admin of its workspace or its sender."""
+    acc = await access(db, principal, slug)
+    notification = await notifications.get_notification(db, acc.id, notification_id)
+    if notification is None:
+        raise NotFound("no such notification in this workspace")
+    if acc.rank < RANK["admin"] and notification["sender_id"] != principal.id:
+        raise Forbidden("only the sender or a workspace admin may see this")
+    return notification
+
+
+async def get_sent(db: Database, principal: Principal, slug: str, notification_id: UUID) -> dict:
+    notification = await _sent_notification(db, principal, slug, notification_id)
+    counts = await notifications.count_notification_receipts(db, notification_id)
+    return {"notification": notification, "recipient_count": counts["recipient_count"], "read_count": counts["read_count"]}
+
+
+async def retract(db: Database, hub: Hub, principal: Principal, slug: str, notification_id: UUID) -> None:
+    notification = await _sent_notification(db, principal, slug, notification_id)
+    async with db.transaction() as tx:
+        if await notifications.delete_notification(tx, notification_id):  # receipts cascade
+            tx.after_commit(lambda: hub.workspace_changed(notification["workspace_id"]))
