@@ -19,6 +19,15 @@ _hasher = PasswordHasher()
 # whether or not the account exists.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
+
+def use_hasher(hasher: PasswordHasher) -> None:
+    """Hash with other argon2 parameters from now on (the test suite uses
+    cheap ones; a stored hash made with other parameters is rehashed at its
+    next login)."""
+    global _hasher, _DUMMY_HASH
+    _hasher = hasher
+    _DUMMY_HASH = hasher.hash(secrets.token_urlsafe(16))
+
 PASSWORD_MIN = 8
 PASSWORD_MAX = 1024
 

@@ -25,8 +25,8 @@ SELECT gen_random_uuid(), :notification_id, m.user_id, m.workspace_id, false, :c
 
 -- name: count_unread_by_workspace(user_ids) :many
 -- Unread receipts per (user, workspace) for the given users. Served by the
--- partial index receipts_unread_idx (user_id, workspace_id) WHERE NOT
--- is_read: an index-only count that never visits a read receipt.
+-- partial index receipts_unread_idx (user_id, workspace_id, is_read) WHERE
+-- NOT is_read: an index-only count that never visits a read receipt.
 SELECT r.user_id, r.workspace_id, count(*) AS unread
   FROM notification_receipts AS r
  WHERE r.user_id IN (:user_ids)
@@ -44,10 +44,10 @@ DELETE FROM notification_receipts
 -- One notification as the user's inbox shows it; nothing unless the user
 -- holds a receipt for it. Served by the unique (notification_id, user_id).
 SELECT n.id, n.workspace_id, n.sender_id, n.title, n.message, n.type, n.broadcast, n.created_at,
-       r.is_read, r.read_at, w.slug AS workspace_slug
+       r.is_read, r.read_at,
+       (SELECT w.slug FROM workspaces AS w WHERE w.id = r.workspace_id) AS workspace_slug
   FROM notification_receipts AS r
   JOIN notifications AS n ON n.id = r.notification_id
-  JOIN workspaces AS w ON w.id = r.workspace_id
  WHERE r.notification_id = :notification_id
    AND r.user_id = :user_id;
 

@@ -150,7 +150,12 @@ def test_migrate_creates_tables_is_idempotent_and_rolls_back(tmp_path):
     assert "Traceback" not in again.stderr
     assert APP_TABLES <= tables_in(db)
 
-    rollback = run_cli(tmp_path, "migrate", "--rollback", "1", env=env)
+    last_step = run_cli(tmp_path, "migrate", "--rollback", "1", env=env)
+    assert last_step.returncode == 0, last_step.stderr
+    assert "idempotency_keys" not in tables_in(db)  # 0002 undone
+    assert "users" in tables_in(db)  # 0001 kept
+
+    rollback = run_cli(tmp_path, "migrate", "--rollback", "99", env=env)
     assert rollback.returncode == 0, rollback.stderr
     assert "Traceback" not in rollback.stderr
     assert not APP_TABLES & tables_in(db)

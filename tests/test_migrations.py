@@ -11,7 +11,7 @@ import psycopg
 from pulsestack.db.migrate import apply_migrations, pending_migrations, rollback_migrations
 from pulsestack.resources import migrations_dir
 
-TABLES = {"users", "sessions", "workspaces", "workspace_members", "notifications", "notification_receipts"}
+TABLES = {"users", "sessions", "workspaces", "workspace_members", "notifications", "notification_receipts", "idempotency_keys"}
 YOYO_TABLES = {"_yoyo_migration", "_yoyo_log", "_yoyo_version", "yoyo_lock"}
 
 
@@ -112,14 +112,14 @@ def postgres_schema(url: str) -> dict:
     return {"columns": columns, "uniques": uniques, "indexes": indexes, "foreign_keys": fks}
 
 
-def test_both_dialects_end_with_the_same_schema(sqlite_template, postgres_server, postgres_template):
+def test_both_dialects_end_with_the_same_schema(sqlite_template, postgres_server, postgres_database):
     from conftest import with_database
 
     lite = sqlite_schema(sqlite_template)
-    pg = postgres_schema(with_database(postgres_server.url, postgres_template))
+    pg = postgres_schema(with_database(postgres_server.url, postgres_database))
     assert set(lite["columns"]) == TABLES
     for key in ("columns", "uniques", "indexes", "foreign_keys"):
         assert lite[key] == pg[key], key
     # The indexes the hot paths rely on are there, by name.
-    assert pg["indexes"]["receipts_unread_idx"] == ("notification_receipts", ("user_id", "workspace_id"), False, True)
+    assert pg["indexes"]["receipts_unread_idx"] == ("notification_receipts", ("user_id", "workspace_id", "is_read"), False, True)
     assert pg["indexes"]["receipts_inbox_idx"][1] == ("user_id", "created_at", "notification_id")

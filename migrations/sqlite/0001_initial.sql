@@ -96,7 +96,9 @@ CREATE TABLE notification_receipts (
 CREATE INDEX receipts_inbox_idx
     ON notification_receipts (user_id, created_at, notification_id);
 -- Unread counts: only unread rows are in this index, grouped by workspace;
--- a count never visits a read receipt.
+-- a count never visits a read receipt. is_read is carried in the index
+-- (always false there) because SQLite answers from the index alone only
+-- when every column the query names is in it; Postgres does either way.
 CREATE INDEX receipts_unread_idx
-    ON notification_receipts (user_id, workspace_id)
+    ON notification_receipts (user_id, workspace_id, is_read)
     WHERE NOT is_read;

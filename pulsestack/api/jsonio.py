@@ -36,13 +36,33 @@ async def read_json(request: web.Request) -> dict[str, Any]:
         raise BadRequest("request body must be a JSON object")
     try:
         data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest(f"malformed JSON: {exc}") from None
     except RecursionError:
         raise BadRequest("JSON nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an integer of over 4300 digits
+        raise BadRequest(f"malformed JSON: {exc}") from None
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object")
+    if not storable(data):
+        raise BadRequest("strings must not contain NUL characters or unpaired surrogates")
     return data
+
+
+def storable(value: Any) -> bool:
+    """Whether every string in `value` can be stored as UTF-8 text by both
+    databases (Postgres refuses NUL; neither encodes a lone surrogate)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return False
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, dict):
+        return all(storable(k) and storable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(storable(v) for v in value)
+    return True
 
 
 class Invalid(ValueError):
@@ -118,7 +138,7 @@ def page_limit(request: web.Request, default: int = 20, maximum: int = 100) -> i
     raw = request.query.get("limit")
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= maximum:
         raise BadRequest(f"limit must be a whole number from 1 to {maximum}", {"limit": raw})
     return int(raw)
 
@@ -138,5 +158,5 @@ def decode_cursor(request: web.Request, keys: Mapping[str, Callable[[Any], Any]]
         if not isinstance(data, dict) or set(data) != set(keys):
             raise ValueError
         return {k: convert(data[k]) for k, convert in keys.items()}
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, TypeError, AttributeError, RecursionError, binascii.Error):
         raise BadRequest("invalid cursor; use next_cursor from the previous page", {"cursor": raw[:100]}) from None

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from ..db import DatabaseUnavailable
 from ..errors import ApiError, BadRequest, Internal, MethodNotAllowed, NotFound, PayloadTooLarge, Unavailable
-from .jsonio import dumps
+from .jsonio import dumps, storable
 
 log = logging.getLogger("pulsestack.access")
 errors_log = logging.getLogger("pulsestack.errors")
@@ -55,6 +55,11 @@ async def request_context(request: web.Request, handler):
     status = 500
     try:
         try:
+            # No resource can have such a name, and no database can store it.
+            if not storable(request.path):
+                raise NotFound("no such resource")
+            if not storable(request.query_string):
+                raise BadRequest("the query string must not contain NUL characters or unpaired surrogates")
             response = await handler(request)
         except web.HTTPException as exc:
             if exc.status < 400:  # redirects and friends pass through

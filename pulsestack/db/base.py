@@ -171,6 +171,12 @@ class Database(Executor):
     async def prepare(self, query: str | NamedQuery) -> None:
         """Compile `query` on the server without running it (raises on bad SQL)."""
 
+    @abstractmethod
+    async def explain(self, query: str | NamedQuery, /, **params: Any) -> str:
+        """The plan the database would use for `query` with these parameters
+        (EXPLAIN on Postgres, EXPLAIN QUERY PLAN on SQLite), one step a line.
+        Writes are planned, never run."""
+
     async def execute_many(self, query: str | NamedQuery, rows: Iterable[Mapping[str, Any]]) -> None:
         """Run a `:exec` query once per parameter mapping, all in one transaction."""
         async with self.transaction() as tx:

@@ -206,3 +206,10 @@ class PostgresDatabase(Database):
                 await conn.prepare(sql)
         except Exception as exc:
             raise _translate(exc) from exc
+
+    async def explain(self, query: str | NamedQuery, /, **params: Any) -> str:
+        q = self.queries[query] if isinstance(query, str) else query
+        sql, args = _args(q, params)
+        async with self._require_pool().acquire() as conn:
+            # Plain EXPLAIN plans without executing, so writes change nothing.
+            return "\n".join(r[0] for r in await conn.fetch("EXPLAIN " + sql, *args))

@@ -263,3 +263,10 @@ class SQLiteDatabase(Database):
         # function) without running it.
         async with self._write_lock:
             await self._require_writer().execute("EXPLAIN " + compile_sqlite(q.sql), nulls)
+
+    async def explain(self, query: str | NamedQuery, /, **params: Any) -> str:
+        q = self.queries[query] if isinstance(query, str) else query
+        bound = {k: to_sqlite(v) for k, v in params.items()}
+        async with self._write_lock:
+            async with self._require_writer().execute("EXPLAIN QUERY PLAN " + compile_sqlite(q.sql), bound) as cur:
+                return "\n".join(row[3] for row in await cur.fetchall())

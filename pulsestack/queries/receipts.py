@@ -27,12 +27,15 @@ from ..db.base import Executor, Row
 @lru_cache(maxsize=None)
 def inbox_query(*, workspace: bool, status: str, type_: bool, cursor: bool) -> NamedQuery:
     r, n, w = Table("notification_receipts").as_("r"), Table("notifications").as_("n"), Table("workspaces").as_("w")
+    # The slug comes from a correlated subquery rather than a join, so that
+    # receipts stay the driving table on SQLite too (with a join its planner
+    # may loop over workspaces first and then sort).
+    slug = Query.from_(w).select(w.slug).where(w.id == r.workspace_id)
     q = (
         Query.from_(r)
         .join(n).on(n.id == r.notification_id)
-        .join(w).on(w.id == r.workspace_id)
         .select(n.id, n.workspace_id, n.sender_id, n.title, n.message, n.type, n.broadcast, n.created_at,
-                r.is_read, r.read_at, w.slug.as_("workspace_slug"))
+                r.is_read, r.read_at, slug.as_("workspace_slug"))
         .where(r.user_id == Parameter(":user_id"))
     )
     if workspace:

@@ -73,6 +73,9 @@ async def create_admin(db: Database, email: str, password: str | None) -> AdminR
         return AdminResult(user, created=True)
 
 
+BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="pulsestack"'}
+
+
 @dataclass(frozen=True)
 class Principal:
     """Who is calling: the user behind a valid token, and that token's session."""
@@ -104,6 +107,14 @@ async def _issue_token(tx: Executor, user: dict, ttl: timedelta) -> IssuedToken:
 
 
 async def register(db: Database, email: object, password: object, ttl: timedelta) -> IssuedToken:
+    problems: dict = {}
+    for check, value in ((normalize_email, email), (check_password, password)):
+        try:
+            check(value)
+        except ValidationFailed as exc:
+            problems.update(exc.details)
+    if problems:
+        raise ValidationFailed("invalid request: " + ", ".join(problems), problems)
     email = normalize_email(email)
     password_hash = await asyncio.to_thread(hash_password, check_password(password))
     try:
@@ -165,14 +176,14 @@ async def login(db: Database, email: object, password: object, ttl: timedelta, l
 async def authenticate(db: Database, authorization: str | None) -> Principal:
     """The caller of a request from its `Authorization: Bearer <token>` header."""
     if not authorization:
-        raise Unauthorized("missing Authorization: Bearer <token> header")
+        raise Unauthorized("missing Authorization: Bearer <token> header", headers=BEARER_CHALLENGE)
     scheme, _, token = authorization.partition(" ")
     token = token.strip()
-    if scheme.lower() != "bearer" or not token or len(token) > 512:
-        raise Unauthorized("Authorization header must be 'Bearer <token>'")
+    if scheme.lower() != "bearer" or not token or len(token) > 512 or not token.isascii():
+        raise Unauthorized("Authorization header must be 'Bearer <token>'", headers=BEARER_CHALLENGE)
     row = await sessions.get_session_user(db, hash_token(token), utcnow())
     if row is None:
-        raise Unauthorized("invalid or expired token")
+        raise Unauthorized("invalid or expired token", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
     session_id = row.pop("session_id")
     row.pop("expires_at")
     return Principal(user=row, session_id=session_id)

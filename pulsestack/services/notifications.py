@@ -164,7 +164,7 @@ async def _sent_notification(db: Database, principal: Principal, slug: str, noti
     if notification is None:
         raise NotFound("no such notification in this workspace")
     if acc.rank < RANK["admin"] and notification["sender_id"] != principal.id:
-        raise Forbidden("only the sender or a workspace admin may see this")
+        raise Forbidden("only the sender or a workspace admin may do this")
     return notification
 
 

@@ -65,7 +65,7 @@ async def access(db: Database, principal: Principal, slug: str, need: str = "mem
     row = await workspaces.get_workspace_membership(db, slug, principal.id)
     if row is not None:
         role = row.pop("role")
-        result = Access(row, role, RANK[role])
+        result = Access(row, role, RANK["owner"] if principal.is_system_admin else RANK[role])
     elif principal.is_system_admin and (ws := await workspaces.get_workspace_by_slug(db, slug)) is not None:
         result = Access(ws, None, RANK["owner"])
     else:

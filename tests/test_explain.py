@@ -1,0 +1,143 @@
+"""The hot queries use the indexes they were written for, on both dialects.
+
+A few thousand receipts are seeded (and ANALYZEd), then each hot statement's
+plan is read with Database.explain: no full scan of notification_receipts,
+and the named index doing the work.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from factories import make_members, make_user, make_workspace
+from pulsestack.db import NamedQuery
+from pulsestack.ids import new_id, utcnow
+from pulsestack.queries import notifications, receipts
+
+MEMBERS = 10
+NOTIFICATIONS = 300  # per member: enough that a sort of a user's whole inbox costs more than the index walk
+OTHER_MEMBERS = 4000  # in other workspaces: one workspace's members are a small part of the table
+
+UUID_EXPR = {
+    "postgres": "gen_random_uuid()",
+    "sqlite": "lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-a'"
+              " || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))",
+}
+
+
+async def seed_other_members(db, workspace_id, count: int) -> None:
+    """`count` users, all members of `workspace_id`, written set-based (a recursive CTE works on both)."""
+    uuid = UUID_EXPR[db.dialect]
+    series = "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < :count) "
+    await db.execute(NamedQuery.dynamic("seed_users", series +
+        f"INSERT INTO users (id, email, password_hash, system_role, created_at) "
+        f"SELECT {uuid}, 'seed-' || i || '-' || :tag || '@example.com', 'x', 'user', :now FROM s", "exec"),
+        count=count, tag=str(workspace_id), now=utcnow())
+    await db.execute(NamedQuery.dynamic("seed_members",
+        f"INSERT INTO workspace_members (id, workspace_id, user_id, role, joined_at) "
+        f"SELECT {uuid}, :workspace_id, u.id, 'member', :now FROM users AS u WHERE u.email LIKE 'seed-%-' || :tag || '@example.com'",
+        "exec"), workspace_id=workspace_id, tag=str(workspace_id), now=utcnow())
+
+
+async def seed_broadcasts(db, workspace_id, sender_id, count: int) -> None:
+    """`count` broadcasts with their receipts, set-based (the product's own fan-out is tested elsewhere)."""
+    uuid = UUID_EXPR[db.dialect]
+    await db.execute(NamedQuery.dynamic("seed_notifications",
+        "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < :count) "
+        f"INSERT INTO notifications (id, workspace_id, sender_id, title, message, type, broadcast, created_at) "
+        f"SELECT {uuid}, :workspace_id, :sender_id, 't', '', 'info', true, :now FROM s", "exec"),
+        count=count, workspace_id=workspace_id, sender_id=sender_id, now=utcnow())
+    await db.execute(NamedQuery.dynamic("seed_receipts",
+        f"INSERT INTO notification_receipts (id, notification_id, user_id, workspace_id, is_read, created_at) "
+        f"SELECT {uuid}, n.id, m.user_id, n.workspace_id, false, n.created_at "
+        f"FROM notifications AS n JOIN workspace_members AS m ON m.workspace_id = n.workspace_id "
+        f"WHERE n.workspace_id = :workspace_id AND m.user_id <> :sender_id", "exec"),
+        workspace_id=workspace_id, sender_id=sender_id)
+
+
+@pytest.fixture
+async def seeded(db):
+    owner = await make_user(db)
+    ws = await make_workspace(db, owner)
+    member_ids = await make_members(db, ws, MEMBERS)
+    await seed_other_members(db, (await make_workspace(db, owner))["id"], OTHER_MEMBERS)
+    await seed_broadcasts(db, ws["id"], owner["id"], NOTIFICATIONS)
+    nid = await db.fetch_value(NamedQuery.dynamic("any_notification", "SELECT id FROM notifications WHERE workspace_id = :w ORDER BY id LIMIT 1", "scalar"), w=ws["id"])
+    await receipts.mark_all_read(db, member_ids[0], utcnow())
+    # Fresh statistics (and on Postgres a visibility map, which index-only scans need), as autovacuum would leave them.
+    await db.execute(NamedQuery.dynamic("analyze", "VACUUM ANALYZE" if db.dialect == "postgres" else "ANALYZE", "exec"))
+    return {"db": db, "ws": ws, "owner": owner, "user": member_ids[1], "nid": nid}
+
+
+def uses(plan: str, dialect: str, index: str) -> bool:
+    if dialect == "postgres":  # Index Scan / Index Only Scan "using X", Bitmap Index Scan "on X"
+        return f"using {index}" in plan or f"Bitmap Index Scan on {index}" in plan
+    return f"INDEX {index}" in plan
+
+
+def no_receipts_scan(plan: str, dialect: str) -> bool:
+    if dialect == "postgres":
+        return "Seq Scan on notification_receipts" not in plan
+    return not any(line.startswith(("SCAN r", "SCAN notification_receipts")) for line in plan.splitlines())
+
+
+async def plan(seeded, query, **params) -> str:
+    return await seeded["db"].explain(query, **params)
+
+
+async def test_inbox_pages_walk_the_inbox_index(seeded, dialect):
+    u, now = seeded["user"], utcnow()
+    for kwargs in ({}, {"status": "unread"}, {"before": (now, new_id())}, {"workspace_id": seeded["ws"]["id"], "status": "read"}):
+        query = receipts.inbox_query(workspace="workspace_id" in kwargs, status=kwargs.get("status", "all"),
+                                     type_=False, cursor="before" in kwargs)
+        params = {"user_id": u, "limit": 21}
+        if "workspace_id" in kwargs:
+            params["workspace_id"] = kwargs["workspace_id"]
+        if "before" in kwargs:
+            params["before_created_at"], params["before_id"] = kwargs["before"]
+        p = await plan(seeded, query, **params)
+        assert uses(p, dialect, "receipts_inbox_idx"), p
+        assert no_receipts_scan(p, dialect), p
+        if dialect == "sqlite":
+            assert "TEMP B-TREE" not in p, p  # the index gives the order: no sort
+
+
+async def test_unread_count_reads_only_the_partial_index(seeded, dialect):
+    p = await plan(seeded, "count_unread_by_workspace", user_ids=[seeded["user"]])
+    assert uses(p, dialect, "receipts_unread_idx"), p
+    assert no_receipts_scan(p, dialect), p
+    if dialect == "sqlite":
+        assert "COVERING INDEX receipts_unread_idx" in p, p
+    else:
+        assert "Index Only Scan" in p, p
+
+
+async def test_read_all_uses_the_unread_index(seeded, dialect):
+    p = await plan(seeded, "mark_all_read", user_id=seeded["user"], workspace_id=None, before=None, now=utcnow())
+    assert uses(p, dialect, "receipts_unread_idx"), p
+    assert no_receipts_scan(p, dialect), p
+
+
+async def test_single_receipt_statements_use_the_unique_key(seeded, dialect):
+    s, now = seeded, utcnow()
+    statements = {
+        "mark_read": {"user_id": s["user"], "notification_id": s["nid"], "now": now},
+        "mark_unread": {"user_id": s["user"], "notification_id": s["nid"]},
+        "mark_read_many": {"user_id": s["user"], "notification_ids": [s["nid"], new_id()], "now": now},
+        "delete_receipt": {"user_id": s["user"], "notification_id": s["nid"]},
+        "get_inbox_item": {"user_id": s["user"], "notification_id": s["nid"]},
+    }
+    index = "notification_receipts_notification_id_user_id_key" if dialect == "postgres" else "sqlite_autoindex_notification_receipts_2"
+    for query, params in statements.items():
+        p = await plan(s, query, **params)
+        assert uses(p, dialect, index), (query, p)
+        assert no_receipts_scan(p, dialect), (query, p)
+
+
+async def test_fan_out_reads_members_through_their_unique_key(seeded, dialect):
+    s = seeded
+    for query, extra in (("fan_out_broadcast", {"sender_id": s["owner"]["id"]}), ("fan_out_direct", {"user_ids": [s["user"]]})):
+        p = await plan(s, query, notification_id=new_id(), workspace_id=s["ws"]["id"], created_at=utcnow(), **extra)
+        index = "workspace_members_workspace_id_user_id_key" if dialect == "postgres" else "sqlite_autoindex_workspace_members_2"
+        assert uses(p, dialect, index), p
+        assert "Seq Scan on workspace_members" not in p and "SCAN m" not in p.splitlines(), p
