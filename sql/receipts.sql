@@ -27,6 +27,11 @@ SELECT gen_random_uuid(), :notification_id, m.user_id, m.workspace_id, false, :c
 -- Unread receipts per (user, workspace) for the given users. Served by the
 -- partial index receipts_unread_idx (user_id, workspace_id, is_read) WHERE
 -- NOT is_read: an index-only count that never visits a read receipt.
+-- Partial beat composite (user_id, is_read, workspace_id), measured by
+-- scripts/bench_unread_index.py (1,000,000 receipts, a user with 1,000
+-- unread, 2 cores): SQLite p50 0.15 ms vs 0.36 ms (composite also sorts
+-- for GROUP BY); Postgres 0.15 ms vs 0.20 ms server time, and the partial
+-- index is 2.9 MB against 11 MB, since read receipts are not in it.
 SELECT r.user_id, r.workspace_id, count(*) AS unread
   FROM notification_receipts AS r
  WHERE r.user_id IN (:user_ids)
