@@ -14,13 +14,14 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from . import housekeeping
-from .api import auth, health, notifications, openapi, workspaces
+from .api import auth, health, notifications, openapi, workspaces, ws
 from .api.jsonio import MAX_BODY_BYTES
 from .api.middleware import request_context
 from .appkeys import CONFIG, DB, HUB, LOGIN_LIMITER
 from .config import Config
 from .db import Database, open_database
-from .hub import Hub
+from .eventbus import EventBus, PostgresBus
+from .hub import Hub, UnreadHub
 from .services.accounts import LoginLimiter
 
 
@@ -35,11 +36,12 @@ def database_for(config: Config) -> Database:
 
 def create_app(config: Config, db: Database | None = None, hub: Hub | None = None) -> web.Application:
     """The whole service. Pass `db` to share an already-open database (tests);
-    otherwise the app opens and closes its own. `hub` receives change events."""
+    otherwise the app opens and closes its own. Pass `hub` to receive the
+    services' change events instead of the websocket hub (tests that record
+    them); /ws then answers 503."""
     app = web.Application(middlewares=[request_context], client_max_size=MAX_BODY_BYTES)
     app[CONFIG] = config
     app[LOGIN_LIMITER] = LoginLimiter()
-    app[HUB] = hub if hub is not None else Hub()
 
     async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         if db is not None:
@@ -54,6 +56,23 @@ def create_app(config: Config, db: Database | None = None, hub: Hub | None = Non
         finally:
             await own.close()
 
+    async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
+        if hub is not None:
+            app[HUB] = hub
+            yield
+            return
+        bus = PostgresBus(config.database.url, config.hub.flush_ms / 1000) if config.database.dialect == "postgres" else EventBus()
+        realtime = UnreadHub(app[DB], bus, flush_ms=config.hub.flush_ms, send_queue=config.hub.send_queue)
+        await realtime.start()
+        app[HUB] = realtime
+        yield
+        await realtime.close()  # no-op when on_shutdown already closed it
+
+    async def close_websockets(app: web.Application) -> None:
+        # On shutdown, before aiohttp waits for handlers: every socket gets 1001.
+        if isinstance(app.get(HUB), UnreadHub):
+            await app[HUB].close()
+
     async def housekeeping_ctx(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(housekeeping.run_forever(app[DB]))
         yield
@@ -62,7 +81,9 @@ def create_app(config: Config, db: Database | None = None, hub: Hub | None = Non
             await task
 
     app.cleanup_ctx.append(database_ctx)
+    app.cleanup_ctx.append(hub_ctx)
     app.cleanup_ctx.append(housekeeping_ctx)
-    for module in (health, auth, workspaces, notifications, openapi):
+    app.on_shutdown.append(close_websockets)
+    for module in (health, auth, workspaces, notifications, openapi, ws):
         app.add_routes(module.routes)
     return app

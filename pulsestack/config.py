@@ -58,6 +58,12 @@ SETTINGS: tuple[Setting, ...] = (
             "Lifetime of an API token from login or registration, in hours (720 = 30 days).", 1, 87_600),
     Setting("auth", "open_registration", bool, True, "PULSESTACK_AUTH_OPEN_REGISTRATION",
             "Whether anyone may POST /api/auth/register; false = accounts come from create-admin and admins."),
+    Setting("hub", "flush_ms", int, 50, "PULSESTACK_HUB_FLUSH_MS",
+            "Websocket hub: how long changes pile up before unread counts are recomputed and pushed, in milliseconds.", 1, 10_000),
+    Setting("hub", "send_queue", int, 256, "PULSESTACK_HUB_SEND_QUEUE",
+            "Websocket hub: frames queued per socket; a client that falls this far behind is closed with 1013.", 1, 100_000),
+    Setting("hub", "heartbeat_s", int, 30, "PULSESTACK_HUB_HEARTBEAT_S",
+            "Websocket ping interval in seconds; a peer that misses a pong is disconnected.", 1, 3600),
     Setting("log", "level", str, "info", "PULSESTACK_LOG_LEVEL",
             "Log level: debug, info, warning or error."),
 )
@@ -90,6 +96,13 @@ class AuthConfig:
 
 
 @dataclass(frozen=True)
+class HubConfig:
+    flush_ms: int
+    send_queue: int
+    heartbeat_s: int
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: str
 
@@ -99,6 +112,7 @@ class Config:
     server: ServerConfig
     database: DatabaseConfig
     auth: AuthConfig
+    hub: HubConfig
     log: LogConfig
     source: str = "defaults"
 
@@ -110,7 +124,7 @@ class Config:
         return Config(**kwargs)
 
 
-_SECTIONS = {"server": ServerConfig, "database": DatabaseConfig, "auth": AuthConfig, "log": LogConfig}
+_SECTIONS = {"server": ServerConfig, "database": DatabaseConfig, "auth": AuthConfig, "hub": HubConfig, "log": LogConfig}
 
 
 def _coerce(setting: Setting, value: Any, origin: str, text: bool) -> Any:

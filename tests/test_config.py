@@ -146,6 +146,9 @@ def test_every_setting_can_be_overridden_from_the_environment():
         "database.busy_timeout_ms": ("0", 0),
         "auth.token_ttl_hours": ("1", 1),
         "auth.open_registration": ("off", False),
+        "hub.flush_ms": ("10", 10),
+        "hub.send_queue": ("4", 4),
+        "hub.heartbeat_s": ("5", 5),
         "log.level": ("error", "error"),
     }
     assert set(overrides) == {s.name for s in SETTINGS}, "a new setting needs a line here"

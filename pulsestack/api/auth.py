@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from ..appkeys import CONFIG, DB, LOGIN_LIMITER
+from ..appkeys import CONFIG, DB, HUB, LOGIN_LIMITER
 from ..errors import Forbidden
 from ..services import accounts, workspaces
 from ..services.accounts import IssuedToken, Principal
@@ -53,7 +53,7 @@ async def login(request: web.Request) -> web.Response:
 
 @routes.post("/api/auth/logout")
 async def logout(request: web.Request) -> web.Response:
-    await accounts.logout(request.app[DB], await caller(request))
+    await accounts.logout(request.app[DB], request.app[HUB], await caller(request))
     return web.Response(status=204)
 
 

@@ -16,6 +16,7 @@ from uuid import UUID
 from ..db import Database, UniqueViolation
 from ..db.base import Executor
 from ..errors import Conflict, RateLimited, Unauthorized, ValidationFailed
+from ..hub import Hub
 from ..ids import new_id, utcnow
 from ..queries import sessions, users
 from ..security import PASSWORD_MAX, PASSWORD_MIN, hash_password, hash_token, new_token, verify_password
@@ -189,5 +190,7 @@ async def authenticate(db: Database, authorization: str | None) -> Principal:
     return Principal(user=row, session_id=session_id)
 
 
-async def logout(db: Database, principal: Principal) -> None:
+async def logout(db: Database, hub: Hub, principal: Principal) -> None:
+    """Revoke the token used: it stops working, and its websockets close."""
     await sessions.delete_session(db, principal.session_id)
+    hub.session_revoked(principal.session_id)

@@ -80,6 +80,7 @@ async def send(db: Database, hub: Hub, principal: Principal, slug: str, request:
                 count = await notifications.fan_out_direct(tx, notification_id=notification["id"], workspace_id=acc.id,
                                                            user_ids=request.recipients, created_at=now)
                 tx.after_commit(lambda: hub.users_changed(request.recipients))
+            tx.after_commit(lambda: hub.notification_sent(notification["id"]))
             body = dumps({"notification": notification, "recipient_count": count})
             if idempotency_key is not None:
                 await idempotency.delete_expired_idempotency_key(tx, principal.id, idempotency_key, now - IDEMPOTENCY_TTL)

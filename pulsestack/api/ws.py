@@ -1,0 +1,80 @@
+"""GET /ws: the websocket protocol of DESIGN.md §6.
+
+Browsers cannot set headers on a websocket, so the token comes in the first
+frame: `{"type": "auth", "token": "..."}` within 10 s (else close 4408; a
+bad or expired token closes 4401). Then the hub sends `ready` with the full
+unread state, and `unread` / `notification` frames as things change. The
+client may send `{"type": "ping"}` (answered `{"type": "pong"}`); anything
+else is answered `{"type": "error", "code": "bad_message"}` and the
+connection stays open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import WSMsgType, web
+
+from ..appkeys import CONFIG, DB, HUB
+from ..db import DatabaseUnavailable
+from ..errors import Unauthorized
+from ..hub import CLOSE_UNAUTHORIZED, UnreadHub, parse_client_frame
+from ..services import accounts
+
+AUTH_TIMEOUT_S = 10.0
+CLOSE_AUTH_TIMEOUT = 4408
+MAX_CLIENT_FRAME = 4096
+
+routes = web.RouteTableDef()
+
+
+async def _authenticate(request: web.Request, ws: web.WebSocketResponse) -> accounts.Principal | None:
+    """The principal named by the first frame, or None after closing the socket."""
+    try:
+        msg = await ws.receive(timeout=AUTH_TIMEOUT_S)
+    except TimeoutError:
+        await ws.close(code=CLOSE_AUTH_TIMEOUT, message=b"authenticate within 10 seconds")
+        return None
+    if msg.type != WSMsgType.TEXT:
+        await ws.close(code=CLOSE_UNAUTHORIZED, message=b"first frame must be auth")
+        return None
+    frame = parse_client_frame(msg.data)
+    token = frame.get("token") if frame and frame.get("type") == "auth" else None
+    if not isinstance(token, str):
+        await ws.close(code=CLOSE_UNAUTHORIZED, message=b"first frame must be {\"type\": \"auth\", \"token\": ...}")
+        return None
+    try:
+        return await accounts.authenticate(request.app[DB], f"Bearer {token}")
+    except Unauthorized:
+        await ws.close(code=CLOSE_UNAUTHORIZED, message=b"invalid or expired token")
+    except DatabaseUnavailable:
+        await ws.close(code=1011, message=b"database unavailable; retry")
+    return None
+
+
+@routes.get("/ws")
+async def websocket(request: web.Request) -> web.WebSocketResponse:
+    hub_config = request.app[CONFIG].hub
+    # Per-message deflate would cost hundreds of KiB per socket: off.
+    ws = web.WebSocketResponse(heartbeat=hub_config.heartbeat_s, compress=False, max_msg_size=MAX_CLIENT_FRAME)
+    await ws.prepare(request)
+    principal = await _authenticate(request, ws)
+    if principal is None:
+        return ws
+    hub = request.app[HUB]
+    if not isinstance(hub, UnreadHub):
+        await ws.close(code=1011, message=b"realtime hub not running")
+        return ws
+    sock = await hub.connect(ws, principal.id, principal.session_id, request.transport)
+    try:
+        async for msg in ws:
+            frame = parse_client_frame(msg.data) if msg.type == WSMsgType.TEXT else None
+            if frame is not None and frame.get("type") == "ping":
+                hub.send(sock, {"type": "pong"})
+            else:
+                hub.send(sock, {"type": "error", "code": "bad_message"})
+    except asyncio.CancelledError:
+        raise
+    finally:
+        hub.disconnect(sock)
+    return ws

@@ -1,0 +1,28 @@
+-- The websocket hub's queries. Each runs once per flush for all the
+-- affected users connected to one server process, never once per user.
+
+-- name: list_connected_members(workspace_ids, user_ids) :many
+-- Which connected users belong to the changed workspaces. Served by
+-- workspace_members_workspace_id_user_id_key.
+SELECT DISTINCT m.user_id
+  FROM workspace_members AS m
+ WHERE m.workspace_id IN (:workspace_ids)
+   AND m.user_id IN (:user_ids);
+
+-- name: list_new_receipts(notification_ids, user_ids) :many
+-- Which connected users received the new notifications. Served by
+-- notification_receipts_notification_id_user_id_key.
+SELECT r.notification_id, r.user_id
+  FROM notification_receipts AS r
+ WHERE r.notification_id IN (:notification_ids)
+   AND r.user_id IN (:user_ids);
+
+-- name: list_notifications_by_ids(notification_ids) :many
+-- The content of new notifications, as inbox items fresh from the send
+-- (unread), oldest first so frames go out in the order they were sent.
+SELECT n.id, n.workspace_id, n.sender_id, n.title, n.message, n.type, n.broadcast, n.created_at,
+       false AS is_read, NULL AS read_at, w.slug AS workspace_slug
+  FROM notifications AS n
+  JOIN workspaces AS w ON w.id = n.workspace_id
+ WHERE n.id IN (:notification_ids)
+ ORDER BY n.created_at, n.id;
