@@ -161,7 +161,11 @@ class UnreadHub(Hub):
         sock.sender = asyncio.create_task(self._send_forever(sock), name="pulsestack-ws-sender")
         first = user_id not in self.sockets
         self.sockets.setdefault(user_id, set()).add(sock)
-        counts = (await self._count([user_id])).get(user_id, {})
+        try:
+            counts = (await self._count([user_id])).get(user_id, {})
+        except BaseException:
+            self.disconnect(sock)
+            raise
         if sock.closing:
             return sock
         self._enqueue(sock, dumps({"type": "ready", "user_id": user_id, "unread": unread_state(counts)}))

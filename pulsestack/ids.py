@@ -30,5 +30,6 @@ def utcnow() -> datetime:
 
 
 def isoformat_z(moment: datetime) -> str:
-    """`2026-01-02T03:04:05.123456Z`: the API's timestamp spelling."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """`2026-01-02T03:04:05.123456Z`: the API's (and SQLite's) timestamp
+    spelling, fixed width for every year 1-9999, so text order is time order."""
+    return moment.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"

@@ -54,10 +54,10 @@ def timestamp(value) -> datetime:
     if isinstance(value, str):
         try:
             moment = datetime.fromisoformat(value)
-        except ValueError:
-            moment = None
-        if moment is not None and moment.tzinfo is not None:
-            return moment.astimezone(timezone.utc)
+            if moment.tzinfo is not None:
+                return moment.astimezone(timezone.utc)
+        except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 shifted out of range
+            pass
     raise Invalid("must be an ISO-8601 timestamp with a time zone, e.g. 2026-01-02T03:04:05.123456Z")
 
 

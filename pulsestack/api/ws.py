@@ -65,7 +65,11 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     if not isinstance(hub, UnreadHub):
         await ws.close(code=1011, message=b"realtime hub not running")
         return ws
-    sock = await hub.connect(ws, principal.id, principal.session_id, request.transport)
+    try:
+        sock = await hub.connect(ws, principal.id, principal.session_id, request.transport)
+    except DatabaseUnavailable:
+        await ws.close(code=1011, message=b"database unavailable; retry")
+        return ws
     try:
         async for msg in ws:
             frame = parse_client_frame(msg.data) if msg.type == WSMsgType.TEXT else None

@@ -41,10 +41,10 @@ from .base import (
     Transaction,
     UniqueViolation,
 )
+from ..ids import isoformat_z
 from .sqlfile import NamedQuery, rewrite_list_params
 
 BOOLEAN_COLUMNS = frozenset({"broadcast"})
-TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 def to_sqlite(value: Any) -> Any:
@@ -54,7 +54,7 @@ def to_sqlite(value: Any) -> Any:
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, datetime):  # always aware: Executor refuses naive ones
-        return value.astimezone(timezone.utc).strftime(TIMESTAMP_FORMAT)
+        return isoformat_z(value)
     if isinstance(value, (list, tuple, set, frozenset)):
         return json.dumps([to_sqlite(v) for v in value])
     return value
