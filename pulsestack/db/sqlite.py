@@ -22,8 +22,8 @@ import json
 import re
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -127,17 +127,24 @@ def _translate(exc: Exception) -> Exception:
     return exc
 
 
-async def _run(conn: aiosqlite.Connection, query: NamedQuery, params: Mapping[str, Any]) -> tuple[list[Row], int]:
-    bound = {k: to_sqlite(v) for k, v in params.items()}
+@contextmanager
+def _translated() -> Iterator[None]:
+    """Re-raise driver exceptions as db.base's errors."""
     try:
-        async with conn.execute(compile_sqlite(query.sql), bound) as cur:
-            raw = await cur.fetchall()
-            return _rows(cur.description, raw), cur.rowcount
+        yield
     except Exception as exc:
         translated = _translate(exc)
         if translated is exc:
             raise
         raise translated from exc
+
+
+async def _run(conn: aiosqlite.Connection, query: NamedQuery, params: Mapping[str, Any]) -> tuple[list[Row], int]:
+    bound = {k: to_sqlite(v) for k, v in params.items()}
+    with _translated():
+        async with conn.execute(compile_sqlite(query.sql), bound) as cur:
+            raw = await cur.fetchall()
+            return _rows(cur.description, raw), cur.rowcount
 
 
 class SQLiteTransaction(Transaction):
@@ -153,13 +160,8 @@ class SQLiteTransaction(Transaction):
 
     async def _execute_many(self, query: NamedQuery, rows: list[Mapping[str, Any]]) -> None:
         bound = [{k: to_sqlite(v) for k, v in r.items()} for r in rows]
-        try:
+        with _translated():
             await self._conn.executemany(compile_sqlite(query.sql), bound)
-        except Exception as exc:
-            translated = _translate(exc)
-            if translated is exc:
-                raise
-            raise translated from exc
 
 
 class SQLiteDatabase(Database):

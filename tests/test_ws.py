@@ -1,0 +1,486 @@
+"""The websocket protocol and the hub (DESIGN.md §6), with real websocket clients.
+
+Every test runs on SQLite and on PostgreSQL (the `client` fixture: the whole
+app on a real aiohttp test server, with the real UnreadHub). Frames are read
+with a hang guard (wshelpers.HANG_GUARD_S), never timed.
+
+Absence of a frame is shown with a barrier, not a sleep: frames reach a socket
+in the order the hub queued them, so once a later frame (a pong, or the
+notification of a later send) has arrived, a frame that was due earlier would
+have arrived before it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from aiohttp import WSMsgType
+
+from apihelpers import bearer, create_workspace, join, json_of, login, register
+from pulsestack.api import ws as ws_api
+from pulsestack.app import create_app
+from pulsestack.appkeys import HUB
+from pulsestack.db import NamedQuery
+from pulsestack.hub import UnreadHub
+from pulsestack.ids import utcnow
+from wshelpers import (Conn, connect, expect_close, inbox_item, open_ws, poll, raw_ws_connect, send, token_of,
+                       unread_count)
+
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_AUTH_TIMEOUT = 4408
+CLOSE_GOING_AWAY = 1001
+BAD_MESSAGE = {"type": "error", "code": "bad_message"}
+
+SQL_EXPIRE_SESSIONS_OF = NamedQuery.dynamic(
+    "t_expire_sessions_of", "UPDATE sessions SET expires_at = :t WHERE user_id = :user_id", "exec")
+SQL_DELETE_RECEIPTS_OF = NamedQuery.dynamic(
+    "t_delete_receipts_of", "DELETE FROM notification_receipts WHERE user_id = :user_id", "exec")
+
+
+@dataclass
+class Person:
+    user: dict
+    headers: dict[str, str]
+
+    @property
+    def id(self) -> str:
+        return self.user["id"]
+
+
+async def person(client) -> Person:
+    return Person(*await register(client))
+
+
+async def member(client, owner: Person, slug: str, role: str = "member") -> Person:
+    return Person(*await join(client, owner.headers, slug, role))
+
+
+async def team(client, members: int) -> tuple[Person, dict, list[Person]]:
+    """An owner, their workspace, and `members` plain members."""
+    owner = await person(client)
+    ws = await create_workspace(client, owner.headers)
+    return owner, ws, [await member(client, owner, ws["slug"]) for _ in range(members)]
+
+
+def hub_of(client) -> UnreadHub:
+    hub = client.app[HUB]
+    assert isinstance(hub, UnreadHub)
+    return hub
+
+
+# --- authentication -----------------------------------------------------------------------------
+
+async def test_ready_reflects_the_existing_unread_state(client):
+    owner, ws1, [alice] = await team(client, 1)
+    other = await person(client)
+    ws2 = await create_workspace(client, other.headers)
+    await json_of(await client.post(f"/api/workspaces/{ws2['slug']}/members", json={"email": alice.user["email"]},
+                                    headers=other.headers), 201)
+    await send(client, owner.headers, ws1["slug"], title="one")
+    await send(client, owner.headers, ws1["slug"], title="two")
+    await send(client, other.headers, ws2["slug"], recipients=[alice.id], title="three")
+
+    conn = await connect(client, alice.headers)
+
+    assert conn.ready == {"type": "ready", "user_id": alice.id,
+                          "unread": {"total": 3, "workspaces": {ws1["id"]: 2, ws2["id"]: 1}}}
+    assert conn.state == await unread_count(client, alice.headers)
+    # Nothing sent before the connect is replayed: the next thing to arrive is the pong.
+    await conn.ping()
+    assert conn.notifications == []
+    assert all(state == conn.state for state in conn.unread), conn.frames
+
+
+async def test_ready_of_a_user_without_notifications(client):
+    nobody = await person(client)
+
+    conn = await connect(client, nobody.headers)
+
+    assert conn.ready == {"type": "ready", "user_id": nobody.id, "unread": {"total": 0, "workspaces": {}}}
+    await conn.ping()
+
+
+FIRST_FRAMES = {
+    "bad token": ("text", '{"type": "auth", "token": "not-a-token"}'),
+    "empty token": ("text", '{"type": "auth", "token": ""}'),
+    "garbage": ("text", "hello there"),
+    "binary auth": ("binary", None),  # the user's valid auth frame, sent as binary
+    "ping first": ("text", '{"type": "ping"}'),
+    "auth without token": ("text", '{"type": "auth"}'),
+    "token not a string": ("text", '{"type": "auth", "token": 12345}'),
+    "json array": ("text", '["auth", "token"]'),
+    "json string": ("text", '"auth"'),
+}
+
+
+@pytest.mark.parametrize("case", FIRST_FRAMES)
+async def test_a_first_frame_that_does_not_authenticate_closes_4401(client, case):
+    alice = await person(client)
+    kind, text = FIRST_FRAMES[case]
+    ws = await open_ws(client)
+    if kind == "binary":
+        await ws.send_bytes(f'{{"type": "auth", "token": "{token_of(alice.headers)}"}}'.encode())
+    else:
+        await ws.send_str(text)
+
+    seen: list = []
+    assert await expect_close(ws, seen) == CLOSE_UNAUTHORIZED
+    assert seen == []
+    assert alice.id not in {str(u) for u in hub_of(client).sockets}
+
+
+async def test_an_expired_token_closes_4401(client, db):
+    alice = await person(client)
+    await (await connect(client, alice.headers)).ws.close()  # the token works ...
+    await db.execute(SQL_EXPIRE_SESSIONS_OF, t=utcnow() - timedelta(seconds=1), user_id=uuid.UUID(alice.id))
+
+    ws = await open_ws(client)
+    await ws.send_json({"type": "auth", "token": token_of(alice.headers)})
+
+    seen: list = []
+    assert await expect_close(ws, seen) == CLOSE_UNAUTHORIZED  # ... until it expires
+    assert seen == []
+
+
+async def test_no_auth_frame_in_time_closes_4408(client, monkeypatch):
+    monkeypatch.setattr(ws_api, "AUTH_TIMEOUT_S", 0.2)
+    ws = await open_ws(client)
+
+    seen: list = []
+    assert await expect_close(ws, seen) == CLOSE_AUTH_TIMEOUT
+    assert seen == []
+
+
+# --- after ready: ping and bad messages -----------------------------------------------------------
+
+async def test_ping_pong_and_bad_messages_keep_the_connection(client):
+    alice = await person(client)
+    conn = await connect(client, alice.headers)
+    await conn.ping()
+
+    for bad in ("not json", '{"type": "nope"}', "[1, 2]", "42", '{"no": "type"}', '{"type": "PING"}',
+                f'{{"type": "auth", "token": "{token_of(alice.headers)}"}}'):
+        await conn.ws.send_str(bad)
+        assert await conn.until_type("error") == BAD_MESSAGE, bad
+    await conn.ws.send_bytes(b'{"type": "ping"}')
+    assert await conn.until_type("error") == BAD_MESSAGE
+
+    await conn.ping()
+    await conn.ping()
+    assert not conn.ws.closed
+
+
+# --- pushes ----------------------------------------------------------------------------------------
+
+async def test_sends_and_read_state_changes_push_counts_and_notifications(client):
+    owner, ws, [alice, bob] = await team(client, 2)
+    slug = ws["slug"]
+    a = await connect(client, alice.headers)
+    assert a.state == {"total": 0, "workspaces": {}}
+
+    # broadcast
+    n1 = await send(client, owner.headers, slug, title="Broadcast one", message="hello all")
+    assert await a.until_unread(1) == {"total": 1, "workspaces": {ws["id"]: 1}}
+    item = await a.until_notification(n1["id"])
+    assert item == await inbox_item(client, alice.headers, n1["id"])
+    assert item["title"] == "Broadcast one" and item["message"] == "hello all"
+    assert item["workspace_slug"] == slug and item["workspace_id"] == ws["id"]
+    assert item["is_read"] is False and item["read_at"] is None and item["broadcast"] is True
+    assert item["sender_id"] == owner.id
+    await a.synced(client, alice.headers)
+
+    # direct send (by a plain member)
+    n2 = await send(client, bob.headers, slug, recipients=[alice.id], title="Direct")
+    assert await a.until_unread(2) == {"total": 2, "workspaces": {ws["id"]: 2}}
+    item = await a.until_notification(n2["id"])
+    assert item == await inbox_item(client, alice.headers, n2["id"])
+    assert item["broadcast"] is False and item["is_read"] is False and item["workspace_slug"] == slug
+    await a.synced(client, alice.headers)
+
+    # read, unread
+    await json_of(await client.post(f"/api/notifications/{n1['id']}/read", headers=alice.headers), 200)
+    assert await a.until_unread(1) == {"total": 1, "workspaces": {ws["id"]: 1}}
+    await a.synced(client, alice.headers)
+    await json_of(await client.post(f"/api/notifications/{n1['id']}/unread", headers=alice.headers), 200)
+    assert await a.until_unread(2) == {"total": 2, "workspaces": {ws["id"]: 2}}
+    await a.synced(client, alice.headers)
+
+    # bulk read
+    await json_of(await client.post("/api/notifications/read", json={"ids": [n1["id"], n2["id"]]},
+                                    headers=alice.headers), 200)
+    assert await a.until_unread(0) == {"total": 0, "workspaces": {}}
+    await a.synced(client, alice.headers)
+
+    # read-all
+    n3 = await send(client, owner.headers, slug, title="three")
+    await a.until_unread(1)
+    n4 = await send(client, owner.headers, slug, title="four")
+    await a.until_unread(2)
+    await a.until_notification(n3["id"])
+    await a.until_notification(n4["id"])
+    await json_of(await client.post("/api/notifications/read-all", json={}, headers=alice.headers), 200)
+    assert await a.until_unread(0) == {"total": 0, "workspaces": {}}
+    await a.synced(client, alice.headers)
+
+    # dismiss
+    n5 = await send(client, owner.headers, slug, title="five")
+    await a.until_unread(1)
+    await a.until_notification(n5["id"])
+    assert (await client.delete(f"/api/notifications/{n5['id']}", headers=alice.headers)).status == 204
+    assert await a.until_unread(0) == {"total": 0, "workspaces": {}}
+    await a.synced(client, alice.headers)
+
+    await a.ping()
+    assert [i["id"] for i in a.notifications] == [n["id"] for n in (n1, n2, n3, n4, n5)]
+
+
+async def test_retraction_member_removal_and_workspace_deletion_push_counts(client):
+    owner, ws1, [alice, bob] = await team(client, 2)
+    other = await person(client)
+    ws2 = await create_workspace(client, other.headers)
+    await json_of(await client.post(f"/api/workspaces/{ws2['slug']}/members", json={"email": bob.user["email"]},
+                                    headers=other.headers), 201)
+    a = await connect(client, alice.headers)
+    b = await connect(client, bob.headers)
+    n1 = await send(client, owner.headers, ws1["slug"], title="to be retracted")
+    n2 = await send(client, owner.headers, ws1["slug"], title="stays")
+    n3 = await send(client, other.headers, ws2["slug"], title="elsewhere")
+    for conn, who, total in ((a, alice, 2), (b, bob, 3)):
+        await conn.until_unread(total, strict=False)  # sends in a row may share a flush
+        await conn.synced(client, who.headers)
+    assert b.state == {"total": 3, "workspaces": {ws1["id"]: 2, ws2["id"]: 1}}
+
+    # retraction: every member's count drops
+    assert (await client.delete(f"/api/workspaces/{ws1['slug']}/notifications/{n1['id']}",
+                                headers=owner.headers)).status == 204
+    assert await a.until_unread(1) == {"total": 1, "workspaces": {ws1["id"]: 1}}
+    assert await b.until_unread(2) == {"total": 2, "workspaces": {ws1["id"]: 1, ws2["id"]: 1}}
+    await a.synced(client, alice.headers)
+    await b.synced(client, bob.headers)
+
+    # member removal: the removed member's count drops; their socket stays open
+    assert (await client.delete(f"/api/workspaces/{ws1['slug']}/members/{alice.id}",
+                                headers=owner.headers)).status == 204
+    assert await a.until_unread(0) == {"total": 0, "workspaces": {}}
+    await a.synced(client, alice.headers)
+    await a.ping()
+
+    # workspace deletion: the members' counts lose the workspace
+    assert (await client.delete(f"/api/workspaces/{ws1['slug']}", headers=owner.headers)).status == 204
+    assert await b.until_unread(1) == {"total": 1, "workspaces": {ws2["id"]: 1}}
+    await b.synced(client, bob.headers)
+
+    # alice (no longer a member) got nothing from the deletion: her next frame is the pong
+    await a.ping()
+    assert a.unread[-1] == {"total": 0, "workspaces": {}}
+    assert all(u["total"] == 0 for u in a.unread[a.unread.index({"total": 0, "workspaces": {}}):])
+    assert {i["id"] for i in a.notifications} == {n1["id"], n2["id"]}
+    assert {i["id"] for i in b.notifications} == {n1["id"], n2["id"], n3["id"]}
+
+
+async def test_notification_frames_go_to_connected_recipients_only(client):
+    owner, ws, [alice, bob, carol, dave] = await team(client, 4)
+    slug = ws["slug"]
+    o = await connect(client, owner.headers)
+    a = await connect(client, alice.headers)
+    b = await connect(client, bob.headers)
+    c = await connect(client, carol.headers)
+    # dave is not connected
+
+    n1 = await send(client, owner.headers, slug, title="broadcast")  # everyone but the sender
+    n2 = await send(client, alice.headers, slug, recipients=[bob.id], title="direct to bob")
+    n3 = await send(client, owner.headers, slug, title="barrier")  # a later frame for the members
+    n4 = await send(client, alice.headers, slug, recipients=[owner.id], title="barrier for the owner")
+
+    for conn in (a, b, c):
+        await conn.until_notification(n3["id"])
+    await o.until_notification(n4["id"])
+    assert [i["id"] for i in o.notifications] == [n4["id"]]
+    assert [i["id"] for i in a.notifications] == [n1["id"], n3["id"]]
+    assert [i["id"] for i in b.notifications] == [n1["id"], n2["id"], n3["id"]]
+    assert [i["id"] for i in c.notifications] == [n1["id"], n3["id"]]
+    for conn, who in ((o, owner), (a, alice), (b, bob), (c, carol)):
+        await conn.synced(client, who.headers)
+        for item in conn.notifications:
+            assert item == await inbox_item(client, who.headers, item["id"])
+
+    # dave was never pushed anything; connecting now, he gets the whole state in `ready`, and no backlog
+    d = await connect(client, dave.headers)
+    assert d.ready["unread"] == {"total": 2, "workspaces": {ws["id"]: 2}}
+    await d.ping()
+    assert d.notifications == []
+
+
+async def test_the_hub_counts_only_connected_users(client, monkeypatch):
+    owner, ws, people = await team(client, 5)
+    alice = people[0]
+    hub = hub_of(client)
+    counted: list[set[str]] = []
+    real_count = hub._count
+
+    async def spy(user_ids):
+        user_ids = list(user_ids)
+        counted.append({str(u) for u in user_ids})
+        return await real_count(user_ids)
+
+    monkeypatch.setattr(hub, "_count", spy)
+    a = await connect(client, alice.headers)
+    await send(client, owner.headers, ws["slug"], title="one")
+    await send(client, owner.headers, ws["slug"], recipients=[p.id for p in people[1:]], title="not alice")
+    n3 = await send(client, owner.headers, ws["slug"], recipients=[alice.id], title="barrier")
+    await a.until_notification(n3["id"])
+    await a.until_unread(2, strict=False)
+
+    assert counted, "the hub never counted"
+    assert all(ids <= {alice.id} for ids in counted), counted
+    assert {str(u) for u in hub.sockets} == {alice.id}
+
+
+# --- tabs and logout -------------------------------------------------------------------------------
+
+async def test_every_tab_of_a_user_gets_every_frame(client):
+    owner, ws, [alice] = await team(client, 1)
+    second_token = await login(client, alice.user["email"])
+    tabs = [await connect(client, alice.headers), await connect(client, alice.headers),
+            await connect(client, second_token)]
+
+    n1 = await send(client, owner.headers, ws["slug"], title="one")
+    for tab in tabs:
+        assert await tab.until_unread(1) == {"total": 1, "workspaces": {ws["id"]: 1}}
+        await tab.until_notification(n1["id"])
+    await json_of(await client.post(f"/api/notifications/{n1['id']}/read", headers=alice.headers), 200)
+    for tab in tabs:
+        assert await tab.until_unread(0) == {"total": 0, "workspaces": {}}
+    n2 = await send(client, owner.headers, ws["slug"], recipients=[alice.id], title="two")
+    for tab in tabs:
+        assert await tab.until_unread(1) == {"total": 1, "workspaces": {ws["id"]: 1}}
+        await tab.until_notification(n2["id"])
+        await tab.ping()
+        assert [i["id"] for i in tab.notifications] == [n1["id"], n2["id"]]
+        assert tab.notifications == tabs[0].notifications
+        await tab.synced(client, alice.headers)
+
+    # a tab opened now starts from the current state
+    late = await connect(client, alice.headers)
+    assert late.ready["unread"] == {"total": 1, "workspaces": {ws["id"]: 1}}
+
+
+async def test_logout_closes_that_tokens_sockets_only(client):
+    owner, ws, [alice] = await team(client, 1)
+    other_token = await login(client, alice.user["email"])
+    doomed = [await connect(client, alice.headers), await connect(client, alice.headers)]
+    survivor = await connect(client, other_token)
+
+    assert (await client.post("/api/auth/logout", headers=alice.headers)).status == 204
+
+    for conn in doomed:
+        assert await conn.closed() == CLOSE_UNAUTHORIZED
+    await survivor.ping()
+    n1 = await send(client, owner.headers, ws["slug"], title="after logout")
+    assert await survivor.until_unread(1) == {"total": 1, "workspaces": {ws["id"]: 1}}
+    await survivor.until_notification(n1["id"])
+    await survivor.synced(client, other_token)
+    assert [len(sockets) for sockets in hub_of(client).sockets.values()] == [1]
+
+    # the revoked token no longer authenticates
+    ws_ = await open_ws(client)
+    await ws_.send_json({"type": "auth", "token": token_of(alice.headers)})
+    assert await expect_close(ws_) == CLOSE_UNAUTHORIZED
+
+
+# --- coalescing ------------------------------------------------------------------------------------
+
+async def test_many_users_changed_calls_cost_one_flush(client, db):
+    owner, ws, [alice] = await team(client, 1)
+    hub = hub_of(client)
+    a = await connect(client, alice.headers)
+    for i in range(3):
+        await send(client, owner.headers, ws["slug"], title=f"n{i}")
+        await a.until_unread(i + 1)
+    # A change the hub is not told about by a service ...
+    await db.execute(SQL_DELETE_RECEIPTS_OF, user_id=uuid.UUID(alice.id))
+    before = hub.flushes
+
+    for _ in range(50):  # ... then fifty notices of it, in one go
+        hub.users_changed([uuid.UUID(alice.id)])
+
+    assert await a.until_unread(0) == {"total": 0, "workspaces": {}}
+    assert hub.flushes - before <= 2, f"{hub.flushes - before} flushes for 50 users_changed calls"
+    await a.synced(client, alice.headers)
+
+
+async def test_a_burst_of_sends_is_pushed_in_few_flushes(client):
+    owner, ws, [alice] = await team(client, 1)
+    hub = hub_of(client)
+    a = await connect(client, alice.headers)
+    await a.ping()
+    before = hub.flushes
+
+    sent = await asyncio.gather(*(send(client, owner.headers, ws["slug"], title=f"burst {i}") for i in range(20)))
+
+    assert await a.until_unread(20, strict=False) == {"total": 20, "workspaces": {ws["id"]: 20}}
+    for n in sent:
+        await a.until_notification(n["id"])
+    assert hub.flushes - before < 20, f"{hub.flushes - before} flushes for 20 sends"
+    await a.ping()
+    assert sorted(i["id"] for i in a.notifications) == sorted(n["id"] for n in sent)  # each exactly once
+    await a.synced(client, alice.headers)
+
+
+# --- a slow consumer -------------------------------------------------------------------------------
+
+async def test_a_client_that_stops_reading_is_closed_and_slows_nobody(aiohttp_client, config, db):
+    client = await aiohttp_client(create_app(config.replace(hub={"send_queue": 4}), db=db))
+    hub = hub_of(client)
+    owner, ws, [alice, stalled] = await team(client, 2)
+    a = await connect(client, alice.headers)
+    raw = await raw_ws_connect(client.server.host, client.server.port, token_of(stalled.headers))
+    stalled_id = uuid.UUID(stalled.id)
+    try:
+        await poll(lambda: stalled_id in hub.sockets, "the stalled client to be connected")
+        big = "x" * 10_000
+        T0 = time.monotonic()
+        sent: list[dict] = []
+        while stalled_id in hub.sockets:
+            assert len(sent) < 300, "the hub never dropped a client that reads nothing"
+            n = await send(client, owner.headers, ws["slug"], title=f"big {len(sent)}", message=big)
+            sent.append(n)
+            # the reading client keeps up: each send reaches it, counts included
+            await a.until_notification(n["id"])
+            await a.until_unread(len(sent))
+        print("SENDS", len(sent), time.monotonic() - T0)
+        # the reading client was never dropped and got every notification, in order
+        assert [i["id"] for i in a.notifications] == [n["id"] for n in sent]
+        await a.ping()
+        await a.synced(client, alice.headers)
+        n = await send(client, owner.headers, ws["slug"], title="after the drop")
+        await a.until_notification(n["id"])
+    finally:
+        raw.close()
+
+    # the dropped client reconnects to fresh state
+    again = await connect(client, stalled.headers)
+    assert again.ready["unread"] == await unread_count(client, stalled.headers)
+    assert again.ready["unread"]["total"] == len(sent) + 1
+
+
+# --- shutdown ----------------------------------------------------------------------------------------
+
+async def test_shutdown_closes_every_socket_with_1001(client):
+    owner, ws, [alice] = await team(client, 1)
+    conns = [await connect(client, alice.headers), await connect(client, owner.headers)]
+    for conn in conns:
+        await conn.ping()
+
+    closing = asyncio.create_task(client.server.close())  # the runner's cleanup: on_shutdown, then cleanup
+    try:
+        for conn in conns:
+            assert await conn.closed() == CLOSE_GOING_AWAY
+    finally:
+        await asyncio.wait_for(closing, 15)
+    assert hub_of(client).sockets == {}
