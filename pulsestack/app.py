@@ -38,7 +38,7 @@ def create_app(config: Config, db: Database | None = None, hub: Hub | None = Non
     """The whole service. Pass `db` to share an already-open database (tests);
     otherwise the app opens and closes its own. Pass `hub` to receive the
     services' change events instead of the websocket hub (tests that record
-    them); /ws then answers 503."""
+    them); /ws then closes each socket with 1011 after its auth frame."""
     app = web.Application(middlewares=[request_context], client_max_size=MAX_BODY_BYTES)
     app[CONFIG] = config
     app[LOGIN_LIMITER] = LoginLimiter()

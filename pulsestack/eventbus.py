@@ -153,7 +153,7 @@ class PostgresBus(EventBus):
             lost = asyncio.Event()
             try:
                 conn = await asyncpg.connect(self.dsn, timeout=5)
-                conn.add_termination_listener(lambda c: lost.set())
+                conn.add_termination_listener(lambda c, lost=lost: lost.set())
                 await conn.add_listener(CHANNEL, self._received)
                 self._listener, delay = conn, 0.1
                 self.connected.set()

@@ -187,6 +187,10 @@ class UnreadHub(Hub):
         if sock.sender is not None:
             sock.sender.cancel()
 
+    def expire(self, sock: Socket) -> None:
+        """The socket's token has expired: close it as if revoked."""
+        self._close(sock, CLOSE_UNAUTHORIZED, "token expired")
+
     def send(self, sock: Socket, frame: dict) -> None:
         """Queue a reply (pong, error) on one socket."""
         self._enqueue(sock, dumps(frame))

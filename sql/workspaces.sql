@@ -23,13 +23,33 @@ SELECT w.id, w.name, w.slug, w.owner_id, w.created_at, m.role
    AND m.user_id = :user_id;
 
 -- name: list_workspaces_for_user(user_id) :many
--- Every workspace the user belongs to, with their role; served by
--- workspace_members_user_idx.
+-- Every workspace the user belongs to, with their role (GET /api/me);
+-- served by workspace_members_user_idx.
 SELECT w.id, w.name, w.slug, w.owner_id, w.created_at, m.role
   FROM workspace_members AS m
   JOIN workspaces AS w ON w.id = m.workspace_id
  WHERE m.user_id = :user_id
  ORDER BY w.name, w.id;
+
+-- name: list_workspaces_page(user_id, limit) :many
+-- GET /api/workspaces, first page: by name, then id (a user belongs to few
+-- workspaces, so the sort is small).
+SELECT w.id, w.name, w.slug, w.owner_id, w.created_at, m.role
+  FROM workspace_members AS m
+  JOIN workspaces AS w ON w.id = m.workspace_id
+ WHERE m.user_id = :user_id
+ ORDER BY w.name, w.id
+ LIMIT :limit;
+
+-- name: list_workspaces_page_after(user_id, after_name, after_id, limit) :many
+-- A later page: after the (name, id) of the previous page's last row.
+SELECT w.id, w.name, w.slug, w.owner_id, w.created_at, m.role
+  FROM workspace_members AS m
+  JOIN workspaces AS w ON w.id = m.workspace_id
+ WHERE m.user_id = :user_id
+   AND (w.name, w.id) > (:after_name, :after_id)
+ ORDER BY w.name, w.id
+ LIMIT :limit;
 
 -- name: rename_workspace(workspace_id, name) :one
 UPDATE workspaces

@@ -12,14 +12,13 @@ import base64
 import json
 import uuid
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta, timezone
 
 from apihelpers import expect_error, json_of, parse_ts
 from test_api_notifications import (  # noqa: F401  (api and hub are fixtures)
     API_TS,
     ITEM_KEYS,
     Person,
-    Team,
     add_to,
     api,
     broadcast,

@@ -12,7 +12,7 @@ import pytest
 from factories import make_members, make_user, make_workspace
 from pulsestack.db import NamedQuery
 from pulsestack.ids import new_id, utcnow
-from pulsestack.queries import notifications, receipts
+from pulsestack.queries import receipts
 
 MEMBERS = 10
 NOTIFICATIONS = 300  # per member: enough that a sort of a user's whole inbox costs more than the index walk

@@ -236,3 +236,44 @@ async def raw_ws_connect(host: str, port: int, token: str, rcvbuf: int = 4096) -
     assert head.startswith(b"HTTP/1.1 101"), head
     await loop.sock_sendall(sock, masked_frame(json.dumps({"type": "auth", "token": token}).encode()))
     return sock
+
+
+async def raw_read_until_close(sock: socket.socket) -> tuple[list[str], int | None]:
+    """Read a raw client's socket to the end: (text frames, close code).
+    The close code is None when the connection ended without a close frame."""
+    loop = asyncio.get_running_loop()
+    buf = b""
+    texts: list[str] = []
+    while True:
+        while True:  # parse every complete frame in buf
+            if len(buf) < 2:
+                break
+            opcode, n, at = buf[0] & 0x0F, buf[1] & 0x7F, 2
+            assert not buf[1] & 0x80, "a server frame must not be masked"
+            if n == 126:
+                if len(buf) < 4:
+                    break
+                n, at = struct.unpack("!H", buf[2:4])[0], 4
+            elif n == 127:
+                if len(buf) < 10:
+                    break
+                n, at = struct.unpack("!Q", buf[2:10])[0], 10
+            if len(buf) < at + n:
+                break
+            payload, buf = buf[at:at + n], buf[at + n:]
+            if opcode == 0x1:
+                texts.append(payload.decode())
+            elif opcode == 0x8:
+                code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None
+                try:
+                    await loop.sock_sendall(sock, masked_frame(payload[:2], opcode=0x8))  # answer the close
+                except OSError:
+                    pass
+                return texts, code
+        try:
+            chunk = await asyncio.wait_for(loop.sock_recv(sock, 65536), HANG_GUARD_S)
+        except ConnectionError:
+            return texts, None
+        if not chunk:
+            return texts, None
+        buf += chunk

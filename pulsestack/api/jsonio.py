@@ -143,6 +143,13 @@ def page_limit(request: web.Request, default: int = 20, maximum: int = 100) -> i
     return int(raw)
 
 
+def page_of(rows: list[dict], limit: int, cursor_of: Callable[[dict], Mapping[str, Any]]) -> dict:
+    """A list answer from `limit + 1` fetched rows: the extra row only says
+    whether there is a next page, whose cursor is made from the last item."""
+    page = rows[:limit]
+    return {"items": page, "next_cursor": encode_cursor(cursor_of(page[-1])) if len(rows) > limit else None}
+
+
 def encode_cursor(values: Mapping[str, Any]) -> str:
     return base64.urlsafe_b64encode(dumps(values).encode()).decode().rstrip("=")
 

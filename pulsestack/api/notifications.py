@@ -18,9 +18,8 @@ from .auth import caller
 from .jsonio import (
     Invalid,
     decode_cursor,
-    encode_cursor,
-    one_of,
     page_limit,
+    page_of,
     path_uuid,
     read_json,
     respond,
@@ -72,9 +71,7 @@ def _keyset(cursor: dict | None) -> tuple[datetime, uuid.UUID] | None:
 
 
 def _page(rows: list[dict], limit: int) -> dict:
-    page = rows[:limit]
-    more = len(rows) > limit
-    return {"items": page, "next_cursor": encode_cursor({"t": page[-1]["created_at"], "id": page[-1]["id"]}) if more else None}
+    return page_of(rows, limit, lambda last: {"t": last["created_at"], "id": last["id"]})
 
 
 CURSOR_KEYS = {"t": lambda v: timestamp(v), "id": uuid.UUID}

@@ -10,7 +10,7 @@ from ..appkeys import DB, HUB
 from ..services import workspaces
 from ..services.workspaces import NAME_MAX, SLUG_PATTERN
 from .auth import caller
-from .jsonio import decode_cursor, encode_cursor, one_of, page_limit, passthrough, path_uuid, read_json, respond, text, validate
+from .jsonio import decode_cursor, one_of, page_limit, page_of, passthrough, path_uuid, read_json, respond, text, validate
 
 routes = web.RouteTableDef()
 
@@ -32,7 +32,10 @@ async def create_workspace(request: web.Request) -> web.Response:
 @routes.get("/api/workspaces")
 async def list_workspaces(request: web.Request) -> web.Response:
     principal = await caller(request)
-    return respond({"items": await workspaces.list_mine(request.app[DB], principal), "next_cursor": None})
+    limit = page_limit(request)
+    cursor = decode_cursor(request, {"name": str, "id": uuid.UUID})
+    rows = await workspaces.list_page(request.app[DB], principal, limit + 1, (cursor["name"], cursor["id"]) if cursor else None)
+    return respond(page_of(rows, limit, lambda last: {"name": last["name"], "id": last["id"]}))
 
 
 @routes.get("/api/workspaces/{slug}")
@@ -62,8 +65,7 @@ async def list_members(request: web.Request) -> web.Response:
     cursor = decode_cursor(request, {"after": uuid.UUID})
     rows = await workspaces.list_members(request.app[DB], principal, _slug(request), limit + 1,
                                          cursor["after"] if cursor else None)
-    page, more = rows[:limit], len(rows) > limit
-    return respond({"items": page, "next_cursor": encode_cursor({"after": page[-1]["user_id"]}) if more else None})
+    return respond(page_of(rows, limit, lambda last: {"after": last["user_id"]}))
 
 
 @routes.post("/api/workspaces/{slug}/members")

@@ -16,9 +16,10 @@ import asyncio
 from aiohttp import WSMsgType, web
 
 from ..appkeys import CONFIG, DB, HUB
-from ..db import DatabaseUnavailable
+from ..db import DatabaseError
 from ..errors import Unauthorized
 from ..hub import CLOSE_UNAUTHORIZED, UnreadHub, parse_client_frame
+from ..ids import utcnow
 from ..services import accounts
 
 AUTH_TIMEOUT_S = 10.0
@@ -47,7 +48,7 @@ async def _authenticate(request: web.Request, ws: web.WebSocketResponse) -> acco
         return await accounts.authenticate(request.app[DB], f"Bearer {token}")
     except Unauthorized:
         await ws.close(code=CLOSE_UNAUTHORIZED, message=b"invalid or expired token")
-    except DatabaseUnavailable:
+    except DatabaseError:
         await ws.close(code=1011, message=b"database unavailable; retry")
     return None
 
@@ -67,9 +68,12 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         return ws
     try:
         sock = await hub.connect(ws, principal.id, principal.session_id, request.transport)
-    except DatabaseUnavailable:
+    except DatabaseError:
         await ws.close(code=1011, message=b"database unavailable; retry")
         return ws
+    # The token stops being valid at its expiry, and so does the socket.
+    expiry = asyncio.get_running_loop().call_later(
+        max(0.0, (principal.expires_at - utcnow()).total_seconds()), hub.expire, sock)
     try:
         async for msg in ws:
             frame = parse_client_frame(msg.data) if msg.type == WSMsgType.TEXT else None
@@ -80,5 +84,6 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     except asyncio.CancelledError:
         raise
     finally:
+        expiry.cancel()
         hub.disconnect(sock)
     return ws

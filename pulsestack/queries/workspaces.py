@@ -25,6 +25,13 @@ async def list_workspaces_for_user(db: Executor, user_id: UUID) -> list[Row]:
     return await db.fetch_all("list_workspaces_for_user", user_id=user_id)
 
 
+async def list_workspaces_page(db: Executor, user_id: UUID, *, limit: int, after: tuple[str, UUID] | None = None) -> list[Row]:
+    """One page by (name, id); `after` is the previous page's last (name, id)."""
+    if after is None:
+        return await db.fetch_all("list_workspaces_page", user_id=user_id, limit=limit)
+    return await db.fetch_all("list_workspaces_page_after", user_id=user_id, after_name=after[0], after_id=after[1], limit=limit)
+
+
 async def rename_workspace(db: Executor, workspace_id: UUID, name: str) -> Row | None:
     return await db.fetch_one("rename_workspace", workspace_id=workspace_id, name=name)
 

@@ -83,6 +83,7 @@ class Principal:
 
     user: dict
     session_id: UUID
+    expires_at: datetime
 
     @property
     def id(self) -> UUID:
@@ -185,9 +186,8 @@ async def authenticate(db: Database, authorization: str | None) -> Principal:
     row = await sessions.get_session_user(db, hash_token(token), utcnow())
     if row is None:
         raise Unauthorized("invalid or expired token", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-    session_id = row.pop("session_id")
-    row.pop("expires_at")
-    return Principal(user=row, session_id=session_id)
+    session_id, expires_at = row.pop("session_id"), row.pop("expires_at")
+    return Principal(user=row, session_id=session_id, expires_at=expires_at)
 
 
 async def logout(db: Database, hub: Hub, principal: Principal) -> None:

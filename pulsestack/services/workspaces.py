@@ -96,6 +96,10 @@ async def list_mine(db: Database, principal: Principal) -> list[dict]:
     return await workspaces.list_workspaces_for_user(db, principal.id)
 
 
+async def list_page(db: Database, principal: Principal, limit: int, after: tuple[str, UUID] | None) -> list[dict]:
+    return await workspaces.list_workspaces_page(db, principal.id, limit=limit, after=after)
+
+
 async def rename(db: Database, principal: Principal, slug: str, name: str) -> dict:
     acc = await access(db, principal, slug, need="admin")
     ws = await workspaces.rename_workspace(db, acc.id, name)

@@ -1,0 +1,269 @@
+"""Two real server processes on one Postgres database (DESIGN.md §6: events
+cross instances through LISTEN/NOTIFY, and a listener that lost its
+connection recounts everyone once it is back).
+
+Postgres only. Process A and process B are `python -m pulsestack serve`
+subprocesses; B connects as its own login role, so the test can find B's
+listener connection in pg_stat_activity and keep B from reconnecting for a
+while (ALTER ROLE ... NOLOGIN) to make "a change while B's listener was
+down" certain rather than a race against its 0.1 s reconnect.
+
+Every wait is a bounded poll or a frame read with a hang guard; nothing is timed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import psycopg
+import pytest
+from psycopg import sql
+
+from conftest import DB_PREFIX, PostgresServer, _pid_alive, with_database
+from pulsestack.db.migrate import apply_migrations
+from wshelpers import HANG_GUARD_S, Conn, expect_close, poll
+
+CHANNEL = "pulsestack_changes"
+PASSWORD = "correct horse battery staple"
+READY_LIMIT_S = 20.0
+ROLE_PREFIX = DB_PREFIX + "role_"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSESTACK_")}
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def shared_database(postgres_server: PostgresServer) -> Iterator[tuple[str, str, str]]:
+    """A migrated database of its own and a login role for process B: (dbname, url, role)."""
+    with psycopg.connect(postgres_server.url, autocommit=True) as admin:
+        for (old,) in admin.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE %s", (ROLE_PREFIX + "%",)).fetchall():
+            pid = old[len(ROLE_PREFIX):].split("_")[0]
+            if pid.isdigit() and not _pid_alive(int(pid)):  # left behind by a killed run
+                admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(old)))
+    name = postgres_server.new_name()
+    role = f"{ROLE_PREFIX}{postgres_server.run_id[len(DB_PREFIX):]}_b"
+    url = postgres_server.create(name)
+    try:
+        apply_migrations(url)
+        with psycopg.connect(postgres_server.url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+            admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(sql.SQL("GRANT ALL ON ALL TABLES IN SCHEMA public TO {}").format(sql.Identifier(role)))
+            conn.execute(sql.SQL("GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {}").format(sql.Identifier(role)))
+        yield name, url, role
+    finally:
+        postgres_server.drop(name)
+        with psycopg.connect(postgres_server.url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+class Server:
+    """`python -m pulsestack serve --no-migrate` on a free port; stderr goes to a file (no pipe to fill)."""
+
+    def __init__(self, cwd: Path, name: str, database_url: str):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log_path = cwd / f"{name}.log"
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pulsestack", "serve", "--no-migrate", "--port", str(self.port)],
+            cwd=cwd, env=clean_env(PULSESTACK_DATABASE_URL=database_url),
+            stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+        )
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text()
+
+    async def wait_ready(self, http: aiohttp.ClientSession) -> None:
+        """Poll /readyz until it answers 200 (bounded; readiness, not timing)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + READY_LIMIT_S
+        while loop.time() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"server exited with {self.proc.returncode} before it was ready:\n{self.log()}")
+            try:
+                async with http.get(self.base + "/readyz") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+        pytest.fail(f"server did not answer /readyz within {READY_LIMIT_S} s:\n{self.log()}")
+
+    async def stop(self) -> int:
+        """SIGTERM, wait; SIGKILL only as a last resort (and then fail)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return await asyncio.to_thread(self.proc.wait, 15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            pytest.fail(f"server did not exit within 15 s of SIGTERM:\n{self.log()}")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+
+
+async def call(http: aiohttp.ClientSession, method: str, url: str, status: int, token: str | None = None,
+               body: dict | None = None) -> dict | None:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with http.request(method, url, json=body, headers=headers) as resp:
+        data = await resp.json(content_type=None) if resp.status != 204 else None
+        assert resp.status == status, f"{method} {url}: expected {status}, got {resp.status}: {data}"
+        return data
+
+
+async def ws_connect(http: aiohttp.ClientSession, base: str, token: str) -> Conn:
+    ws = await http.ws_connect(base + "/ws")
+    await ws.send_json({"type": "auth", "token": token})
+    ready = await ws.receive_json(timeout=HANG_GUARD_S)
+    assert ready["type"] == "ready", ready
+    return Conn(ws, ready)
+
+
+async def listeners_of(admin: asyncpg.Connection, dbname: str, role: str) -> list[int]:
+    """Backends of `role` on `dbname` that are B's event-bus listener: its last
+    query is its LISTEN (or the `SELECT 1` it polls with when idle for 5 s; the
+    pool's idle connections show asyncpg's reset query, the publisher pg_notify)."""
+    rows = await admin.fetch(
+        "SELECT pid FROM pg_stat_activity"
+        " WHERE datname = $1 AND usename = $2 AND (query = $3 OR query = 'SELECT 1')",
+        dbname, role, f'LISTEN "{CHANNEL}"')
+    return [r["pid"] for r in rows]
+
+
+async def test_two_processes_share_changes_and_recover_from_a_lost_listener(shared_database, postgres_server, tmp_path):
+    dbname, url_a, role = shared_database
+    url_b = with_database(postgres_server.url.replace("postgres@", f"{role}@", 1), dbname)
+    assert f"{role}@" in url_b, url_b
+    a = Server(tmp_path, "a", url_a)
+    b = Server(tmp_path, "b", url_b)
+    admin = await asyncpg.connect(postgres_server.url)
+    observer = await asyncpg.connect(url_a)  # sees every NOTIFY on the channel
+    notifies: list[dict] = []
+    await observer.add_listener(CHANNEL, lambda conn, pid, channel, payload: notifies.append(json.loads(payload)))
+    try:
+        async with aiohttp.ClientSession() as http:
+            await asyncio.gather(a.wait_ready(http), b.wait_ready(http))
+            A, B = a.base, b.base
+
+            owner = await call(http, "POST", A + "/api/auth/register", 201,
+                               body={"email": "owner@example.com", "password": PASSWORD})
+            alice = await call(http, "POST", A + "/api/auth/register", 201,
+                               body={"email": "alice@example.com", "password": PASSWORD})
+            ws = await call(http, "POST", A + "/api/workspaces", 201, owner["token"], {"name": "Two Processes"})
+            slug = ws["slug"]
+            await call(http, "POST", f"{A}/api/workspaces/{slug}/members", 201, owner["token"],
+                       {"email": "alice@example.com"})
+
+            async def broadcast(title: str) -> dict:
+                body = await call(http, "POST", f"{A}/api/workspaces/{slug}/notifications", 201, owner["token"],
+                                  {"title": title, "broadcast": True})
+                return body["notification"]
+
+            async def counts(base: str) -> dict:
+                return await call(http, "GET", base + "/api/notifications/unread-count", 200, alice["token"])
+
+            on_b = await ws_connect(http, B, alice["token"])
+            on_a = await ws_connect(http, A, alice["token"])
+            assert on_b.ready["unread"] == {"total": 0, "workspaces": {}}
+
+            async def b_listening() -> bool:
+                return len(await listeners_of(admin, dbname, role)) == 1
+
+            await poll_async(b_listening, "B's listener to connect")
+            rows = await admin.fetch("SELECT pid, usename, application_name, state, query FROM pg_stat_activity WHERE datname = $1", dbname)
+            for r in rows:
+                print(dict(r))
+
+            # 1. A change made through A reaches a client of B.
+            n1 = await broadcast("first")
+            assert (await on_b.until_notification(n1["id"]))["title"] == "first"
+            print("FRAMES", on_b.frames, on_b.state)
+            await asyncio.sleep(1)
+            print("LOG B", b.log())
+            assert await on_b.until_unread(1) == {"total": 1, "workspaces": {ws["id"]: 1}}
+            assert await on_a.until_unread(1) == on_b.state
+            assert await counts(B) == on_b.state
+
+            # ... and one made through B reaches a client of A.
+            await call(http, "POST", f"{B}/api/notifications/{n1['id']}/read", 200, alice["token"])
+            assert await on_a.until_unread(0) == {"total": 0, "workspaces": {}}
+            assert await on_b.until_unread(0) == {"total": 0, "workspaces": {}}
+
+            # 2. B's listener dies and cannot come back for now.
+            await admin.execute(f'ALTER ROLE "{role}" NOLOGIN')
+            [pid] = await listeners_of(admin, dbname, role)
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+
+            async def b_not_listening() -> bool:
+                return not await listeners_of(admin, dbname, role)
+
+            await poll_async(b_not_listening, "B's listener to be gone")
+
+            # A change meanwhile: its NOTIFY goes out (the observer sees it), and B cannot hear it.
+            n2 = await broadcast("while B is deaf")
+            await poll(lambda: any(n2["id"] in p.get("n", []) for p in notifies), "A's NOTIFY of the second send")
+
+            # 3. B may log in again: its listener reconnects and B recounts every connected user.
+            await admin.execute(f'ALTER ROLE "{role}" LOGIN')
+            await poll_async(b_listening, "B's listener to reconnect")
+            assert await on_b.until_unread(1, strict=False) == {"total": 1, "workspaces": {ws["id"]: 1}}
+            assert await counts(B) == on_b.state
+
+            # 4. Changes flow to B again.
+            n3 = await broadcast("after the reconnect")
+            assert (await on_b.until_notification(n3["id"]))["title"] == "after the reconnect"
+            assert await on_b.until_unread(2) == {"total": 2, "workspaces": {ws["id"]: 2}}
+            assert await on_a.until_unread(2, strict=False) == on_b.state
+            assert await counts(A) == await counts(B) == on_b.state
+
+            # 5. SIGTERM: each process closes its websockets with 1001 and exits 0.
+            a.proc.send_signal(signal.SIGTERM)
+            b.proc.send_signal(signal.SIGTERM)
+            assert await expect_close(on_a.ws) == 1001
+            assert await expect_close(on_b.ws) == 1001
+        codes = await asyncio.gather(a.stop(), b.stop())
+        assert codes == [0, 0], f"exit codes {codes}\n--- A ---\n{a.log()}\n--- B ---\n{b.log()}"
+        for server in (a, b):
+            assert "Traceback" not in server.log(), server.log()
+    finally:
+        a.kill()
+        b.kill()
+        await observer.close()
+        await admin.close()
+
+
+async def poll_async(predicate, what: str, limit_s: float = HANG_GUARD_S, interval_s: float = 0.02) -> None:
+    """`poll` for an async predicate."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit_s
+    while not await predicate():
+        if loop.time() > deadline:
+            pytest.fail(f"gave up waiting for {what}")
+        await asyncio.sleep(interval_s)
