@@ -186,22 +186,26 @@ class PostgresBus(EventBus):
         import asyncpg
 
         conn = None
-        while True:
-            await self._wake.wait()
-            await asyncio.sleep(self.interval_s)  # coalesce one interval's changes
-            self._wake.clear()
-            change, self._pending = self._pending, Change()
-            try:
-                if conn is None or conn.is_closed():
-                    conn = await asyncpg.connect(self.dsn, timeout=5)
-                for payload in change.payloads(self.origin):
-                    await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("event bus: could not publish a change, retrying: %s", exc)
-                if conn is not None:
-                    conn.terminate()
-                conn = None
-                self.publish(change)  # not lost: back in line for the next attempt
-                await asyncio.sleep(1.0)
+        try:
+            while True:
+                await self._wake.wait()
+                await asyncio.sleep(self.interval_s)  # coalesce one interval's changes
+                self._wake.clear()
+                change, self._pending = self._pending, Change()
+                try:
+                    if conn is None or conn.is_closed():
+                        conn = await asyncpg.connect(self.dsn, timeout=5)
+                    for payload in change.payloads(self.origin):
+                        await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning("event bus: could not publish a change, retrying: %s", exc)
+                    if conn is not None:
+                        conn.terminate()
+                    conn = None
+                    self.publish(change)  # not lost: back in line for the next attempt
+                    await asyncio.sleep(1.0)
+        finally:
+            if conn is not None and not conn.is_closed():
+                conn.terminate()  # no await: this runs while the task is being cancelled

@@ -204,7 +204,7 @@ async def test_two_processes_share_changes_and_recover_from_a_lost_listener(shar
             # 1. A change made through A reaches a client of B.
             n1 = await broadcast("first")
             assert (await on_b.until_notification(n1["id"]))["title"] == "first"
-            print("FRAMES", on_b.frames, on_b.state)
+            print("FRAMES", on_b.frames, on_b.state, "NOTIFIES", notifies)
             await asyncio.sleep(1)
             print("LOG B", b.log())
             assert await on_b.until_unread(1) == {"total": 1, "workspaces": {ws["id"]: 1}}
