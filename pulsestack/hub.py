@@ -100,6 +100,7 @@ class UnreadHub(Hub):
         self._closers: set[asyncio.Task] = set()
         self.flushes = 0  # how many flushes ran (observable in tests and logs)
         self._closed = False
+        self.authenticating: set[web.WebSocketResponse] = set()  # open, auth frame not yet in
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -114,6 +115,10 @@ class UnreadHub(Hub):
         self._closed = True
         for sock in [s for socks in self.sockets.values() for s in socks]:
             self._close(sock, CLOSE_SHUTDOWN, "server shutting down")
+        for ws in list(self.authenticating):  # else they would hold shutdown until their auth timeout
+            task = asyncio.create_task(ws.close(code=CLOSE_SHUTDOWN, message=b"server shutting down"))
+            self._closers.add(task)
+            task.add_done_callback(self._closers.discard)
         if self._closers:
             await asyncio.wait(self._closers, timeout=CLOSE_TIMEOUT + 1)
         if self._flusher is not None:

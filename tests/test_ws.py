@@ -8,6 +8,9 @@ Absence of a frame is shown with a barrier, not a sleep: frames reach a socket
 in the order the hub queued them, so once a later frame (a pong, or the
 notification of a later send) has arrived, a frame that was due earlier would
 have arrived before it.
+
+Every `unread` frame a test waits for is also compared with
+GET /api/notifications/unread-count (`Conn.synced`).
 """
 
 from __future__ import annotations
@@ -20,9 +23,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
-from aiohttp import WSMsgType
 
-from apihelpers import bearer, create_workspace, join, json_of, login, register
+from apihelpers import create_workspace, join, json_of, login, register
 from pulsestack.api import ws as ws_api
 from pulsestack.app import create_app
 from pulsestack.appkeys import HUB
@@ -150,12 +152,22 @@ async def test_an_expired_token_closes_4401(client, db):
 
 
 async def test_no_auth_frame_in_time_closes_4408(client, monkeypatch):
+    assert ws_api.AUTH_TIMEOUT_S == 10  # DESIGN.md §6: within 10 s; shortened here
     monkeypatch.setattr(ws_api, "AUTH_TIMEOUT_S", 0.2)
     ws = await open_ws(client)
 
     seen: list = []
     assert await expect_close(ws, seen) == CLOSE_AUTH_TIMEOUT
     assert seen == []
+
+
+async def test_websockets_are_served_without_compression(client):
+    """DESIGN.md §6: per-message deflate costs hundreds of KiB per socket, so it is off."""
+    alice = await person(client)
+    ws = await client.ws_connect("/ws", compress=15)  # the client offers permessage-deflate
+    assert ws.compress == 0
+    await ws.send_json({"type": "auth", "token": token_of(alice.headers)})
+    assert (await ws.receive_json(timeout=10))["type"] == "ready"
 
 
 # --- after ready: ping and bad messages -----------------------------------------------------------
@@ -271,16 +283,16 @@ async def test_retraction_member_removal_and_workspace_deletion_push_counts(clie
     assert await a.until_unread(0) == {"total": 0, "workspaces": {}}
     await a.synced(client, alice.headers)
     await a.ping()
+    frames_before_deletion = len(a.frames)
 
     # workspace deletion: the members' counts lose the workspace
     assert (await client.delete(f"/api/workspaces/{ws1['slug']}", headers=owner.headers)).status == 204
     assert await b.until_unread(1) == {"total": 1, "workspaces": {ws2["id"]: 1}}
     await b.synced(client, bob.headers)
 
-    # alice (no longer a member) got nothing from the deletion: her next frame is the pong
+    # alice, no longer a member, got nothing from the deletion: her next frame is the pong
     await a.ping()
-    assert a.unread[-1] == {"total": 0, "workspaces": {}}
-    assert all(u["total"] == 0 for u in a.unread[a.unread.index({"total": 0, "workspaces": {}}):])
+    assert a.frames[frames_before_deletion:] == [{"type": "pong"}]
     assert {i["id"] for i in a.notifications} == {n1["id"], n2["id"]}
     assert {i["id"] for i in b.notifications} == {n1["id"], n2["id"], n3["id"]}
 
@@ -294,8 +306,12 @@ async def test_notification_frames_go_to_connected_recipients_only(client):
     c = await connect(client, carol.headers)
     # dave is not connected
 
+    # one send at a time, each pushed before the next (each its own flush)
     n1 = await send(client, owner.headers, slug, title="broadcast")  # everyone but the sender
+    for conn in (a, b, c):
+        await conn.until_notification(n1["id"])
     n2 = await send(client, alice.headers, slug, recipients=[bob.id], title="direct to bob")
+    await b.until_notification(n2["id"])
     n3 = await send(client, owner.headers, slug, title="barrier")  # a later frame for the members
     n4 = await send(client, alice.headers, slug, recipients=[owner.id], title="barrier for the owner")
 
@@ -497,3 +513,19 @@ async def test_shutdown_closes_every_socket_with_1001(client):
     finally:
         await asyncio.wait_for(closing, 15)
     assert hub_of(client).sockets == {}
+
+
+async def test_shutdown_closes_a_socket_still_authenticating_with_1001(client, monkeypatch):
+    """A socket opened but not yet authenticated when the server goes away gets
+    1001 too, at once; it does not hold the shutdown until its auth timeout."""
+    monkeypatch.setattr(ws_api, "AUTH_TIMEOUT_S", 3.0)  # bounds the wait if it is not closed at shutdown
+    ws = await open_ws(client)
+    alice = await person(client)
+    conn = await connect(client, alice.headers)  # a request that surely reached the server after the first socket
+
+    closing = asyncio.create_task(client.server.close())
+    try:
+        assert await conn.closed() == CLOSE_GOING_AWAY
+        assert await expect_close(ws) == CLOSE_GOING_AWAY
+    finally:
+        await asyncio.wait_for(closing, 15)

@@ -16,12 +16,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
@@ -29,7 +31,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from conftest import DB_PREFIX, PostgresServer, _pid_alive, with_database
+from conftest import DB_PREFIX, PostgresServer, _pid_alive
 from pulsestack.db.migrate import apply_migrations
 from wshelpers import HANG_GUARD_S, Conn, expect_close, poll
 
@@ -52,8 +54,8 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def shared_database(postgres_server: PostgresServer) -> Iterator[tuple[str, str, str]]:
-    """A migrated database of its own and a login role for process B: (dbname, url, role)."""
+def shared_database(postgres_server: PostgresServer) -> Iterator[tuple[str, str, str, str]]:
+    """A migrated database of its own and a login role for process B: (dbname, url, role, password)."""
     with psycopg.connect(postgres_server.url, autocommit=True) as admin:
         for (old,) in admin.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE %s", (ROLE_PREFIX + "%",)).fetchall():
             pid = old[len(ROLE_PREFIX):].split("_")[0]
@@ -61,20 +63,28 @@ def shared_database(postgres_server: PostgresServer) -> Iterator[tuple[str, str,
                 admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(old)))
     name = postgres_server.new_name()
     role = f"{ROLE_PREFIX}{postgres_server.run_id[len(DB_PREFIX):]}_b"
+    password = secrets.token_hex(12)
     url = postgres_server.create(name)
     try:
         apply_migrations(url)
         with psycopg.connect(postgres_server.url, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
-            admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+            admin.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(sql.SQL("GRANT ALL ON ALL TABLES IN SCHEMA public TO {}").format(sql.Identifier(role)))
             conn.execute(sql.SQL("GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {}").format(sql.Identifier(role)))
-        yield name, url, role
+        yield name, url, role, password
     finally:
         postgres_server.drop(name)
         with psycopg.connect(postgres_server.url, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def as_role(url: str, role: str, password: str) -> str:
+    """`url` with another user and password."""
+    parts = urlsplit(url)
+    host = parts.hostname + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=f"{role}:{password}@{host}"))
 
 
 class Server:
@@ -84,6 +94,7 @@ class Server:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = cwd / f"{name}.log"
+        self.terminated = False
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pulsestack", "serve", "--no-migrate", "--port", str(self.port)],
@@ -111,10 +122,16 @@ class Server:
             await asyncio.sleep(0.05)
         pytest.fail(f"server did not answer /readyz within {READY_LIMIT_S} s:\n{self.log()}")
 
-    async def stop(self) -> int:
-        """SIGTERM, wait; SIGKILL only as a last resort (and then fail)."""
-        if self.proc.poll() is None:
+    def terminate(self) -> None:
+        """One SIGTERM: a graceful shutdown. (A second one during the shutdown
+        makes aiohttp's run_app exit at once, with status 1.)"""
+        if not self.terminated and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
+            self.terminated = True
+
+    async def stop(self) -> int:
+        """SIGTERM (unless sent already), wait; SIGKILL only as a last resort (and then fail)."""
+        self.terminate()
         try:
             return await asyncio.to_thread(self.proc.wait, 15)
         except subprocess.TimeoutExpired:
@@ -158,9 +175,8 @@ async def listeners_of(admin: asyncpg.Connection, dbname: str, role: str) -> lis
 
 
 async def test_two_processes_share_changes_and_recover_from_a_lost_listener(shared_database, postgres_server, tmp_path):
-    dbname, url_a, role = shared_database
-    url_b = with_database(postgres_server.url.replace("postgres@", f"{role}@", 1), dbname)
-    assert f"{role}@" in url_b, url_b
+    dbname, url_a, role, password = shared_database
+    url_b = as_role(url_a, role, password)
     a = Server(tmp_path, "a", url_a)
     b = Server(tmp_path, "b", url_b)
     admin = await asyncpg.connect(postgres_server.url)
@@ -196,17 +212,11 @@ async def test_two_processes_share_changes_and_recover_from_a_lost_listener(shar
             async def b_listening() -> bool:
                 return len(await listeners_of(admin, dbname, role)) == 1
 
-            await poll_async(b_listening, "B's listener to connect")
-            rows = await admin.fetch("SELECT pid, usename, application_name, state, query FROM pg_stat_activity WHERE datname = $1", dbname)
-            for r in rows:
-                print(dict(r))
+            await poll(b_listening, "B's listener to connect")
 
             # 1. A change made through A reaches a client of B.
             n1 = await broadcast("first")
             assert (await on_b.until_notification(n1["id"]))["title"] == "first"
-            print("FRAMES", on_b.frames, on_b.state, "NOTIFIES", notifies)
-            await asyncio.sleep(1)
-            print("LOG B", b.log())
             assert await on_b.until_unread(1) == {"total": 1, "workspaces": {ws["id"]: 1}}
             assert await on_a.until_unread(1) == on_b.state
             assert await counts(B) == on_b.state
@@ -224,7 +234,7 @@ async def test_two_processes_share_changes_and_recover_from_a_lost_listener(shar
             async def b_not_listening() -> bool:
                 return not await listeners_of(admin, dbname, role)
 
-            await poll_async(b_not_listening, "B's listener to be gone")
+            await poll(b_not_listening, "B's listener to be gone")
 
             # A change meanwhile: its NOTIFY goes out (the observer sees it), and B cannot hear it.
             n2 = await broadcast("while B is deaf")
@@ -232,7 +242,7 @@ async def test_two_processes_share_changes_and_recover_from_a_lost_listener(shar
 
             # 3. B may log in again: its listener reconnects and B recounts every connected user.
             await admin.execute(f'ALTER ROLE "{role}" LOGIN')
-            await poll_async(b_listening, "B's listener to reconnect")
+            await poll(b_listening, "B's listener to reconnect")
             assert await on_b.until_unread(1, strict=False) == {"total": 1, "workspaces": {ws["id"]: 1}}
             assert await counts(B) == on_b.state
 
@@ -243,9 +253,17 @@ async def test_two_processes_share_changes_and_recover_from_a_lost_listener(shar
             assert await on_a.until_unread(2, strict=False) == on_b.state
             assert await counts(A) == await counts(B) == on_b.state
 
-            # 5. SIGTERM: each process closes its websockets with 1001 and exits 0.
-            a.proc.send_signal(signal.SIGTERM)
-            b.proc.send_signal(signal.SIGTERM)
+            # 5. Logging a token out through A closes that token's socket on B, not the other token's.
+            second = await call(http, "POST", A + "/api/auth/login", 200,
+                                body={"email": "alice@example.com", "password": PASSWORD})
+            doomed = await ws_connect(http, B, second["token"])
+            await call(http, "POST", A + "/api/auth/logout", 204, second["token"])
+            assert await doomed.closed() == 4401
+            await on_b.ping()
+
+            # 6. SIGTERM: each process closes its websockets with 1001 and exits 0.
+            a.terminate()
+            b.terminate()
             assert await expect_close(on_a.ws) == 1001
             assert await expect_close(on_b.ws) == 1001
         codes = await asyncio.gather(a.stop(), b.stop())
@@ -258,12 +276,3 @@ async def test_two_processes_share_changes_and_recover_from_a_lost_listener(shar
         await observer.close()
         await admin.close()
 
-
-async def poll_async(predicate, what: str, limit_s: float = HANG_GUARD_S, interval_s: float = 0.02) -> None:
-    """`poll` for an async predicate."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit_s
-    while not await predicate():
-        if loop.time() > deadline:
-            pytest.fail(f"gave up waiting for {what}")
-        await asyncio.sleep(interval_s)

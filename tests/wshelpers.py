@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import inspect
 import json
 import os
 import socket
@@ -41,7 +42,14 @@ class Closed(AssertionError):
 
 
 class Conn:
-    """One authenticated websocket and every frame it has read so far."""
+    """One authenticated websocket and every frame it has read so far.
+
+    The order of a `notification` frame and the `unread` frame that counts
+    it is not fixed (a recount that was already due may count the new
+    notification first), so the waiting helpers also look at frames that
+    other helpers have already read: `until_notification` at every
+    notification read so far, `until_unread` at every `unread` frame it has
+    not examined yet."""
 
     def __init__(self, ws, ready: dict):
         self.ws = ws
@@ -50,6 +58,8 @@ class Conn:
         self.notifications: list[dict] = []  # items of `notification` frames, in arrival order
         self.unread: list[dict] = []  # states of `unread` frames, in arrival order
         self.state = state_of(ready)  # the counts last pushed (ready, then each unread)
+        self._cursor = 1  # frames[_cursor:] are not yet examined by until_unread
+        self._confirmed = self.state  # the state until_unread last returned (ready at first)
 
     @property
     def user_id(self) -> str:
@@ -57,7 +67,10 @@ class Conn:
 
     async def frame(self) -> dict:
         """The next frame (a JSON object); fails when the socket closes instead."""
-        msg = await self.ws.receive(timeout=HANG_GUARD_S)
+        try:
+            msg = await self.ws.receive(timeout=HANG_GUARD_S)
+        except TimeoutError:
+            pytest.fail(f"no frame within the {HANG_GUARD_S} s hang guard; frames so far: {self.frames}")
         if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
             raise Closed(f"socket closed ({msg.type.name}, code {self.ws.close_code}) while waiting for a frame; "
                          f"frames so far: {self.frames}")
@@ -72,33 +85,35 @@ class Conn:
             assert set(frame) == {"type", "total", "workspaces"}, frame
             assert frame["total"] == sum(frame["workspaces"].values()), f"total is not the sum of the workspaces: {frame}"
             assert all(n > 0 for n in frame["workspaces"].values()), f"zero entries in an unread frame: {frame}"
-            self.unread.append(state_of(frame))
+            self.state = state_of(frame)
+            self.unread.append(self.state)
         return frame
 
     async def until_unread(self, total: int, *, strict: bool = True) -> dict:
-        """Read until an `unread` frame with this total arrives; returns its state.
+        """The first `unread` frame with this total after the one this returned
+        last (read already, or read until it comes); returns its state.
 
         Strict: every other `unread` frame on the way must repeat the state
-        last seen (the hub's recount after a connect), so a wrong intermediate
-        count fails. Not strict (bursts): intermediate counts are fine."""
+        returned last (a recount that found nothing new), so a wrong
+        intermediate count fails. Not strict (bursts): any counts on the way."""
         while True:
-            before = self.state
-            frame = await self.frame()
-            if frame["type"] != "unread":
-                continue
-            self.state = state_of(frame)
-            if frame["total"] == total:
-                return self.state
-            if strict:
-                assert self.state == before, (
-                    f"unexpected unread frame {frame} while waiting for total {total} (last state {before})")
+            while self._cursor < len(self.frames):
+                frame = self.frames[self._cursor]
+                self._cursor += 1
+                if frame["type"] != "unread":
+                    continue
+                state = state_of(frame)
+                if state["total"] == total:
+                    self._confirmed = state
+                    return state
+                assert not strict or state == self._confirmed, (
+                    f"unexpected unread frame {frame} while waiting for total {total} (last state {self._confirmed})")
+            await self.frame()
 
     async def until_type(self, kind: str) -> dict:
-        """Read until a frame of this type; `unread` frames on the way update `state`."""
+        """Read until a frame of this type arrives."""
         while True:
             frame = await self.frame()
-            if frame["type"] == "unread":
-                self.state = state_of(frame)
             if frame["type"] == kind:
                 return frame
 
@@ -123,11 +138,13 @@ class Conn:
         return await expect_close(self.ws, self.frames)
 
     async def synced(self, client, headers: dict[str, str]) -> dict:
-        """Read until the last `unread` state equals GET /api/notifications/unread-count (strict)."""
+        """Read until the last pushed counts equal GET /api/notifications/unread-count."""
         http = await unread_count(client, headers)
-        if self.state != http:
-            await self.until_unread(http["total"])
-        assert self.state == http, f"pushed counts {self.state} differ from GET unread-count {http}"
+        try:
+            while self.state != http:
+                await self.frame()
+        except TimeoutError:
+            pytest.fail(f"pushed counts {self.state} differ from GET unread-count {http}; frames: {self.frames}")
         return http
 
 
@@ -144,7 +161,7 @@ async def expect_close(ws, seen: list | None = None) -> int:
 
 
 async def open_ws(client):
-    return await client.ws_connect("/ws", timeout=HANG_GUARD_S, autoping=True)
+    return await client.ws_connect("/ws")
 
 
 async def connect(client, headers: dict[str, str]) -> Conn:
@@ -192,10 +209,16 @@ async def inbox_item(client, headers: dict[str, str], notification_id: str) -> d
 
 
 async def poll(predicate, what: str, limit_s: float = HANG_GUARD_S, interval_s: float = 0.01) -> None:
-    """Wait (bounded) until `predicate()` is true; a hang guard, not a timing check."""
+    """Wait (bounded) until `predicate()` (a function or a coroutine function) is
+    true; a hang guard, not a timing check."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + limit_s
-    while not predicate():
+    while True:
+        ok = predicate()
+        if inspect.isawaitable(ok):
+            ok = await ok
+        if ok:
+            return
         if loop.time() > deadline:
             pytest.fail(f"gave up waiting for {what}")
         await asyncio.sleep(interval_s)

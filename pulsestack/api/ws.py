@@ -59,10 +59,15 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     # Per-message deflate would cost hundreds of KiB per socket: off.
     ws = web.WebSocketResponse(heartbeat=hub_config.heartbeat_s, compress=False, max_msg_size=MAX_CLIENT_FRAME)
     await ws.prepare(request)
-    principal = await _authenticate(request, ws)
-    if principal is None:
-        return ws
     hub = request.app[HUB]
+    authenticating = hub.authenticating if isinstance(hub, UnreadHub) else set()
+    authenticating.add(ws)
+    try:
+        principal = await _authenticate(request, ws)
+    finally:
+        authenticating.discard(ws)
+    if principal is None or ws.closed:
+        return ws
     if not isinstance(hub, UnreadHub):
         await ws.close(code=1011, message=b"realtime hub not running")
         return ws

@@ -1,0 +1,318 @@
+"""The results table (stdout) and docs/performance.md, with each DESIGN.md §9
+target marked met or missed and why."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import findings
+from .stats import ms, secs
+
+DIALECT_NAMES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
+FANOUT_TARGET_S = {"sqlite": 0.4, "postgres": 0.8}
+FANOUT_TARGET_SIZE = 100_000
+FANOUT_TARGET_RATIO = 1.15
+UNREAD_DB_P50_MS, UNREAD_HTTP_P50_MS = 1.0, 5.0
+INBOX_HTTP_P50_MS = 5.0
+FLAT_FACTOR, FLAT_SLACK_MS = 1.5, 0.5  # "flat": every depth's p50 within 1.5x (or +0.5 ms) of the first page's
+WS_TARGET_CLIENTS, WS_P99_MS = 10_000, 300.0
+WS_MEMORY_KIB = 24.0
+THROUGHPUT_RATIO = 0.20
+TARGET_RECEIPTS = 1_000_000
+
+
+@dataclass
+class Row:
+    scenario: str
+    measure: str
+    sizes: str
+    result: str
+
+
+@dataclass
+class Verdict:
+    target: str
+    dialect: str
+    wanted: str
+    measured: str
+    verdict: str  # met / missed / not measured
+    reason: str
+
+
+def rows_for(d: dict) -> list[Row]:
+    """Every measured figure of one dialect, as table rows."""
+    out: list[Row] = []
+    r = d.get("results", {})
+    seed = d["seed"]
+    if "fanout" in r:
+        for size, f in sorted(r["fanout"].items()):
+            out.append(Row("1 broadcast fan-out", f"POST → 201 median (bare INSERT…SELECT median; ratio)",
+                           f"{size:,} members, {len(f['server_s'])} reps",
+                           f"{secs(f['server_median_s'])} (bare {secs(f['bare_median_s'])}; {f['ratio']:.2f}×)"))
+    if "reads" in r:
+        rd = r["reads"]
+        sizes = f"{seed['receipts']:,} receipts, {seed['hot_unread']:,} unread, {rd['iterations']} samples"
+        plan = rd["unread_plan"]
+        extra = f"; EXPLAIN ANALYZE exec {ms(plan['execution_ms'])}" if "execution_ms" in plan else ""
+        out.append(Row("2 unread count", "database p50 / p99", sizes,
+                       f"{ms(rd['unread_db']['p50_ms'])} / {ms(rd['unread_db']['p99_ms'])}{extra}"))
+        out.append(Row("2 unread count", "HTTP p50 / p99", sizes,
+                       f"{ms(rd['unread_http']['p50_ms'])} / {ms(rd['unread_http']['p99_ms'])}"))
+        for depth, e in sorted(rd["inbox"].items()):
+            plan = e["plan"]
+            extra = f"; EXPLAIN ANALYZE exec {ms(plan['execution_ms'])}" if "execution_ms" in plan else ""
+            out.append(Row("2 inbox page of 20", f"depth {depth} pages: HTTP p50 / p99 (database p50 / p99)",
+                           f"{seed['receipts']:,} receipts, {seed['hot_total']:,} in the inbox",
+                           f"{ms(e['http']['p50_ms'])} / {ms(e['http']['p99_ms'])} "
+                           f"({ms(e['db']['p50_ms'])} / {ms(e['db']['p99_ms'])}{extra})"))
+    if "websockets" in r:
+        for n, w in sorted(r["websockets"].items()):
+            lat = w["latency"]
+            out.append(Row("3 websocket push", "201 → unread frame p50 / p99 / max; lost",
+                           f"{n:,} clients in {w['workers']} processes, {seed['crowd_unread']} unread each",
+                           f"{ms(lat['p50_ms'])} / {ms(lat['p99_ms'])} / {ms(lat['max_ms'])}; lost {w['lost']} "
+                           f"(POST → 201 {ms(w['post_to_201_ms'])})"))
+        n, w = _memory_round(r["websockets"])
+        out.append(Row("4 memory per idle websocket", "server VmRSS delta / N", f"{n:,} authenticated sockets",
+                       f"{w['kib_per_socket']:.1f} KiB ({w['rss_before_kib'] / 1024:,.0f} → {w['rss_after_kib'] / 1024:,.0f} MiB)"))
+    if "throughput" in r:
+        t = r["throughput"]
+        out.append(Row("5 HTTP throughput", "unread-count with auth vs bare aiohttp hello",
+                       f"{t['tool']}, {t['connections']} connections, {t['seconds']:g} s each",
+                       f"{t['unread_count']['rps']:,.0f} vs {t['hello']['rps']:,.0f} req/s = {t['ratio']:.1%}"))
+    return out
+
+
+def _memory_round(ws: dict) -> tuple[int, dict]:
+    """The largest round: it ran first, on a fresh server."""
+    n = max(ws)
+    return n, ws[n]
+
+
+def _reason(target: str, dialect: str, met: bool, measured: str, wanted: str) -> str:
+    if met:
+        return f"met: {measured} against {wanted}"
+    cause = findings.cause(target, dialect)
+    if cause:
+        return f"missed, because {cause}"
+    return f"missed: {measured} against {wanted} (cause not yet profiled)"
+
+
+def verdicts_for(dialect: str, d: dict) -> list[Verdict]:
+    r = d.get("results", {})
+    seed = d["seed"]
+    out: list[Verdict] = []
+
+    def add(target: str, wanted: str, measured: str, met: bool | None, why_not_measured: str = "") -> None:
+        if met is None:
+            out.append(Verdict(target, dialect, wanted, measured or "-", "not measured", why_not_measured))
+        else:
+            out.append(Verdict(target, dialect, wanted, measured, "met" if met else "missed",
+                               _reason(target, dialect, met, measured, wanted)))
+
+    # 1. fan-out
+    limit = FANOUT_TARGET_S[dialect]
+    wanted = f"≤ {limit} s and ≤ {FANOUT_TARGET_RATIO}× bare at {FANOUT_TARGET_SIZE:,} members"
+    f = r.get("fanout", {}).get(FANOUT_TARGET_SIZE)
+    if f:
+        measured = f"{secs(f['server_median_s'])}, {f['ratio']:.2f}× bare ({secs(f['bare_median_s'])})"
+        add("fanout", wanted, measured, f["server_median_s"] <= limit and f["ratio"] <= FANOUT_TARGET_RATIO)
+    else:
+        add("fanout", wanted, "", None, f"no {FANOUT_TARGET_SIZE:,}-member run (sizes given: "
+            f"{', '.join(f'{s:,}' for s in sorted(r.get('fanout', {}))) or 'none'})")
+
+    # 2. unread count; 3. inbox
+    rd = r.get("reads")
+    at_size = rd is not None and seed["receipts"] >= TARGET_RECEIPTS and seed["hot_unread"] == 1000
+    small = "" if at_size else f"run at {seed['receipts']:,} receipts / {seed['hot_unread']:,} unread, not 1,000,000 / 1,000"
+    wanted = f"p50 ≤ {UNREAD_DB_P50_MS:g} ms database, ≤ {UNREAD_HTTP_P50_MS:g} ms HTTP"
+    if rd is not None:
+        measured = f"database p50 {ms(rd['unread_db']['p50_ms'])}, HTTP p50 {ms(rd['unread_http']['p50_ms'])}"
+        met = rd["unread_db"]["p50_ms"] <= UNREAD_DB_P50_MS and rd["unread_http"]["p50_ms"] <= UNREAD_HTTP_P50_MS
+        add("unread", wanted, measured, met if at_size else None, small)
+        inbox = rd["inbox"]
+        first = inbox[min(inbox)]["http"]["p50_ms"]
+        worst = max(e["http"]["p50_ms"] for e in inbox.values())
+        flat = all(e["http"]["p50_ms"] <= max(first * FLAT_FACTOR, first + FLAT_SLACK_MS) for e in inbox.values())
+        measured = "HTTP p50 " + ", ".join(f"{ms(e['http']['p50_ms'])} at depth {k}" for k, e in sorted(inbox.items()))
+        wanted_inbox = f"p50 ≤ {INBOX_HTTP_P50_MS:g} ms HTTP at every depth, flat (each within {FLAT_FACTOR}× or +{FLAT_SLACK_MS} ms of depth 0)"
+        add("inbox", wanted_inbox, measured, (worst <= INBOX_HTTP_P50_MS and flat) if at_size else None, small)
+    else:
+        add("unread", wanted, "", None, "scenario not run")
+        add("inbox", "p50 ≤ 5 ms HTTP, flat with depth", "", None, "scenario not run")
+
+    # 4. websocket push; 5. memory
+    ws = r.get("websockets")
+    wanted = f"p99 ≤ {WS_P99_MS:g} ms after the 201 with {WS_TARGET_CLIENTS:,} clients, none lost"
+    if ws and WS_TARGET_CLIENTS in ws:
+        w = ws[WS_TARGET_CLIENTS]
+        measured = f"p99 {ms(w['latency']['p99_ms'])}, max {ms(w['latency']['max_ms'])}, lost {w['lost']}"
+        add("websocket", wanted, measured, w["latency"]["p99_ms"] is not None and w["latency"]["p99_ms"] <= WS_P99_MS and w["lost"] == 0)
+    else:
+        add("websocket", wanted, "", None, f"no {WS_TARGET_CLIENTS:,}-client round" if ws is not None else "scenario not run")
+    wanted = f"≤ {WS_MEMORY_KIB:g} KiB"
+    if ws:
+        n, w = _memory_round(ws)
+        measured = f"{w['kib_per_socket']:.1f} KiB over {n:,} sockets"
+        add("memory", wanted, measured, w["kib_per_socket"] <= WS_MEMORY_KIB if n >= 1000 else None,
+            f"only {n} sockets: too few to read a per-socket figure from RSS")
+    else:
+        add("memory", wanted, "", None, "scenario not run")
+
+    # 6. throughput
+    t = r.get("throughput")
+    wanted = f"≥ {THROUGHPUT_RATIO:.0%} of bare aiohttp hello (64 connections)"
+    if t:
+        measured = f"{t['unread_count']['rps']:,.0f} / {t['hello']['rps']:,.0f} req/s = {t['ratio']:.1%}"
+        at = t["seconds"] >= 5 and t["connections"] == 64
+        add("throughput", wanted, measured, t["ratio"] >= THROUGHPUT_RATIO if at else None,
+            f"{t['seconds']:g} s runs with {t['connections']} connections: a smoke run, not the target's")
+    else:
+        add("throughput", wanted, "", None, "scenario not run")
+    return out
+
+
+TARGET_TITLES = {
+    "fanout": "Broadcast to 100,000 members, POST → 201, receipts committed",
+    "unread": "Unread count, 1,000 unread among 1,000,000 receipts",
+    "inbox": "Inbox page of 20 at 1,000,000 receipts, any depth",
+    "websocket": "10,000 websockets, broadcast → every client's new count",
+    "memory": "Memory per idle authenticated websocket",
+    "throughput": "GET /api/notifications/unread-count req/s vs bare hello",
+}
+
+
+def console(machine: dict, runs: dict[str, dict]) -> str:
+    lines = [f"PulseStack benchmark: {machine['summary']}", ""]
+    for dialect, d in runs.items():
+        lines.append(f"== {DIALECT_NAMES[dialect]} ==")
+        rows = rows_for(d)
+        w1 = max((len(f"{x.scenario}: {x.measure}") for x in rows), default=0)
+        w2 = max((len(x.sizes) for x in rows), default=0)
+        for x in rows:
+            lines.append(f"  {(x.scenario + ': ' + x.measure).ljust(w1)}  {x.sizes.ljust(w2)}  {x.result}")
+        lines.append("")
+    lines.append("== DESIGN.md §9 targets ==")
+    for dialect, d in runs.items():
+        for v in verdicts_for(dialect, d):
+            lines.append(f"  [{v.verdict.upper():>12}] {DIALECT_NAMES[dialect]:<10} {TARGET_TITLES[v.target]}: "
+                         f"{v.measured}" + (f" ({v.reason})" if v.verdict == "not measured" else ""))
+    return "\n".join(lines)
+
+
+def markdown(machine: dict, command: str, runs: dict[str, dict]) -> str:
+    md: list[str] = [
+        "# PulseStack performance",
+        "",
+        "Written by `scripts/bench`; do not edit by hand, run it again. Targets are "
+        "DESIGN.md §9; how each figure is measured is under [Method](#method).",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| date | {machine['date']} |",
+        f"| machine | {machine['cores']} cores, {machine['cpu']}, {machine['memory']} RAM, {machine['os']} |",
+        f"| software | {machine['software']} |",
+        f"| commit | {machine['commit']} |",
+        f"| command | `{command}` |",
+        f"| server | `python -m pulsestack serve --no-migrate`, one process, default configuration "
+        f"(log level {machine['server_log_level']}, hub.flush_ms 50) |",
+        "",
+        "## Targets",
+        "",
+        "| target | dialect | wanted | measured | verdict |",
+        "|---|---|---|---|---|",
+    ]
+    for dialect, d in runs.items():
+        for v in verdicts_for(dialect, d):
+            mark = {"met": "**met**", "missed": "**missed**", "not measured": "not measured"}[v.verdict]
+            why = v.reason if v.verdict != "met" else ""
+            md.append(f"| {TARGET_TITLES[v.target]} | {DIALECT_NAMES[dialect]} | {v.wanted} | {v.measured} | "
+                      f"{mark}{': ' + why if why else ''} |")
+    for dialect, d in runs.items():
+        seed = d["seed"]
+        md += ["", f"## {DIALECT_NAMES[dialect]}", "",
+               f"Database: {d['database']}. Seeded in {seed['seconds']:.0f} s: {seed['receipts']:,} receipts "
+               f"({seed['crowd']:,} crowd users × {seed['crowd_unread']} broadcasts through the product's fan-out, "
+               f"hot user {seed['hot_total']:,} receipts of which {seed['hot_unread']:,} unread), "
+               f"{max(seed['fanout_members']):,} fan-out users. Figures below are measured in that order of "
+               f"scenarios: reads, throughput, websockets (fresh server), fan-out.",
+               "", "| scenario | measurement | sizes | result |", "|---|---|---|---|"]
+        for x in rows_for(d):
+            md.append(f"| {x.scenario} | {x.measure} | {x.sizes} | {x.result} |")
+        details = _details(d)
+        if details:
+            md += ["", "Details:", ""] + details
+    md += ["", "## Method", "", METHOD.strip(), ""]
+    notes = findings.notes()
+    if notes:
+        md += ["## Findings", "", notes.strip(), ""]
+    return "\n".join(md)
+
+
+def _details(d: dict) -> list[str]:
+    r = d.get("results", {})
+    out = []
+    if "reads" in r:
+        rd = r["reads"]
+        p = rd["unread_plan"]
+        out.append(f"- unread count plan: {', '.join(p['indexes']) if 'indexes' in p else p.get('plan', '')}"
+                   + (f" (planning {ms(p['planning_ms'])})" if "planning_ms" in p else ""))
+        for depth, e in sorted(rd["inbox"].items()):
+            p = e["plan"]
+            out.append(f"- inbox depth {depth} plan: {', '.join(p['indexes']) if 'indexes' in p else p.get('plan', '')}")
+    if "websockets" in r:
+        for n, w in sorted(r["websockets"].items()):
+            out.append(f"- {n:,} websockets: connected in {w['connect_s']:.1f} s; notification frames {w['notification_frames']:,}/{n:,}; "
+                       f"wrong totals {w['wrong_total']}; closed {w['closed']}; VmRSS {w['rss_before_kib']:,} → {w['rss_after_kib']:,} KiB")
+    if "throughput" in r:
+        t = r["throughput"]
+        for name in ("unread_count", "hello"):
+            x = t[name]
+            if x.get("p50_ms") is not None:
+                out.append(f"- {name.replace('_', '-')} latency under load ({t['tool']}): p50 {ms(x['p50_ms'])}, p99 {ms(x['p99_ms'])}")
+    if "fanout" in r:
+        for size, f in sorted(r["fanout"].items()):
+            out.append(f"- fan-out {size:,}: server " + ", ".join(f"{s * 1000:.0f}" for s in f["server_s"])
+                       + " ms; bare " + ", ".join(f"{s * 1000:.0f}" for s in f["bare_s"]) + " ms")
+    return out
+
+
+METHOD = """
+- **Data.** A fresh database per dialect (SQLite file in a temp directory;
+  Postgres database `pulsestack_bench`, created and dropped), migrated with
+  `python -m pulsestack migrate`, seeded set-based through the product's
+  Database adapter: users and members with recursive-CTE INSERT…SELECT,
+  sessions with the product's `create_session`, the crowd's receipts by the
+  product's `create_notification` + `fan_out_broadcast` in one transaction
+  per broadcast, the hot user's history set-based and marked read by the
+  product's `mark_all_read`; then `ANALYZE` (Postgres: `VACUUM ANALYZE`,
+  as autovacuum would).
+- **1. Fan-out.** Server: POST /api/workspaces/fan-<n>/notifications
+  `{"broadcast": true}` as the owner, from send to the last byte of the 201
+  (the service answers after its commit); recipient_count checked. Bare:
+  the harness's own driver connection runs BEGIN, the product's
+  `create_notification` and `fan_out_broadcast` SQL (compiled by the
+  product's dialect compiler), COMMIT. Alternating, one warm-up each,
+  medians.
+- **2. Reads.** Database: the product's `count_unread_by_workspace` and
+  `list_inbox` (limit 21, as the handler asks) through its adapter from the
+  harness process, timed around the call; on Postgres also the median
+  `EXPLAIN (ANALYZE)` execution time. HTTP: one keep-alive connection, one
+  request at a time, send to last byte. Inbox depth d: the page reached by
+  following `next_cursor` d times.
+- **3. Websockets.** Clients in their own processes (scripts/benchlib/wsworker.py),
+  bare asyncio websocket clients that note each frame's arrival
+  (`time.time()`, shared by all processes) as its bytes come off the socket;
+  latency is that minus the moment the harness read the broadcast's 201.
+  Expected: an `unread` frame with the client's total + 1. Lost: none by
+  the deadline.
+- **4. Memory.** Server VmRSS (/proc/<pid>/status) before connecting and
+  after every socket is authenticated, has its `ready` and has sat idle
+  for the settle time, on a freshly started server after a 20-socket
+  warm-up; divided by the number of sockets.
+- **5. Throughput.** Same load generator against both servers, one after
+  the other, each after a 1-second warm-up; every answer must be a 2xx.
+  The unread count is the hot user's (1,000 unread).
+- The load generators share the machine's cores with the server (and with
+  Postgres); so does everything in §9's reference figures.
+"""

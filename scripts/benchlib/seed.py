@@ -1,0 +1,235 @@
+"""Seed a benchmark database set-based, through the product's own Database
+adapter and, for receipts, mostly through its own fan-out.
+
+What gets built (sizes from the command line; defaults in brackets):
+
+- sender S: a system user who owns every bench workspace and sends every
+  broadcast; a session token for it.
+- the crowd [10,000 users]: members of `crowd`; `crowd_unread` [100]
+  broadcasts to it go through the product's `fan_out_broadcast` named query,
+  one transaction each (create_notification + fan_out_broadcast, exactly what
+  a send commits), so every crowd user holds that many unread receipts
+  [1,000,000 receipts]. Crowd users are added in groups so that the first
+  n of them form workspace `ws-<n>` for each smaller websocket size.
+  Each crowd user has a session token (the websocket clients).
+- hot user H: member of `hot` only; `hot_read` [10,000] notifications it
+  has read (marked with the product's mark_all_read) and then `hot_unread`
+  [1,000] unread ones: the inbox and unread-count subject.
+- the fan-out users [100,000]: in groups, so that `fan-<n>` holds the first
+  n of them for each fan-out size; receipts for these come only from the
+  fan-out measurement itself.
+
+Users, members and the hot notifications are written with recursive-CTE
+INSERT ... SELECT statements (they run on both dialects; see
+tests/test_explain.py). Sessions are the product's create_session query run
+with executemany: their token hashes are SHA-256, which SQLite cannot compute.
+Nothing loops over receipts in Python.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from uuid import UUID
+
+from pulsestack.db import Database, NamedQuery
+from pulsestack.ids import new_id, utcnow
+from pulsestack.queries import members, notifications, receipts, workspaces
+from pulsestack.security import hash_token, new_token
+
+UUID_EXPR = {
+    "postgres": "gen_random_uuid()",
+    "sqlite": "lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-a'"
+              " || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))",
+}
+# created_at of the i-th seeded notification: `:base` plus i seconds.
+SECONDS_AFTER = {
+    "postgres": "CAST(:base AS timestamptz) + s.i * interval '1 second'",
+    "sqlite": "strftime('%Y-%m-%dT%H:%M:%f', :base, '+' || s.i || ' seconds') || '000Z'",
+}
+SERIES = "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < :count) "
+EMAIL_DOMAIN = "@bench.example"
+SESSION_TTL = timedelta(days=30)
+
+
+@dataclass
+class Sizes:
+    fanout_members: list[int]
+    ws_clients: list[int]
+    crowd_unread: int
+    hot_read: int
+    hot_unread: int
+
+    @property
+    def crowd(self) -> int:
+        return max(self.ws_clients)
+
+
+@dataclass
+class Seeded:
+    sender_id: UUID
+    sender_token: str
+    hot_id: UUID
+    hot_token: str
+    crowd_tokens: list[str]  # in join order: the first n are the members of ws-<n>
+    ws_slugs: dict[int, str]  # websocket size -> workspace whose members are the first n crowd users
+    ws_ids: dict[int, UUID]
+    fan_slugs: dict[int, str]  # fan-out size -> workspace with that many members besides S
+    fan_ids: dict[int, UUID]
+    receipts: int = 0
+    seconds: float = 0.0
+    steps: dict[str, float] = field(default_factory=dict)
+
+
+def _groups(sizes: list[int]) -> list[tuple[int, int]]:
+    """[(size, users new at this size)] for ascending sizes: 1k,10k,100k -> (1k,1k),(10k,9k),(100k,90k)."""
+    out, prev = [], 0
+    for size in sorted(set(sizes)):
+        out.append((size, size - prev))
+        prev = size
+    return out
+
+
+async def _users(db: Database, tag: str, count: int) -> None:
+    if count <= 0:
+        return
+    await db.execute(NamedQuery.dynamic("bench_seed_users", SERIES +
+        "INSERT INTO users (id, email, password_hash, system_role, created_at) "
+        f"SELECT {UUID_EXPR[db.dialect]}, 'u' || s.i || '-' || CAST(:tag AS text) || '{EMAIL_DOMAIN}', 'x', 'user', :now FROM s",
+        "exec"), count=count, tag=tag, now=utcnow())
+
+
+async def _join(db: Database, workspace_id: UUID, tag: str) -> int:
+    return await db.execute(NamedQuery.dynamic("bench_seed_members",
+        "INSERT INTO workspace_members (id, workspace_id, user_id, role, joined_at) "
+        f"SELECT {UUID_EXPR[db.dialect]}, :workspace_id, u.id, 'member', :now FROM users AS u "
+        "WHERE u.email LIKE '%-' || CAST(:tag AS text) || :domain",
+        "exec"), workspace_id=workspace_id, tag=tag, domain=EMAIL_DOMAIN, now=utcnow())
+
+
+async def _ids(db: Database, tag: str) -> list[UUID]:
+    rows = await db.fetch_all(NamedQuery.dynamic("bench_seed_ids",
+        "SELECT id FROM users WHERE email LIKE '%-' || CAST(:tag AS text) || :domain ORDER BY id", "many"),
+        tag=tag, domain=EMAIL_DOMAIN)
+    return [r["id"] for r in rows]
+
+
+async def _sessions(db: Database, user_ids: list[UUID]) -> list[str]:
+    """One fresh token per user (the product's create_session query, in one transaction)."""
+    now = utcnow()
+    tokens = [new_token() for _ in user_ids]
+    async with db.transaction() as tx:
+        await tx.execute_many("create_session", [
+            {"id": new_id(), "user_id": u, "token_hash": hash_token(t), "created_at": now, "expires_at": now + SESSION_TTL}
+            for u, t in zip(user_ids, tokens)])
+    return tokens
+
+
+async def _workspace(db: Database, owner_id: UUID, slug: str) -> UUID:
+    now = utcnow()
+    async with db.transaction() as tx:
+        ws = await workspaces.create_workspace(tx, id=new_id(), name=slug, slug=slug, owner_id=owner_id, created_at=now)
+        await members.add_member(tx, id=new_id(), workspace_id=ws["id"], user_id=owner_id, role="owner", joined_at=now)
+    return ws["id"]
+
+
+async def broadcast_via_product(db: Database, workspace_id: UUID, sender_id: UUID, title: str) -> int:
+    """What a broadcast commits (services/notifications.py): the notification
+    row and the fan_out_broadcast INSERT ... SELECT, in one transaction."""
+    now = utcnow()
+    nid = new_id()
+    async with db.transaction() as tx:
+        await notifications.create_notification(tx, id=nid, workspace_id=workspace_id, sender_id=sender_id, title=title,
+                                                message="seeded by scripts/bench", type="info", broadcast=True,
+                                                created_at=now)
+        return await notifications.fan_out_broadcast(tx, notification_id=nid, workspace_id=workspace_id,
+                                                     sender_id=sender_id, created_at=now)
+
+
+async def _hot_batch(db: Database, workspace_id: UUID, sender_id: UUID, count: int, base) -> int:
+    """`count` notifications to `hot`, one second apart from `base`, and their receipts, set-based."""
+    if count <= 0:
+        return 0
+    await db.execute(NamedQuery.dynamic("bench_seed_hot_notifications", SERIES +
+        "INSERT INTO notifications (id, workspace_id, sender_id, title, message, type, broadcast, created_at) "
+        f"SELECT {UUID_EXPR[db.dialect]}, :workspace_id, :sender_id, 'Seeded ' || s.i, 'seeded by scripts/bench', "
+        f"'info', true, {SECONDS_AFTER[db.dialect]} FROM s", "exec"),
+        count=count, workspace_id=workspace_id, sender_id=sender_id, base=base)
+    return await db.execute(NamedQuery.dynamic("bench_seed_hot_receipts",
+        "INSERT INTO notification_receipts (id, notification_id, user_id, workspace_id, is_read, created_at) "
+        f"SELECT {UUID_EXPR[db.dialect]}, n.id, m.user_id, n.workspace_id, false, n.created_at "
+        "FROM notifications AS n JOIN workspace_members AS m ON m.workspace_id = n.workspace_id "
+        "WHERE n.workspace_id = :workspace_id AND m.user_id <> n.sender_id AND n.created_at > :base",
+        "exec"), workspace_id=workspace_id, base=base)
+
+
+async def seed(db: Database, sizes: Sizes, log) -> Seeded:
+    started = time.perf_counter()
+    steps: dict[str, float] = {}
+
+    def step(name: str, t0: float) -> float:
+        steps[name] = time.perf_counter() - t0
+        log(f"  seed: {name} {steps[name]:.1f} s")
+        return time.perf_counter()
+
+    t = time.perf_counter()
+    await _users(db, "sender", 1)
+    await _users(db, "hot", 1)
+    sender_id, hot_id = (await _ids(db, "sender"))[0], (await _ids(db, "hot"))[0]
+    sender_token, hot_token = (await _sessions(db, [sender_id]))[0], (await _sessions(db, [hot_id]))[0]
+
+    # The crowd: groups so that ws-<n> is the first n crowd users.
+    crowd_slug = f"ws-{sizes.crowd}"
+    ws_ids: dict[int, UUID] = {n: await _workspace(db, sender_id, f"ws-{n}") for n in sorted(set(sizes.ws_clients))}
+    crowd_tokens: list[str] = []
+    for g, (size, new) in enumerate(_groups(sizes.ws_clients)):
+        tag = f"c{g}"
+        await _users(db, tag, new)
+        for n, wid in ws_ids.items():
+            if n >= size:
+                await _join(db, wid, tag)
+        crowd_tokens += await _sessions(db, await _ids(db, tag))
+    t = step(f"{sizes.crowd:,} crowd users, members, sessions", t)
+
+    # The fan-out workspaces: fan-<n> holds the first n fan users.
+    fan_ids: dict[int, UUID] = {n: await _workspace(db, sender_id, f"fan-{n}") for n in sorted(set(sizes.fanout_members))}
+    for g, (size, new) in enumerate(_groups(sizes.fanout_members)):
+        tag = f"f{g}"
+        await _users(db, tag, new)
+        for n, wid in fan_ids.items():
+            if n >= size:
+                await _join(db, wid, tag)
+    t = step(f"{max(sizes.fanout_members):,} fan-out users and members", t)
+
+    # Crowd receipts through the product's fan-out, one broadcast at a time.
+    crowd_id = ws_ids[sizes.crowd]
+    for i in range(sizes.crowd_unread):
+        count = await broadcast_via_product(db, crowd_id, sender_id, f"Seeded broadcast {i + 1}")
+        if count != sizes.crowd:
+            raise RuntimeError(f"seed broadcast reached {count} members, expected {sizes.crowd}")
+    t = step(f"{sizes.crowd_unread} broadcasts x {sizes.crowd:,} crowd members (product fan-out)", t)
+
+    # The hot user: read history, marked read by the product, then unread ones.
+    hot_ws = await _workspace(db, sender_id, "hot")
+    await _join(db, hot_ws, "hot")
+    now = utcnow()
+    await _hot_batch(db, hot_ws, sender_id, sizes.hot_read, now - timedelta(days=2))
+    await receipts.mark_all_read(db, hot_id, utcnow())
+    await _hot_batch(db, hot_ws, sender_id, sizes.hot_unread, now - timedelta(days=1))
+    unread = sum(r["unread"] for r in await receipts.count_unread_by_workspace(db, [hot_id]))
+    if unread != sizes.hot_unread:
+        raise RuntimeError(f"hot user holds {unread} unread, expected {sizes.hot_unread}")
+    t = step(f"hot user: {sizes.hot_read:,} read + {sizes.hot_unread:,} unread", t)
+
+    # Statistics (and on Postgres the visibility map that index-only scans
+    # need), as autovacuum would have left them on a live system.
+    await db.execute(NamedQuery.dynamic("bench_analyze", "VACUUM ANALYZE" if db.dialect == "postgres" else "ANALYZE", "exec"))
+    total = await db.fetch_value(NamedQuery.dynamic("bench_count_receipts", "SELECT count(*) FROM notification_receipts", "scalar"))
+    step("analyze", t)
+    return Seeded(
+        sender_id=sender_id, sender_token=sender_token, hot_id=hot_id, hot_token=hot_token,
+        crowd_tokens=crowd_tokens, ws_slugs={n: f"ws-{n}" for n in ws_ids}, ws_ids=ws_ids,
+        fan_slugs={n: f"fan-{n}" for n in fan_ids}, fan_ids=fan_ids,
+        receipts=int(total), seconds=time.perf_counter() - started, steps=steps,
+    )

@@ -1,0 +1,93 @@
+"""Scenario 5: requests per second of GET /api/notifications/unread-count
+(with a bearer token, the hot user: 1,000 unread among ~1,000,000
+receipts) against aiohttp's bare JSON hello (hello.py), on the same machine,
+in the same run, with the same load generator: 64 keep-alive connections
+for a fixed time, after a short warm-up.
+
+The load generator is wrk when it is on PATH (`apt-get install wrk`,
+`brew install wrk`), as DESIGN.md §9 names; otherwise loadgen.py, a bare
+asyncio HTTP/1.1 client, in two processes. Either way every answer must be
+a 2xx, or the figure is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+from .procs import HERE, PulseStackServer, clean_env, run, start_hello
+
+PYTHON_PROCESSES = 2
+
+
+def pick(loadgen: str) -> str:
+    if loadgen == "auto":
+        return "wrk" if shutil.which("wrk") else "python"
+    if loadgen == "wrk" and not shutil.which("wrk"):
+        raise RuntimeError("--loadgen wrk: wrk is not on PATH (Debian/Ubuntu: apt-get install -y wrk; macOS: brew install wrk); "
+                           "or use --loadgen python")
+    return loadgen
+
+
+def _wrk_number(pattern: str, text: str, default: float | None = None) -> float:
+    m = re.search(pattern, text)
+    if not m:
+        if default is not None:
+            return default
+        raise RuntimeError(f"cannot read {pattern!r} from wrk's output:\n{text}")
+    return float(m.group(1))
+
+
+async def _wrk(port: int, path: str, headers: list[str], seconds: float, connections: int, tmp: Path) -> dict:
+    args = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency"]
+    for h in headers:
+        args += ["-H", h]
+    text = await run(args + [f"http://127.0.0.1:{port}{path}"], env=clean_env(), cwd=tmp, timeout=seconds + 60)
+    non2xx = int(_wrk_number(r"Non-2xx or 3xx responses:\s+(\d+)", text, 0))
+    errors = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", text))
+    return {"rps": _wrk_number(r"Requests/sec:\s+([\d.]+)", text), "non2xx": non2xx, "errors": errors,
+            "p50_ms": _latency(text, "50%"), "p99_ms": _latency(text, "99%")}
+
+
+def _latency(text: str, label: str) -> float | None:
+    m = re.search(rf"^\s+{re.escape(label)}\s+([\d.]+)(us|ms|s)\s*$", text, re.MULTILINE)
+    if not m:
+        return None
+    return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+
+
+async def _python(port: int, path: str, headers: list[str], seconds: float, connections: int, tmp: Path) -> dict:
+    per = [connections // PYTHON_PROCESSES + (1 if i < connections % PYTHON_PROCESSES else 0) for i in range(PYTHON_PROCESSES)]
+    outs = await asyncio.gather(*(
+        run([sys.executable, str(HERE / "loadgen.py"), "127.0.0.1", str(port), path, str(c), str(seconds), *headers],
+            env=clean_env(), cwd=tmp, timeout=seconds + 60) for c in per if c))
+    parts = [json.loads(o.strip().splitlines()[-1]) for o in outs]
+    return {"rps": sum(p["requests"] / p["seconds"] for p in parts), "non2xx": sum(p["non2xx"] for p in parts),
+            "errors": sum(p["errors"] for p in parts), "p50_ms": None, "p99_ms": None}
+
+
+async def _load(tool: str, port: int, path: str, headers: list[str], seconds: float, connections: int, tmp: Path) -> dict:
+    fn = _wrk if tool == "wrk" else _python
+    await fn(port, path, headers, min(1.0, seconds / 2), connections, tmp)  # warm-up
+    result = await fn(port, path, headers, seconds, connections, tmp)
+    if result["non2xx"] or result["errors"]:
+        raise RuntimeError(f"load on :{port}{path} got {result['non2xx']} non-2xx answers and {result['errors']} socket errors")
+    return result
+
+
+async def measure(server: PulseStackServer, token: str, seconds: float, connections: int, loadgen: str, tmp: Path, log) -> dict:
+    tool = pick(loadgen)
+    hello, hello_port = await start_hello(tmp)
+    try:
+        product = await _load(tool, server.port, "/api/notifications/unread-count", [f"Authorization: Bearer {token}"],
+                              seconds, connections, tmp)
+        bare = await _load(tool, hello_port, "/", [], seconds, connections, tmp)
+    finally:
+        await hello.stop()
+    ratio = product["rps"] / bare["rps"]
+    log(f"  throughput ({tool}): unread-count {product['rps']:,.0f} req/s, hello {bare['rps']:,.0f} req/s, {ratio:.1%}")
+    return {"tool": tool, "seconds": seconds, "connections": connections, "unread_count": product, "hello": bare, "ratio": ratio}
