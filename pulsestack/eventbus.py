@@ -87,7 +87,7 @@ class Change:
 
 
 class EventBus:
-    """Delivers other processes' changes; this one has no other processes."""
+    """Delivers other processes' changes to the hub. The base delivers nothing."""
 
     async def start(self, on_change: Callable[[Change], None], on_reconnect: Callable[[], None]) -> None:
         pass
@@ -99,7 +99,8 @@ class EventBus:
         pass
 
 
-InProcessBus = EventBus
+class InProcessBus(EventBus):
+    """SQLite: one server process per database file, so no other process to hear."""
 
 
 class PostgresBus(EventBus):
