@@ -86,8 +86,6 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                 hub.send(sock, {"type": "pong"})
             else:
                 hub.send(sock, {"type": "error", "code": "bad_message"})
-    except asyncio.CancelledError:
-        raise
     finally:
         expiry.cancel()
         hub.disconnect(sock)
