@@ -6,6 +6,8 @@ helper fails loudly, with the response body, when the API misbehaves.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import re
 import uuid
 from datetime import datetime
@@ -80,3 +82,15 @@ async def join(client, owner_headers: dict[str, str], slug: str, role: str = "me
     user, headers = await register(client)
     await add_member(client, owner_headers, slug, user["email"], role)
     return user, headers
+
+
+@dataclass
+class Person:
+    """A registered user and the headers that authenticate as them."""
+
+    user: dict
+    headers: dict[str, str]
+
+    @property
+    def id(self) -> str:
+        return self.user["id"]

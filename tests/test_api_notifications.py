@@ -20,7 +20,7 @@ from datetime import timedelta
 
 import pytest
 
-from apihelpers import bearer, expect_error, json_of, unique_email
+from apihelpers import Person, bearer, expect_error, json_of, unique_email
 from pulsestack.app import create_app
 from pulsestack.appkeys import DB
 from pulsestack.db import NamedQuery
@@ -110,16 +110,6 @@ async def api(aiohttp_client, config, db, hub):
 
 
 # --- people and workspaces ----------------------------------------------------------------------
-
-@dataclass
-class Person:
-    user: dict
-    headers: dict[str, str]
-
-    @property
-    def id(self) -> str:
-        return self.user["id"]
-
 
 @dataclass
 class Team:

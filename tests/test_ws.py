@@ -19,12 +19,11 @@ import asyncio
 import json
 import socket
 import uuid
-from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
 
-from apihelpers import create_workspace, join, json_of, login, register
+from apihelpers import Person, create_workspace, join, json_of, login, register
 from pulsestack.api import ws as ws_api
 from pulsestack.app import create_app
 from pulsestack.appkeys import HUB
@@ -44,16 +43,6 @@ SQL_EXPIRE_SESSIONS_OF = NamedQuery.dynamic(
     "t_expire_sessions_of", "UPDATE sessions SET expires_at = :t WHERE user_id = :user_id", "exec")
 SQL_DELETE_RECEIPTS_OF = NamedQuery.dynamic(
     "t_delete_receipts_of", "DELETE FROM notification_receipts WHERE user_id = :user_id", "exec")
-
-
-@dataclass
-class Person:
-    user: dict
-    headers: dict[str, str]
-
-    @property
-    def id(self) -> str:
-        return self.user["id"]
 
 
 async def person(client) -> Person:
