@@ -43,7 +43,7 @@ TINY = {
     "fanout_members": "10,50", "fanout_reps": 2,
     "ws_clients": "20", "ws_workers": 2, "crowd_unread": 100,
     "hot_read": 200, "hot_unread": 50, "inbox_depths": "0,2,5", "iterations": 30,
-    "throughput_seconds": 2.0, "settle": 0.3, "deadline": 10.0,
+    "throughput_seconds": 1.0, "settle": 0.3, "deadline": 10.0,
 }
 SCENARIOS = ("reads", "throughput", "websockets", "fanout")
 PG_DEFAULT = os.environ.get("PULSESTACK_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--pg-database", default="pulsestack_bench", help="name of the database created and dropped [pulsestack_bench]")
     e.add_argument("--server-log-level", default="info", help="the measured server's log level [info, its default]")
     e.add_argument("--keep-temp", action="store_true", help="keep the temp directory (database file, server logs)")
+    e.add_argument("--render", type=Path, metavar="JSON",
+                   help="measure nothing: write the report again from a run's --json file (after editing findings.py)")
     return p
 
 
@@ -209,7 +211,9 @@ async def run_dialect(dialect: str, args: argparse.Namespace, tmp: Path, log) ->
                 results["reads"] = await reads.measure(db, server.base, seeded, sorted(set(args.inbox_depths)),
                                                        args.iterations, args.hot_unread, log)
             if "throughput" in args.scenarios:
-                results["throughput"] = await throughput.measure(server, seeded.hot_token, args.throughput_seconds,
+                callers = {"a typical user": (seeded.crowd_tokens[0], args.crowd_unread),
+                           "the hot user": (seeded.hot_token, args.hot_unread)}
+                results["throughput"] = await throughput.measure(server, callers, args.throughput_seconds,
                                                                  args.connections, args.loadgen, tmp, log)
             await server.stop()
         if "websockets" in args.scenarios or "fanout" in args.scenarios:
@@ -289,12 +293,32 @@ async def main_async(args: argparse.Namespace) -> int:
     args.output.write_text(report.markdown(machine, command.strip(), runs))
     log(f"scripts/bench: wrote {args.output}")
     if args.json:
-        args.json.write_text(json.dumps({"machine": machine, "runs": runs}, indent=1, default=str))
+        args.json.write_text(json.dumps({"machine": machine, "command": command.strip(), "runs": runs}, indent=1, default=str))
+    return 0
+
+
+def _int_keys(value):
+    """JSON turned the size keys of the results into strings; turn them back."""
+    if isinstance(value, dict):
+        return {(int(k) if isinstance(k, str) and k.isdigit() else k): _int_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_int_keys(v) for v in value]
+    return value
+
+
+def render(args: argparse.Namespace) -> int:
+    data = _int_keys(json.loads(args.render.read_text()))
+    print(report.console(data["machine"], data["runs"]))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(report.markdown(data["machine"], data.get("command", "scripts/bench"), data["runs"]))
+    print(f"scripts/bench: wrote {args.output}", file=sys.stderr)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = resolve(build_parser().parse_args(argv))
+    if args.render:
+        return render(args)
     try:
         return asyncio.run(main_async(args))
     except (KeyboardInterrupt, asyncio.CancelledError):
