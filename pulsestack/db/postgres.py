@@ -83,6 +83,10 @@ def _translate(exc: Exception) -> Exception:
     return exc
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset hook: nothing to reset (see PostgresDatabase.connect)."""
+
+
 def _rowcount(status: str) -> int:
     # "UPDATE 3", "DELETE 0", "INSERT 0 5": the count is the last word.
     last = status.rsplit(" ", 1)[-1]
@@ -137,9 +141,13 @@ class PostgresDatabase(Database):
     async def connect(self) -> None:
         # min_size=0: creating the pool opens no connection, so a database that
         # is down at start-up makes /readyz answer 503 instead of a crash.
+        # reset: asyncpg's default runs `RESET ALL; UNLISTEN *; ...` on every
+        # release, a round trip per query. Pooled connections hold no session
+        # state here (no SET, no LISTEN: the event bus has its own), and an
+        # open transaction is still rolled back on release.
         self._pool = asyncpg.create_pool(
             self.dsn, min_size=0, max_size=self._pool_size, timeout=self._connect_timeout,
-            command_timeout=60,
+            command_timeout=60, reset=_keep_session,
         )
         await self._pool
 

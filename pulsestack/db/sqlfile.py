@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 SHAPES = ("one", "many", "scalar", "exec")
@@ -43,12 +44,12 @@ class NamedQuery:
     doc: str = ""
     source: str = "<dynamic>"
 
-    @property
+    @cached_property  # these run on every call: scan the SQL once
     def list_params(self) -> frozenset[str]:
         """Parameters written as `IN (:name)`: they take a sequence."""
         return frozenset(m.group("name") for m in _LIST_IN.finditer(_blank_out_literals(self.sql)))
 
-    @property
+    @cached_property
     def writes(self) -> bool:
         """True when the statement may write; such statements go to the writer."""
         return bool(_WRITE.search(_blank_out_literals(self.sql)))

@@ -82,10 +82,10 @@ def _converters(names: tuple[str, ...]) -> tuple[Callable[[Any], Any] | None, ..
     return tuple(for_name(n) for n in names)
 
 
-def _rows(description: Any, raw: list[tuple]) -> list[Row]:
-    if not description:
+def _rows(raw: list[sqlite3.Row]) -> list[Row]:
+    if not raw:
         return []
-    names = tuple(d[0] for d in description)
+    names = tuple(raw[0].keys())
     convs = _converters(names)
     return [
         {n: (v if c is None or v is None else c(v)) for n, c, v in zip(names, convs, r)}
@@ -139,12 +139,18 @@ def _translated() -> Iterator[None]:
         raise translated from exc
 
 
-async def _run(conn: aiosqlite.Connection, query: NamedQuery, params: Mapping[str, Any]) -> tuple[list[Row], int]:
-    bound = {k: to_sqlite(v) for k, v in params.items()}
+async def _fetch(conn: aiosqlite.Connection, query: NamedQuery, params: Mapping[str, Any]) -> list[Row]:
+    # execute_fetchall: one hop to the connection's thread, not three
+    # (execute, fetchall, close); it matters for short hot reads.
     with _translated():
-        async with conn.execute(compile_sqlite(query.sql), bound) as cur:
-            raw = await cur.fetchall()
-            return _rows(cur.description, raw), cur.rowcount
+        raw = await conn.execute_fetchall(compile_sqlite(query.sql), {k: to_sqlite(v) for k, v in params.items()})
+    return _rows(list(raw))
+
+
+async def _execute(conn: aiosqlite.Connection, query: NamedQuery, params: Mapping[str, Any]) -> int:
+    with _translated():
+        async with conn.execute(compile_sqlite(query.sql), {k: to_sqlite(v) for k, v in params.items()}) as cur:
+            return cur.rowcount
 
 
 class SQLiteTransaction(Transaction):
@@ -153,10 +159,10 @@ class SQLiteTransaction(Transaction):
         self._conn = conn
 
     async def _fetch(self, query: NamedQuery, params: Mapping[str, Any]) -> list[Row]:
-        return (await _run(self._conn, query, params))[0]
+        return await _fetch(self._conn, query, params)
 
     async def _execute(self, query: NamedQuery, params: Mapping[str, Any]) -> int:
-        return (await _run(self._conn, query, params))[1]
+        return await _execute(self._conn, query, params)
 
     async def _execute_many(self, query: NamedQuery, rows: list[Mapping[str, Any]]) -> None:
         bound = [{k: to_sqlite(v) for k, v in r.items()} for r in rows]
@@ -180,6 +186,7 @@ class SQLiteDatabase(Database):
     async def _open(self, *pragmas: str) -> aiosqlite.Connection:
         # isolation_level=None: sqlite3 opens no implicit transactions; we say BEGIN ourselves.
         conn = await aiosqlite.connect(self.path, isolation_level=None)
+        conn.row_factory = sqlite3.Row  # rows carry their column names
         for pragma in (f"busy_timeout = {self._busy_timeout_ms}", "foreign_keys = ON", *pragmas):
             await conn.execute(f"PRAGMA {pragma}")
         return conn
@@ -227,13 +234,13 @@ class SQLiteDatabase(Database):
     async def _fetch(self, query: NamedQuery, params: Mapping[str, Any]) -> list[Row]:
         if query.writes:  # e.g. INSERT ... RETURNING
             async with self._write_lock:
-                return (await _run(self._require_writer(), query, params))[0]
+                return await _fetch(self._require_writer(), query, params)
         async with self._reader() as conn:
-            return (await _run(conn, query, params))[0]
+            return await _fetch(conn, query, params)
 
     async def _execute(self, query: NamedQuery, params: Mapping[str, Any]) -> int:
         async with self._write_lock:
-            return (await _run(self._require_writer(), query, params))[1]
+            return await _execute(self._require_writer(), query, params)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SQLiteTransaction]:
