@@ -18,10 +18,10 @@ SHORT: dict[tuple[str, str | None], str] = {
     ("fanout", "sqlite"): "the bare INSERT…SELECT is as slow: three of its indexes take a random leaf-page write per member",
     ("websocket", None): "garbage-collection pauses of 0.2-0.75 s with 10,000 sockets, a recount of ~1,000,000 receipts "
                          "per flush, and 20,000 frames at ~70 µs each through per-socket queues",
-    ("throughput", "sqlite"): "the database adapter: three aiosqlite thread hops per statement and an uncached "
-                              "NamedQuery.writes; the adapter alone peaks at 745 req/s",
-    ("throughput", "postgres"): "a pool-reset round trip on each of the request's two pool acquisitions, and an "
-                                "uncached NamedQuery.writes (19 % of the server's CPU)",
+    ("throughput", "sqlite"): "the database adapter: every statement still crosses to an aiosqlite thread and back "
+                              "(first fixes applied: 5.8% -> 10.9%)",
+    ("throughput", "postgres"): "two pool acquisitions and round trips per request (session lookup, count); "
+                                "first fixes applied: 8.4% -> 17.7%",
 }
 
 CAUSES: dict[tuple[str, str | None], str] = {
@@ -58,19 +58,21 @@ CAUSES: dict[tuple[str, str | None], str] = {
         "send unread before notification frames; keep per-(user, workspace) unread counters in the same transactions "
         "as the receipts (§4 allows it, with a test that they equal the receipts) so the recount reads 10,000 rows"),
     ("throughput", "sqlite"): (
-        "the database adapter, not HTTP: the adapter alone (authenticate + unread_count, no HTTP) peaks at 745 req/s. "
-        "aiosqlite makes three thread hops per statement (execute, fetchall, cursor close), each a cross-thread "
-        "wake-up both ways, and NamedQuery.writes re-scans the SQL text character by character (_blank_out_literals) "
-        "on every call. Fix, measured: run execute + fetchall + close as one function on the connection's thread "
-        "(one hop) and compute `writes` once per query: adapter 2,387 req/s, HTTP 1,200-1,560 req/s; running these "
-        "short reads inline on a read-only connection in the event loop: HTTP 2,240-2,830 req/s, one core busy"),
+        "the database adapter, not HTTP. Before: the adapter alone (authenticate + unread_count, no HTTP) peaked at "
+        "745 req/s: aiosqlite made three thread hops per statement (execute, fetchall, cursor close) and "
+        "NamedQuery.writes re-scanned the SQL text on every call. Applied (commit 'Faster hot reads'): reads fetch in "
+        "one hop (execute_fetchall) and `writes` is computed once per query; over HTTP 653 -> 1,245 req/s "
+        "(5.8% -> 10.9% of bare). Remaining, measured in an experiment: running these short reads inline on a "
+        "read-only connection in the event loop gave HTTP 2,240-2,830 req/s (about 20-25%); it trades the readers' "
+        "isolation from a slow query for it, so it is a design decision, not yet made"),
     ("throughput", "postgres"): (
-        "round trips: 40 % of the event loop is socket.send. asyncpg's pool runs Connection.reset() (`SELECT "
+        "round trips. Before: 40 % of the event loop was socket.send; asyncpg's pool ran Connection.reset() (`SELECT "
         "pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`) on every release, a round trip for each of the "
         "request's two acquisitions (session lookup, count), and NamedQuery.writes (re-scanning the SQL text on every "
-        "call) is 19 % of the server's CPU. Fix, measured: create_pool(reset=<a no-op coroutine>) (pooled connections "
-        "keep no session state; the event bus has its own) and `writes` computed once: 1,100 -> 1,450-1,830 req/s; "
-        "beyond that, one pool acquisition per request (authenticate and count on the same connection)"),
+        "call) was 19 % of the server's CPU. Applied (commit 'Faster hot reads'): create_pool(reset=<a no-op>) "
+        "(pooled connections keep no session state; the event bus has its own) and `writes` computed once: "
+        "1,245 -> 1,752 req/s (8.4% -> 17.7% of bare). Remaining: one pool acquisition per request (authenticate "
+        "and count on the same connection), or a short-lived cache of token -> user"),
 }
 
 NOTES = """
