@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager, contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -59,6 +59,19 @@ class UniqueViolation(IntegrityViolation):
 
 class ForeignKeyViolation(IntegrityViolation):
     """A foreign key refused the write (the referenced row does not exist)."""
+
+
+@contextmanager
+def translating(translate: Callable[[Exception], Exception]) -> Iterator[None]:
+    """Re-raise a driver exception as the db error `translate` maps it to;
+    an exception it maps to itself passes through untouched."""
+    try:
+        yield
+    except Exception as exc:
+        translated = translate(exc)
+        if translated is exc:
+            raise
+        raise translated from exc
 
 
 _SHAPE_OF_METHOD = {"fetch_one": "one", "fetch_all": "many", "fetch_value": "scalar", "execute": "exec"}

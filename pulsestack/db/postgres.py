@@ -30,6 +30,7 @@ from .base import (
     Row,
     Transaction,
     UniqueViolation,
+    translating,
 )
 from .sqlfile import NamedQuery, rewrite_list_params, scan_placeholders
 
@@ -109,23 +110,17 @@ class PostgresTransaction(Transaction):
         self._conn = conn
 
     async def _fetch(self, query: NamedQuery, params: Mapping[str, Any]) -> list[Row]:
-        try:
+        with translating(_translate):
             return await _fetch(self._conn, query, params)
-        except Exception as exc:
-            raise _translate(exc) from exc
 
     async def _execute(self, query: NamedQuery, params: Mapping[str, Any]) -> int:
-        try:
+        with translating(_translate):
             return await _execute(self._conn, query, params)
-        except Exception as exc:
-            raise _translate(exc) from exc
 
     async def _execute_many(self, query: NamedQuery, rows: list[Mapping[str, Any]]) -> None:
         sql, order = compile_postgres(query.sql)
-        try:
+        with translating(_translate):
             await self._conn.executemany(sql, [[r[n] for n in order] for r in rows])
-        except Exception as exc:
-            raise _translate(exc) from exc
 
 
 class PostgresDatabase(Database):
@@ -166,14 +161,13 @@ class PostgresDatabase(Database):
         attempts = 1 if query.writes else 2
         for attempt in range(attempts):
             try:
-                async with pool.acquire() as conn:
-                    return await op(conn, query, params)
-            except _UNAVAILABLE as exc:
+                with translating(_translate):
+                    async with pool.acquire() as conn:
+                        return await op(conn, query, params)
+            except DatabaseUnavailable:
                 if attempt + 1 == attempts:
-                    raise _translate(exc) from exc
+                    raise
                 # The pooled connection was dropped; the pool replaces it.
-            except Exception as exc:
-                raise _translate(exc) from exc
 
     async def _fetch(self, query: NamedQuery, params: Mapping[str, Any]) -> list[Row]:
         return await self._on_fresh_connection(_fetch, query, params)
@@ -184,10 +178,8 @@ class PostgresDatabase(Database):
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[PostgresTransaction]:
         pool = self._require_pool()
-        try:
+        with translating(_translate):
             conn = await pool.acquire()
-        except Exception as exc:
-            raise _translate(exc) from exc
         try:
             tx = PostgresTransaction(conn, self.queries)
             async with conn.transaction():
@@ -209,11 +201,9 @@ class PostgresDatabase(Database):
     async def prepare(self, query: str | NamedQuery) -> None:
         q = self.queries[query] if isinstance(query, str) else query
         sql, _ = compile_postgres(q.sql)
-        try:
+        with translating(_translate):
             async with self._require_pool().acquire() as conn:
                 await conn.prepare(sql)
-        except Exception as exc:
-            raise _translate(exc) from exc
 
     async def explain(self, query: str | NamedQuery, /, **params: Any) -> str:
         q = self.queries[query] if isinstance(query, str) else query

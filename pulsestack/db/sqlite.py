@@ -22,8 +22,8 @@ import json
 import re
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -40,6 +40,7 @@ from .base import (
     Row,
     Transaction,
     UniqueViolation,
+    translating,
 )
 from ..ids import isoformat_z
 from .sqlfile import NamedQuery, rewrite_list_params
@@ -127,28 +128,16 @@ def _translate(exc: Exception) -> Exception:
     return exc
 
 
-@contextmanager
-def _translated() -> Iterator[None]:
-    """Re-raise driver exceptions as db.base's errors."""
-    try:
-        yield
-    except Exception as exc:
-        translated = _translate(exc)
-        if translated is exc:
-            raise
-        raise translated from exc
-
-
 async def _fetch(conn: aiosqlite.Connection, query: NamedQuery, params: Mapping[str, Any]) -> list[Row]:
     # execute_fetchall: one hop to the connection's thread, not three
     # (execute, fetchall, close); it matters for short hot reads.
-    with _translated():
+    with translating(_translate):
         raw = await conn.execute_fetchall(compile_sqlite(query.sql), {k: to_sqlite(v) for k, v in params.items()})
     return _rows(list(raw))
 
 
 async def _execute(conn: aiosqlite.Connection, query: NamedQuery, params: Mapping[str, Any]) -> int:
-    with _translated():
+    with translating(_translate):
         async with conn.execute(compile_sqlite(query.sql), {k: to_sqlite(v) for k, v in params.items()}) as cur:
             return cur.rowcount
 
@@ -166,7 +155,7 @@ class SQLiteTransaction(Transaction):
 
     async def _execute_many(self, query: NamedQuery, rows: list[Mapping[str, Any]]) -> None:
         bound = [{k: to_sqlite(v) for k, v in r.items()} for r in rows]
-        with _translated():
+        with translating(_translate):
             await self._conn.executemany(compile_sqlite(query.sql), bound)
 
 
