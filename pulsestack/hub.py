@@ -16,8 +16,13 @@ users connected here, not 100,000 queries.
 
 Frames are state, not deltas: `unread` carries absolute counts and `ready`
 the full state, so a client that missed frames is right after the next one.
-Every socket has a bounded queue; one that fills (a client that stopped
-reading) is closed with 1013 and dropped, and nobody else waits for it.
+Each distinct frame is encoded once per flush (a broadcast's notification
+frame, and one `unread` frame per distinct set of counts) and its bytes are
+written straight to every socket's transport, each user's frames together,
+after all of the flush's queries ran. A socket whose transport is backed up
+gets a bounded backlog drained by its own task; one whose backlog fills (a
+client that stopped reading) is closed with 1013 and dropped, and nobody
+else waits for it.
 
 Across processes, changes travel over an EventBus (eventbus.py); after the
 bus reconnects, every connected user is recounted, since changes may have
@@ -30,8 +35,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import struct
 import uuid
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from aiohttp import WSCloseCode, web
@@ -72,17 +79,31 @@ def unread_state(counts: dict[uuid.UUID, int]) -> dict:
     return {"total": sum(counts.values()), "workspaces": {str(k): v for k, v in counts.items()}}
 
 
+def wire_frame(text: str) -> bytes:
+    """A complete unmasked websocket text frame (RFC 6455 §5.2), as a server sends it."""
+    payload = text.encode()
+    n = len(payload)
+    if n < 126:
+        header = struct.pack("!BB", 0x81, n)
+    elif n < 65536:
+        header = struct.pack("!BBH", 0x81, 126, n)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, n)
+    return header + payload
+
+
 @dataclass(eq=False)
 class Socket:
-    """One authenticated websocket and its bounded queue of frames to send."""
+    """One authenticated websocket; a backlog only while its client is slow to read."""
 
     ws: web.WebSocketResponse
     user_id: uuid.UUID
     session_id: uuid.UUID
-    queue: asyncio.Queue[str]
-    transport: asyncio.BaseTransport | None
+    transport: asyncio.WriteTransport
+    drain: Callable[[], Awaitable[None]]  # waits until the transport takes writes again
     ready: bool = False
     closing: bool = False
+    backlog: deque[bytes] | None = field(default=None, repr=False)
     sender: asyncio.Task | None = field(default=None, repr=False)
 
 
@@ -160,10 +181,9 @@ class UnreadHub(Hub):
     # -- sockets -----------------------------------------------------------
 
     async def connect(self, ws: web.WebSocketResponse, user_id: uuid.UUID, session_id: uuid.UUID,
-                      transport: asyncio.BaseTransport | None) -> Socket:
-        """Register an authenticated socket and queue its `ready` frame."""
-        sock = Socket(ws, user_id, session_id, asyncio.Queue(self.send_queue), transport)
-        sock.sender = asyncio.create_task(self._send_forever(sock), name="pulsestack-ws-sender")
+                      request: web.Request) -> Socket:
+        """Register an authenticated socket and send its `ready` frame."""
+        sock = Socket(ws, user_id, session_id, request.transport, request.writer.drain)
         first = user_id not in self.sockets
         self.sockets.setdefault(user_id, set()).add(sock)
         try:
@@ -173,7 +193,7 @@ class UnreadHub(Hub):
             raise
         if sock.closing:
             return sock
-        self._enqueue(sock, dumps({"type": "ready", "user_id": user_id, "unread": unread_state(counts)}))
+        self._deliver(sock, wire_frame(dumps({"type": "ready", "user_id": user_id, "unread": unread_state(counts)})))
         sock.ready = True
         if first:
             self._last[user_id] = counts
@@ -197,17 +217,39 @@ class UnreadHub(Hub):
         self._close(sock, CLOSE_UNAUTHORIZED, "token expired")
 
     def send(self, sock: Socket, frame: dict) -> None:
-        """Queue a reply (pong, error) on one socket."""
-        self._enqueue(sock, dumps(frame))
+        """Send a reply (pong, error) on one socket."""
+        self._deliver(sock, wire_frame(dumps(frame)))
 
-    def _enqueue(self, sock: Socket, frame: str) -> None:
-        if sock.closing:
-            return
-        try:
-            sock.queue.put_nowait(frame)
-        except asyncio.QueueFull:
-            log.info("closing a slow websocket of user %s: %d frames unsent", sock.user_id, sock.queue.qsize())
+    def _deliver(self, sock: Socket, frame: bytes) -> None:
+        """Write a frame now, or queue it behind a backed-up transport."""
+        if sock.closing or sock.transport.is_closing():
+            return  # going away; its handler unregisters it
+        if sock.backlog is None:
+            if sock.transport.get_write_buffer_size() <= sock.transport.get_write_buffer_limits()[1]:
+                sock.transport.write(frame)
+                return
+            sock.backlog = deque()
+            sock.sender = asyncio.create_task(self._send_backlog(sock), name="pulsestack-ws-backlog")
+        if len(sock.backlog) >= self.send_queue:
+            log.info("closing a slow websocket of user %s: %d frames unsent", sock.user_id, len(sock.backlog))
             self._close(sock, CLOSE_SLOW, "too slow; reconnect for fresh state")
+            return
+        sock.backlog.append(frame)
+
+    @staticmethod
+    async def _send_backlog(sock: Socket) -> None:
+        """Write the backlog as the client reads, then go back to writing directly."""
+        assert sock.backlog is not None
+        try:
+            while sock.backlog:
+                await sock.drain()
+                if sock.transport.is_closing():
+                    return
+                sock.transport.write(sock.backlog.popleft())
+        except ConnectionError:
+            pass  # the socket went away; its handler unregisters it
+        finally:
+            sock.backlog, sock.sender = None, None
 
     def _close(self, sock: Socket, code: int, message: str) -> None:
         if sock.closing:
@@ -225,17 +267,8 @@ class UnreadHub(Hub):
         except (TimeoutError, ConnectionError, RuntimeError):
             pass
         finally:
-            if not sock.ws.closed and sock.transport is not None:
+            if not sock.ws.closed:
                 sock.transport.abort()  # a peer that will not even take a close frame
-
-    @staticmethod
-    async def _send_forever(sock: Socket) -> None:
-        try:
-            while True:
-                frame = await sock.queue.get()
-                await sock.ws.send_str(frame)
-        except (ConnectionError, RuntimeError):
-            pass  # the socket went away; its handler unregisters it
 
     # -- the flusher -------------------------------------------------------
 
@@ -255,6 +288,8 @@ class UnreadHub(Hub):
                 log.exception("hub: flush failed")
 
     async def flush(self, change: Change) -> None:
+        """Query everything the change needs, then send: each user's new
+        notifications, then their new counts, one user at a time."""
         connected = list(self.sockets)
         if not connected:
             return
@@ -263,38 +298,42 @@ class UnreadHub(Hub):
         if change.workspaces:
             rows = await self.db.fetch_all("list_connected_members", workspace_ids=list(change.workspaces), user_ids=connected)
             dirty |= {r["user_id"] for r in rows}
-        if change.notifications:
-            dirty |= await self._push_notifications(change.notifications, connected)
+        news = await self._new_notifications(change.notifications, connected) if change.notifications else {}
+        dirty |= news.keys()
         dirty &= self.sockets.keys()
-        if not dirty:
-            return
-        counts = await self._count(dirty)
+        counts = await self._count(dirty) if dirty else {}
+        encoded: dict[tuple, bytes] = {}  # one `unread` frame per distinct state
         for user_id in dirty:
+            socks = self.sockets.get(user_id)
+            if not socks:
+                continue
+            frames = news.get(user_id, [])
             new = counts.get(user_id, {})
-            if user_id in self.sockets and new != self._last.get(user_id):
+            if new != self._last.get(user_id):
                 self._last[user_id] = new
-                frame = counts_frame("unread", new)
-                for sock in list(self.sockets[user_id]):
-                    if sock.ready:
-                        self._enqueue(sock, frame)
+                state = tuple(sorted(new.items()))
+                if state not in encoded:
+                    encoded[state] = wire_frame(counts_frame("unread", new))
+                frames = [*frames, encoded[state]]
+            for sock in list(socks):
+                if sock.ready:
+                    for frame in frames:
+                        self._deliver(sock, frame)
 
-    async def _push_notifications(self, notification_ids: set[uuid.UUID], connected: list[uuid.UUID]) -> set[uuid.UUID]:
-        """Send `notification` frames to connected recipients; returns who they were."""
+    async def _new_notifications(self, notification_ids: set[uuid.UUID], connected: list[uuid.UUID]) -> dict[uuid.UUID, list[bytes]]:
+        """The `notification` frames owed to each connected recipient, oldest first."""
         ids = list(notification_ids)
         receipts = await self.db.fetch_all("list_new_receipts", notification_ids=ids, user_ids=connected)
         if not receipts:
-            return set()
+            return {}
         items = await self.db.fetch_all("list_notifications_by_ids", notification_ids=ids)
-        recipients: dict[uuid.UUID, set[uuid.UUID]] = {}
+        order = {item["id"]: i for i, item in enumerate(items)}  # oldest first
+        frames = [wire_frame(dumps({"type": "notification", "item": item})) for item in items]
+        owed: dict[uuid.UUID, list[int]] = {}
         for r in receipts:
-            recipients.setdefault(r["notification_id"], set()).add(r["user_id"])
-        for item in items:  # oldest first
-            frame = dumps({"type": "notification", "item": item})
-            for user_id in recipients.get(item["id"], ()):
-                for sock in list(self.sockets.get(user_id, ())):
-                    if sock.ready:
-                        self._enqueue(sock, frame)
-        return {r["user_id"] for r in receipts}
+            if r["notification_id"] in order:
+                owed.setdefault(r["user_id"], []).append(order[r["notification_id"]])
+        return {user_id: [frames[i] for i in sorted(positions)] for user_id, positions in owed.items()}
 
     async def _count(self, user_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, dict[uuid.UUID, int]]:
         rows = await self.db.fetch_all("count_unread_by_workspace", user_ids=list(user_ids))

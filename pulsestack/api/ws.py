@@ -66,13 +66,13 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         principal = await _authenticate(request, ws)
     finally:
         authenticating.discard(ws)
-    if principal is None or ws.closed:
+    if principal is None or ws.closed or request.transport is None:
         return ws
     if not isinstance(hub, UnreadHub):
         await ws.close(code=1011, message=b"realtime hub not running")
         return ws
     try:
-        sock = await hub.connect(ws, principal.id, principal.session_id, request.transport)
+        sock = await hub.connect(ws, principal.id, principal.session_id, request)
     except DatabaseError:
         await ws.close(code=1011, message=b"database unavailable; retry")
         return ws
