@@ -17,7 +17,7 @@ import logging
 import sys
 from urllib.parse import urlsplit, urlunsplit
 
-from . import __version__
+from . import __version__, logs
 from .config import Config, ConfigError, load_config
 from .errors import ApiError
 
@@ -35,16 +35,6 @@ def redact(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return urlunsplit(parts._replace(netloc=netloc))
-
-
-def setup_logging(config: Config) -> None:
-    logging.basicConfig(
-        level=config.log.level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
-    logging.getLogger("yoyo").setLevel(logging.WARNING)  # one line per migration is ours to log
 
 
 def migrate(config: Config, rollback: int | None = None) -> None:
@@ -74,6 +64,7 @@ def serve(config: Config, *, run_migrations: bool) -> None:
     if run_migrations:
         migrate(config)
     app = create_app(config)
+    app.cleanup_ctx.append(logs.flush_periodically)
     log.info("serving on http://%s:%d (database %s)", config.server.host, config.server.port, redact(config.database.url))
     try:
         # run_app turns SIGINT and SIGTERM into a graceful shutdown: stop
@@ -159,7 +150,7 @@ def run(argv: list[str] | None = None) -> int:
         if args.command == "serve":  # --host/--port win over the file and the environment
             overrides = {k: v for k, v in (("server.host", args.host), ("server.port", args.port)) if v}
         config = load_config(args.config, overrides=overrides)
-        setup_logging(config)
+        logs.setup(config.log.level)
         if args.command == "serve":
             serve(config, run_migrations=not args.no_migrate)
         elif args.command == "migrate":
@@ -167,14 +158,18 @@ def run(argv: list[str] | None = None) -> int:
         elif args.command == "create-admin":
             asyncio.run(_create_admin(config, args.email, args.password_stdin))
     except ConfigError as exc:
-        print(f"pulsestack: configuration error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(f"configuration error: {exc}", 2)
     except CommandError as exc:
-        print(f"pulsestack: error: {exc}", file=sys.stderr)
-        return 1
+        return _fail(f"error: {exc}", 1)
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _fail(message: str, status: int) -> int:
+    logs.flush()  # the log lines written before the failure come before its line
+    print(f"pulsestack: {message}", file=sys.stderr)
+    return status
 
 
 def main() -> None:
