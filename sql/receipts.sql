@@ -6,10 +6,16 @@
 
 -- name: fan_out_broadcast(notification_id, workspace_id, sender_id, created_at) :exec
 -- Every member but the sender gets an unread receipt. Reads the members
--- through workspace_members_workspace_id_user_id_key. gen_random_uuid() is
--- Postgres; sql/sqlite/receipts.sql spells the id for SQLite.
+-- through workspace_members_workspace_id_user_id_key. Receipt ids are
+-- version-7 UUIDs: the notification id's 48-bit millisecond head (it is a
+-- UUIDv7 made by the application), '7', then the random rest of a
+-- gen_random_uuid() (74 random bits, variant included). A send's receipts
+-- thus land together at the recent end of the primary key's B-tree, not in
+-- a random leaf page each. gen_random_uuid() is Postgres;
+-- sql/sqlite/receipts.sql spells the id for SQLite.
 INSERT INTO notification_receipts (id, notification_id, user_id, workspace_id, is_read, created_at)
-SELECT gen_random_uuid(), :notification_id, m.user_id, m.workspace_id, false, :created_at
+SELECT CAST(left(CAST(CAST(:notification_id AS uuid) AS text), 14) || '7' || substr(CAST(gen_random_uuid() AS text), 16) AS uuid),
+       :notification_id, m.user_id, m.workspace_id, false, :created_at
   FROM workspace_members AS m
  WHERE m.workspace_id = :workspace_id
    AND m.user_id <> :sender_id;
@@ -18,7 +24,8 @@ SELECT gen_random_uuid(), :notification_id, m.user_id, m.workspace_id, false, :c
 -- The same statement shape for a direct send: only the listed members (the
 -- service has already refused any id that is not a member).
 INSERT INTO notification_receipts (id, notification_id, user_id, workspace_id, is_read, created_at)
-SELECT gen_random_uuid(), :notification_id, m.user_id, m.workspace_id, false, :created_at
+SELECT CAST(left(CAST(CAST(:notification_id AS uuid) AS text), 14) || '7' || substr(CAST(gen_random_uuid() AS text), 16) AS uuid),
+       :notification_id, m.user_id, m.workspace_id, false, :created_at
   FROM workspace_members AS m
  WHERE m.workspace_id = :workspace_id
    AND m.user_id IN (:user_ids);

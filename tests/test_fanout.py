@@ -58,6 +58,21 @@ async def test_direct_send_reaches_only_the_listed_members(db):
     assert {r["user_id"] for r in await db.fetch_all(RECEIPTS, notification_id=nid)} == {a, c}
 
 
+async def test_receipt_ids_are_version_7_uuids_with_their_notifications_timestamp(db):
+    owner = await make_user(db)
+    ws = await make_workspace(db, owner)
+    member_ids = await make_members(db, ws, 30)
+
+    for to in (None, member_ids[:10]):  # broadcast, then direct
+        nid, _, _ = await send(db, ws, owner, to=to)
+        ids = [r["id"] for r in await db.fetch_all(RECEIPTS, notification_id=nid)]
+        assert ids and len(set(ids)) == len(ids)
+        for rid in ids:
+            assert rid.version == 7 and rid.variant == uuid.RFC_4122, rid
+            assert rid.int >> 80 == nid.int >> 80, (rid, nid)  # the 48-bit millisecond head
+            assert rid.int & ((1 << 74) - 1) != nid.int & ((1 << 74) - 1)  # its own random bits
+
+
 async def test_unread_counts_group_by_user_and_workspace(db):
     owner = await make_user(db)
     ws1, ws2 = await make_workspace(db, owner), await make_workspace(db, owner)

@@ -1,11 +1,13 @@
 -- SQLite spellings of receipts.sql queries. SQLite has no UUID function, so
--- receipt ids are built from randomblob() as canonical version-4 UUID text
--- (8-4-4-4-12, version nibble 4, variant 8/9/a/b), all in SQL: no per-row
--- Python.
+-- receipt ids are built in SQL, no per-row Python: version-7 UUID text whose
+-- 48-bit millisecond head is the notification's own (a UUIDv7 made by the
+-- application), then '7' and 74 random bits from randomblob() with the
+-- variant nibble 8/9/a/b. Every receipt of a send lands in one narrow,
+-- recent stretch of the primary key's B-tree instead of a random leaf page.
 
 -- name: fan_out_broadcast(notification_id, workspace_id, sender_id, created_at) :exec
 INSERT INTO notification_receipts (id, notification_id, user_id, workspace_id, is_read, created_at)
-SELECT lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2)
+SELECT substr(:notification_id, 1, 14) || '7' || lower(substr(hex(randomblob(2)), 2)
              || '-' || substr('89ab', 1 + (abs(random()) % 4), 1) || substr(hex(randomblob(2)), 2)
              || '-' || hex(randomblob(6))),
        :notification_id, m.user_id, m.workspace_id, false, :created_at
@@ -15,7 +17,7 @@ SELECT lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(h
 
 -- name: fan_out_direct(notification_id, workspace_id, user_ids, created_at) :exec
 INSERT INTO notification_receipts (id, notification_id, user_id, workspace_id, is_read, created_at)
-SELECT lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2)
+SELECT substr(:notification_id, 1, 14) || '7' || lower(substr(hex(randomblob(2)), 2)
              || '-' || substr('89ab', 1 + (abs(random()) % 4), 1) || substr(hex(randomblob(2)), 2)
              || '-' || hex(randomblob(6))),
        :notification_id, m.user_id, m.workspace_id, false, :created_at
