@@ -1,0 +1,60 @@
+"""SQLite reads: inline on the event loop's thread when quick, on a reader
+thread when not (pulsestack/db/sqlite.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from factories import make_user
+from pulsestack.db import NamedQuery
+from pulsestack.db.sqlite import InlineReader
+from pulsestack.queries import users
+
+pytestmark = pytest.mark.parametrize("dialect", ["sqlite"], indirect=True)
+
+# Counts to three million in SQL: far past the inline budget.
+SLOW = NamedQuery.dynamic(
+    "count_slowly",
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < :n) SELECT count(*) AS n FROM c",
+    "one",
+)
+
+
+@pytest.fixture
+def inline_answers(monkeypatch) -> list[bool]:
+    """One entry per inline attempt: True when it answered, False when it handed the read on."""
+    outcomes: list[bool] = []
+    original = InlineReader.fetch
+
+    def spy(self, query, params):
+        rows = original(self, query, params)
+        outcomes.append(rows is not None)
+        return rows
+
+    monkeypatch.setattr(InlineReader, "fetch", spy)
+    return outcomes
+
+
+async def test_a_quick_read_is_answered_inline(db, inline_answers):
+    user = await make_user(db, "inline@example.com")
+    inline_answers.clear()
+    assert (await users.get_user(db, user["id"]))["email"] == "inline@example.com"
+    assert inline_answers == [True]
+
+
+async def test_a_slow_read_is_interrupted_and_answered_by_a_reader_thread(db, inline_answers):
+    assert await db.fetch_one(SLOW, n=3_000_000) == {"n": 3_000_000}
+    assert inline_answers == [False]
+    # the inline connection is usable again at once
+    user = await make_user(db, "after@example.com")
+    inline_answers.clear()
+    assert (await users.get_user(db, user["id"]))["email"] == "after@example.com"
+    assert inline_answers == [True]
+
+
+async def test_reads_inside_a_transaction_never_go_inline(db, inline_answers):
+    user = await make_user(db, "tx@example.com")
+    inline_answers.clear()
+    async with db.transaction() as tx:
+        assert (await users.get_user(tx, user["id"]))["email"] == "tx@example.com"
+    assert inline_answers == []
