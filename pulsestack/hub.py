@@ -67,7 +67,7 @@ class Hub:
         """The unread state of any member of this workspace may have changed."""
 
     def notification_sent(self, notification_id: uuid.UUID) -> None:
-        """A notification was sent; its recipients get a `notification` frame."""
+        """A notification was sent: each recipient gets a `notification` frame and their new counts."""
 
     def session_revoked(self, session_id: uuid.UUID) -> None:
         """A token was revoked (logout); its sockets are closed."""

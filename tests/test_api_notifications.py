@@ -76,7 +76,7 @@ async def sql_unread(db, user_id: str) -> dict[str, int]:
 # --- the app under test ------------------------------------------------------------------------
 
 class RecordingHub(Hub):
-    """Keeps every hub call as ("users", sorted ids) or ("workspace", id), ids as strings."""
+    """Keeps every hub call as ("users", sorted ids), ("workspace", id) or ("notification", id), ids as strings."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, object]] = []
@@ -86,6 +86,9 @@ class RecordingHub(Hub):
 
     def workspace_changed(self, workspace_id) -> None:
         self.calls.append(("workspace", str(workspace_id)))
+
+    def notification_sent(self, notification_id) -> None:
+        self.calls.append(("notification", str(notification_id)))
 
 
 @pytest.fixture
@@ -797,23 +800,23 @@ async def test_deleting_a_workspace_deletes_all_its_receipts(api, db):
 # Hub hooks
 # ================================================================================================
 
-async def test_hub_hears_a_broadcast_as_a_workspace_change(api, hub):
+async def test_hub_hears_a_broadcast_as_one_sent_notification(api, hub):
     team = await make_team(api, members=2, admins=1)
     hub.calls.clear()
 
-    await broadcast(api, team.admins[0], team)
+    n = await broadcast(api, team.admins[0], team)
 
-    assert hub.calls == [("workspace", team.id)]
+    assert hub.calls == [("notification", n["id"])]  # the hub finds its recipients from the receipts
 
 
-async def test_hub_hears_a_direct_send_as_exactly_its_recipients(api, hub):
+async def test_hub_hears_a_direct_send_as_one_sent_notification(api, hub):
     team = await make_team(api, members=3)
     sender, bob, carol = team.members
     hub.calls.clear()
 
-    await json_of(await send(api, sender, team.slug, {"title": "t", "recipients": [bob.id, carol.id, bob.id]}), 201)
+    body = await json_of(await send(api, sender, team.slug, {"title": "t", "recipients": [bob.id, carol.id, bob.id]}), 201)
 
-    assert hub.calls == [("users", sorted([bob.id, carol.id]))]
+    assert hub.calls == [("notification", body["notification"]["id"])]
 
 
 async def test_hub_hears_nothing_from_failed_or_replayed_sends(api, hub):
@@ -926,4 +929,4 @@ async def test_hub_calls_tally_over_a_mixed_session(api, hub):
     await inbox(api, carol)
     await history(api, team.owner, team)
 
-    assert Counter(kind for kind, _ in hub.calls) == {"workspace": 1, "users": 2}
+    assert Counter(kind for kind, _ in hub.calls) == {"notification": 2, "users": 1}

@@ -75,11 +75,10 @@ async def send(db: Database, hub: Hub, principal: Principal, slug: str, request:
             if request.recipients is None:
                 count = await notifications.fan_out_broadcast(tx, notification_id=notification["id"], workspace_id=acc.id,
                                                               sender_id=principal.id, created_at=now)
-                tx.after_commit(lambda: hub.workspace_changed(acc.id))
             else:
                 count = await notifications.fan_out_direct(tx, notification_id=notification["id"], workspace_id=acc.id,
                                                            user_ids=request.recipients, created_at=now)
-                tx.after_commit(lambda: hub.users_changed(request.recipients))
+            # Its recipients, and only they, have a new notification and a new count.
             tx.after_commit(lambda: hub.notification_sent(notification["id"]))
             body = dumps({"notification": notification, "recipient_count": count})
             if idempotency_key is not None:
