@@ -61,7 +61,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("hub", "flush_ms", int, 50, "PULSESTACK_HUB_FLUSH_MS",
             "Websocket hub: how long changes pile up before unread counts are recomputed and pushed, in milliseconds.", 1, 10_000),
     Setting("hub", "send_queue", int, 256, "PULSESTACK_HUB_SEND_QUEUE",
-            "Websocket hub: frames queued per socket; a client that falls this far behind is closed with 1013.", 1, 100_000),
+            "Websocket hub: frames held per socket while its connection is backed up; a client that falls this far behind is closed with 1013.", 1, 100_000),
     Setting("hub", "heartbeat_s", int, 30, "PULSESTACK_HUB_HEARTBEAT_S",
             "Websocket ping interval in seconds; a peer that misses a pong is disconnected.", 1, 3600),
     Setting("log", "level", str, "info", "PULSESTACK_LOG_LEVEL",
