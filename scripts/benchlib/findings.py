@@ -5,107 +5,126 @@ and NOTES under Findings in docs/performance.md.
 Keyed by (target, dialect), dialect None for both; targets are the keys of
 report.TARGET_TITLES. Each cause says what the profile showed and the fix
 it points to; the numbers in them are from the profiling runs (2 cores,
-AMD EPYC, 2026-11-25), not from the table above. Update this file when a
-fix lands and the next run shows what changed.
+AMD EPYC, 2026-11-25 and 2026-11-30), not from the table above. Update this
+file when a fix lands and the next run shows what changed.
 """
 
 from __future__ import annotations
 
 # One line for the targets table; the whole profiled cause and fix below it.
 SHORT: dict[tuple[str, str | None], str] = {
-    ("fanout", "postgres"): "the bare INSERT…SELECT is as slow: per-row foreign-key triggers are 2.3 s of its 4.8 s, "
+    ("fanout", "postgres"): "the bare INSERT…SELECT is as slow: per-row foreign-key checks are about half of it, "
                             "and it writes five index entries per member",
-    ("fanout", "sqlite"): "the bare INSERT…SELECT is as slow: three of its indexes take a random leaf-page write per member",
-    ("websocket", None): "garbage-collection pauses of 0.2-0.75 s with 10,000 sockets, a recount of ~1,000,000 receipts "
-                         "per flush, and 20,000 frames at ~70 µs each through per-socket queues",
-    ("throughput", "sqlite"): "the database adapter: every statement still crosses to an aiosqlite thread and back "
-                              "(first fixes applied: 5.8% -> 10.9%)",
-    ("throughput", "postgres"): "two pool acquisitions and round trips per request (session lookup, count); "
-                                "first fixes applied: 8.4% -> 17.7%",
+    ("fanout", "sqlite"): "the bare INSERT…SELECT is as slow: its inbox and unread indexes take a leaf-page write per member",
+    ("websocket", None): "one flush for 10,000 users on 2 cores shared with the clients: the recount of ~1,000,000 "
+                         "unread receipts (~280-300 ms) and 10,000 socket writes (~340-380 ms)",
+    ("throughput", "sqlite"): "the database adapter's thread hops (reads now run inline: 10.9% -> 21.8% on 2026-11-30)",
+    ("throughput", "postgres"): "two statements per request, each a pool checkout and a round trip to a server on the "
+                                "same 2 cores, and the access-log line",
 }
 
 CAUSES: dict[tuple[str, str | None], str] = {
     ("fanout", "postgres"): (
-        "the bare INSERT…SELECT alone takes as long (server/bare stayed within 0.97-1.14× across runs). EXPLAIN (ANALYZE, BUFFERS, WAL) of it at "
-        "100,000 members into ~1,000,000 receipts: 4.8 s = 2.5 s for the insert itself (heap + 5 B-trees, 143 MB of WAL, "
-        "15,182 full-page images) + 1.54 s in the RI trigger of notification_receipts_notification_id_fkey + 0.77 s in "
-        "that of notification_receipts_user_id_fkey (100,000 calls each: a `SELECT … FOR KEY SHARE` per receipt). "
-        "Fix: drop the two per-row foreign keys of notification_receipts (receipts are written only by the "
-        "fan-out, from workspace_members, in the notification's own transaction; do the cascades with explicit deletes "
-        "in delete_notification and user deletion): their triggers are 2.3 s of the 4.8 s; time-ordered receipt ids "
-        "instead of gen_random_uuid(): -8 %, measured. The insert alone stays 2.5 s: 0.8 s at 100,000 members needs "
-        "not writing five index entries per member inside the request (see Findings)"),
+        "the bare INSERT…SELECT alone takes as long (server/bare 0.95-1.14× across runs). EXPLAIN (ANALYZE, BUFFERS, WAL) "
+        "of it at 100,000 members into ~1,000,000 receipts (2026-11-25): 4.8 s = 2.5 s for the insert itself (heap + "
+        "5 B-trees, 143 MB of WAL, 15,182 full-page images) + 1.54 s in the RI trigger of "
+        "notification_receipts_notification_id_fkey + 0.77 s in that of notification_receipts_user_id_fkey (a "
+        "`SELECT … FOR KEY SHARE` per receipt). Applied 2026-11-30: receipt ids are UUIDv7 built in SQL from the "
+        "notification id's millisecond head (sql/receipts.sql): within noise here (3.30 vs 3.67 s in consecutive "
+        "fan-out runs, 5.6 vs 5.1 s in an alternating A/B). Not applied: dropping the two foreign keys would save "
+        "their 2.3 s, but DESIGN.md §4 asks for cascades on notification and user delete, a DBA loses the database's "
+        "own guarantee, and the insert alone (2.5 s) would still miss 0.8 s; that is a schema decision, not a patch. "
+        "0.8 s at 100,000 members needs not writing five index entries per member inside the request (see Findings)"),
     ("fanout", "sqlite"): (
-        "the bare INSERT…SELECT alone takes as long (server/bare stayed within 0.93-1.07× across runs). Per index, measured by dropping it inside "
-        "a rolled-back transaction (20,000 members into 300,000 receipts, 1.0-1.2 s): receipts_inbox_idx 0.35-0.5 s, "
-        "receipts_unread_idx 0.3-0.45 s, the random 36-character TEXT primary key's index 0.27 s, the rest 0.23 s; "
-        "every member's entry lands in a different leaf page of all three. synchronous, checkpoints, cache_size and "
-        "foreign_keys made no measurable difference. Fix, measured: time-ordered receipt ids built in SQL "
-        "(sql/sqlite/receipts.sql: a 12-hex-digit millisecond prefix, as UUIDv7) halve the primary-key part; BLOB(16) "
-        "ids instead of 36-character text would shrink every index key about 2× (not measured). 0.4 s at 100,000 members (4 µs a row) "
-        "needs not writing per-member index entries inside the request (see Findings)"),
+        "the bare INSERT…SELECT alone takes as long (server/bare 0.81-1.07× across runs). Per index, measured by "
+        "dropping it inside a rolled-back transaction (20,000 members into 300,000 receipts, 1.0-1.2 s, 2026-11-25): "
+        "receipts_inbox_idx 0.35-0.5 s, receipts_unread_idx 0.3-0.45 s, the random 36-character TEXT primary key's "
+        "index 0.27 s, the rest 0.23 s. Applied 2026-11-30: receipt ids are UUIDv7 built in SQL from the notification "
+        "id's millisecond head (sql/sqlite/receipts.sql), so a send's keys land in one recent stretch of the primary "
+        "key: 100,000 members 5.77 -> 3.53 s, 10,000 members 1.20 -> 0.73 s (consecutive fan-out runs). Remaining: "
+        "the inbox and unread indexes are keyed by user first, so every member's entry still lands in a different "
+        "leaf page; 0.4 s at 100,000 members (4 µs a row) needs not writing per-member index entries inside the "
+        "request (see Findings)"),
     ("websocket", None): (
-        "three costs, from py-spy and a flush instrumented per query (Postgres, 10,000 sockets): (1) CPython's cyclic "
-        "GC: with 10,000 sockets the heap holds millions of tracked objects and each generation-2 collection took "
-        "190-750 ms (collecting nothing), landing inside the flush: list_connected_members took 1,074 ms there against "
-        "30-60 ms alone; gc.disable() in the server cut p50 from 3.1 s to 1.6 s. (2) The flush recounts all 10,000 "
-        "connected users: count_unread_by_workspace reads ~1,010,000 unread receipts (parallel seq scan, 230-400 ms "
-        "alone, 0.9-1.3 s while the loop is sending). (3) 20,000 frames (a notification and an unread frame per socket) "
-        "go through a per-socket asyncio.Queue, sender task and send_str: ~70 µs each, ~1.4 s of event loop, and the "
-        "notification frames go first. Fix: gc.freeze() as sockets authenticate (e.g. in UnreadHub.connect every few "
-        "hundred connections) and a larger gen-0 threshold; encode each distinct frame once per flush and write its "
-        "bytes straight to each socket's transport (keeping the queue only for sockets whose transport is paused); "
-        "send unread before notification frames; keep per-(user, workspace) unread counters in the same transactions "
-        "as the receipts (§4 allows it, with a test that they equal the receipts) so the recount reads 10,000 rows"),
+        "the work of one flush for 10,000 users on 2 cores that the 4 client processes share. Applied 2026-11-30, "
+        "each measured alone (Postgres, 10,000 sockets, p99 after the 201): frames are encoded once per flush and "
+        "written straight to each socket's transport, one write per user, with no queue and sender task per socket "
+        "(2,474 -> 1,235 ms; memory per socket 21.7 -> 17.4 KiB); every query of a flush runs before any send, the "
+        "two lookups at once, and cyclic GC waits until the flush is done (-> 833 ms); a send tells the hub only "
+        "`notification_sent`, so the lookup of every connected member of the workspace is gone (SQLite 1,189 -> "
+        "853 ms). What a flush now costs, from its debug line (log.level = debug) at 10,000 users: Postgres lookups "
+        "143 ms, recount 301 ms, writes 341 ms; SQLite 145, 279 and 379 ms; plus hub.flush_ms (50 ms). The recount "
+        "alone nearly fills the 300 ms: it reads ~1,000,000 unread index entries (index-only; 200 ms on an idle "
+        "machine). A maintained per-(user, workspace) counter (DESIGN.md §4 allows one proven equal by tests) would "
+        "make it read 10,000 rows, but every fan-out would then also update a row per member, and the fan-out is "
+        "already the slowest path. The 10,000 writes (~35 µs each: a send(2) on loopback while the clients compete "
+        "for the same cores) remain"),
     ("throughput", "sqlite"): (
-        "the database adapter, not HTTP. Before: the adapter alone (authenticate + unread_count, no HTTP) peaked at "
-        "745 req/s: aiosqlite made three thread hops per statement (execute, fetchall, cursor close) and "
-        "NamedQuery.writes re-scanned the SQL text on every call. Applied (commit 'Faster hot reads'): reads fetch in "
-        "one hop (execute_fetchall) and `writes` is computed once per query; over HTTP 653 -> 1,245 req/s "
-        "(5.8% -> 10.9% of bare). Remaining, measured in an experiment: running these short reads inline on a "
-        "read-only connection in the event loop gave HTTP 2,240-2,830 req/s (about 20-25%); it trades the readers' "
-        "isolation from a slow query for it, so it is a design decision, not yet made"),
+        "the database adapter, not HTTP: each statement crossed to an aiosqlite thread and back. Applied "
+        "2026-11-25: one hop per read instead of three, `NamedQuery.writes` computed once (5.8% -> 10.9%). Applied "
+        "2026-11-30: reads run inline on a read-only connection of the event loop's thread; SQLite interrupts one "
+        "that passes 2 ms and it runs again on a reader thread (pulsestack/db/sqlite.py). A/B on one machine: "
+        "~1,100 -> ~3,100 req/s; in the full runs 10.9% -> 21.8%"),
     ("throughput", "postgres"): (
-        "round trips. Before: 40 % of the event loop was socket.send; asyncpg's pool ran Connection.reset() (`SELECT "
-        "pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`) on every release, a round trip for each of the "
-        "request's two acquisitions (session lookup, count), and NamedQuery.writes (re-scanning the SQL text on every "
-        "call) was 19 % of the server's CPU. Applied (commit 'Faster hot reads'): create_pool(reset=<a no-op>) "
-        "(pooled connections keep no session state; the event bus has its own) and `writes` computed once: "
-        "1,245 -> 1,752 req/s (8.4% -> 17.7% of bare). Remaining: one pool acquisition per request (authenticate "
-        "and count on the same connection), or a short-lived cache of token -> user"),
+        "per-request work around two statements. py-spy of a loaded server (64 connections, 2026-11-30): socket "
+        "writes 15% (two round trips to Postgres and the answer), the access-log line 12% (building and formatting "
+        "the record), two pool checkouts ~11%. Applied 2026-11-25: asyncpg's pool no longer resets a connection on "
+        "every release, `NamedQuery.writes` computed once (8.4% -> 17.7%). Applied 2026-11-30: log lines are "
+        "written in batches instead of a write(2) each (alternating A/B ~1,370 -> ~1,510 req/s). Tried and not "
+        "kept, for no measurable gain: holding one pooled connection for a whole GET (one checkout instead of two; "
+        "with 64 clients on a pool of 10 each request then holds its connection longer); skipping the thread and "
+        "process lookups of log records. Left: a short-lived token -> session cache, cleared on logout through the "
+        "hub's bus, would save one round trip per request, at the price of a revoked token working for up to its "
+        "lifetime on other processes: a security decision"),
+}
+
+# The table's figures before the fixes of 2026-11-30 (the full run of
+# 2026-11-25, commit 6e33e3b), shown in Findings beside this run's.
+BEFORE_LABEL = "2026-11-25, commit 6e33e3b"
+BEFORE: dict[tuple[str, str], str] = {
+    ("fanout", "sqlite"): "6.882 s, 1.00× bare (6.896 s)",
+    ("unread", "sqlite"): "database p50 0.47 ms, HTTP p50 1.54 ms",
+    ("inbox", "sqlite"): "HTTP p50 2.70 ms at depth 0, 2.91 ms at depth 50, 2.69 ms at depth 500",
+    ("websocket", "sqlite"): "p99 1,633 ms, max 1,639 ms, lost 0",
+    ("memory", "sqlite"): "22.6 KiB over 10,000 sockets",
+    ("throughput", "sqlite"): "1,245 / 11,384 req/s = 10.9%",
+    ("fanout", "postgres"): "3.925 s, 0.98× bare (4.015 s)",
+    ("unread", "postgres"): "database p50 0.41 ms, HTTP p50 1.24 ms",
+    ("inbox", "postgres"): "HTTP p50 1.88 ms at depth 0, 1.82 ms at depth 50, 1.84 ms at depth 500",
+    ("websocket", "postgres"): "p99 3,050 ms, max 3,057 ms, lost 0",
+    ("memory", "postgres"): "21.7 KiB over 10,000 sockets",
+    ("throughput", "postgres"): "1,752 / 9,902 req/s = 17.7%",
 }
 
 NOTES = """
 Profiled with py-spy on the measured server process, EXPLAIN (ANALYZE,
-BUFFERS, WAL) and small A/B runs in which one thing changed at a time
-(the product code itself is unchanged by this harness).
+BUFFERS, WAL), the hub's per-flush debug line, and A/B runs in which one
+thing changed at a time. Two rounds: 2026-11-25 (commit 6e33e3b) and
+2026-11-30 (the commits after it).
 
 - **Fan-out.** The product adds little to the bare INSERT…SELECT (the
-  ratio is met); the absolute time is the statement's. Besides
-  the fixes named in the targets table, meeting 0.8 s / 0.4 s at 100,000
-  members on 2 cores takes a different broadcast shape: store a broadcast
-  once and keep per-member state only where it differs (read/dismissed
-  rows, or a per-(user, workspace) read watermark), or answer after the
-  notification row and write the receipts in batches behind it. Both
-  change DESIGN.md §4's receipt pattern, so they are a decision, not a
-  patch.
-- **Websocket push.** Garbage collection is the cheapest win and also
-  shortens every other pause of a server holding many sockets. The
-  recount of all connected members is the one query per flush that grows
-  with their unread receipts, not with their number.
-- **Throughput.** On both dialects the cost is per statement, not per
-  request: two statements (session lookup, count), each with adapter
-  overhead (three aiosqlite thread hops; an asyncpg pool reset round
-  trip) and the uncached `NamedQuery.writes`. Counting the hot user's
-  1,000 unread entries costs 0.14 ms in SQLite itself, which is why the
-  hot user's figure is lower again.
-- **Memory per socket** is within the target on both dialects.
+  ratio is met); the absolute time is the statement's. Meeting 0.8 s /
+  0.4 s at 100,000 members on 2 cores takes a different broadcast shape:
+  store a broadcast once and keep per-member state only where it differs
+  (read/dismissed rows, or a per-(user, workspace) read watermark), or
+  answer after the notification row and write the receipts in batches
+  behind it. Both change DESIGN.md §4's receipt pattern, so they are a
+  decision, not a patch.
+- **Websocket push.** The hub now does a fixed handful of queries and one
+  write per connected recipient; what is left is the recount and the
+  writes themselves. A maintained counter would take the recount out; the
+  writes scale with sockets per process.
+- **Throughput.** SQLite meets it since its reads stopped crossing to a
+  thread. On Postgres each request still makes two round trips to a
+  server that shares the two cores.
+- **Memory per socket** fell with the per-socket queue and sender task.
 - **Reads** (unread count, inbox at any depth) are within their targets;
   their p99 runs up to about twice their p50 on this 2-core machine,
   where the harness's client shares the cores with the server.
 - **Run-to-run spread.** On this shared 2-core VM, throughput and the
-  websocket figures move by 20-40 % between runs (e.g. SQLite unread-count
-  653 and 911 req/s in two runs of the same code); the verdicts did not.
+  websocket figures move by 20-40 % between runs, and the Postgres fan-out
+  at 100,000 members by more (2.9-5.3 s within one run); the verdicts did
+  not change.
 """
 
 

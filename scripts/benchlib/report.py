@@ -79,9 +79,16 @@ def rows_for(d: dict) -> list[Row]:
         t = r["throughput"]
         for label, x in t["callers"].items():
             out.append(Row("5 HTTP throughput", f"unread-count with auth vs bare aiohttp hello, as {label}",
-                           f"{t['tool']}, {t['connections']} connections, {t['seconds']:g} s each; {x['unread']:,} unread",
+                           f"{t['tool']}, {t['connections']} connections, {_duration(t)}; {x['unread']:,} unread",
                            f"{x['rps']:,.0f} vs {t['hello']['rps']:,.0f} req/s = {x['ratio']:.1%}"))
     return out
+
+
+def _duration(t: dict) -> str:
+    """How long each server was loaded: alternating turns (runs since 2026-11-30) or one run each."""
+    if "turn_seconds" in t:
+        return f"median of {len(t['hello']['turns_rps'])} alternating turns of {t['turn_seconds']:g} s"
+    return f"{t['seconds']:g} s each"
 
 
 def _memory_round(ws: dict) -> tuple[int, dict]:
@@ -238,7 +245,7 @@ def markdown(machine: dict, command: str, runs: dict[str, dict]) -> str:
     explained = [(v, findings.cause(v.target, v.dialect)) for v in misses]
     if any(c for _, c in explained):
         md += ["", "### Why the misses", "",
-               "Profiled causes and the fixes they point to (profiling runs, not the table's run; product code unchanged):", ""]
+               "Profiled causes, the fixes applied and what remains (numbers from profiling runs, not the table's run):", ""]
         seen: set[str] = set()
         for v, c in explained:
             if c and c not in seen:
@@ -260,9 +267,14 @@ def markdown(machine: dict, command: str, runs: dict[str, dict]) -> str:
         if details:
             md += ["", "Details:", ""] + details
     md += ["", "## Method", "", METHOD.strip(), ""]
-    notes = findings.notes()
-    if notes:
-        md += ["## Findings", "", notes.strip(), ""]
+    md += ["## Findings", ""]
+    before = [(v, findings.BEFORE.get((v.target, v.dialect))) for d in runs for v in verdicts_for(d, runs[d])]
+    if any(b for _, b in before):
+        md += [f"Before the latest round of fixes ({findings.BEFORE_LABEL}) and in this run:", "",
+               f"| target | dialect | {findings.BEFORE_LABEL} | this run |", "|---|---|---|---|"]
+        md += [f"| {TARGET_TITLES[v.target]} | {DIALECT_NAMES[v.dialect]} | {b} | {v.measured} |" for v, b in before if b]
+        md.append("")
+    md += [findings.notes().strip(), ""]
     return "\n".join(md)
 
 
@@ -286,6 +298,8 @@ def _details(d: dict) -> list[str]:
         for name, x in [*((f"unread-count as {k}", v) for k, v in t["callers"].items()), ("hello", t["hello"])]:
             if x.get("p50_ms") is not None:
                 out.append(f"- {name} latency under load ({t['tool']}): p50 {ms(x['p50_ms'])}, p99 {ms(x['p99_ms'])}")
+            if x.get("turns_rps"):
+                out.append(f"- {name} req/s per turn: " + ", ".join(f"{r:,.0f}" for r in x["turns_rps"]))
     if "fanout" in r:
         for size, f in sorted(r["fanout"].items()):
             out.append(f"- fan-out {size:,}: server " + ", ".join(f"{s * 1000:.0f}" for s in f["server_s"])
@@ -326,8 +340,11 @@ METHOD = """
   after every socket is authenticated, has its `ready` and has sat idle
   for the settle time, on a freshly started server after a 20-socket
   warm-up; divided by the number of sockets.
-- **5. Throughput.** Same load generator against both servers, one after
-  the other, each after a 1-second warm-up; every answer must be a 2xx.
+- **5. Throughput.** Same load generator against both servers, each
+  after a warm-up, in three alternating turns (hello, each caller, hello,
+  ...) of a third of the time each; each figure is the median of its
+  turns, so a slow stretch of the shared machine cannot land on one side
+  of the ratio only. Every answer must be a 2xx.
   Held against the target: a typical user's count (one of the websocket
   crowd, 100 unread in one workspace); beside it the hot user's (1,000
   unread), which adds counting ten times the index entries.

@@ -9,6 +9,13 @@ workspace, among ~1,000,000 receipts), whose figure is held against the
 JSON cost per request; and the hot user of scenario 2 (1,000 unread), to
 show what counting ten times the rows costs on top.
 
+The two servers are loaded in turn, ROUNDS times over (hello, then each
+caller, then hello again ...), each turn a third of the given time, and
+each figure is the median of its turns: on a shared 2-core VM the bare
+hello alone moved between 7,800 and 12,500 req/s from one 10-second run to
+the next, and alternating keeps a slow stretch of the machine from landing
+on one side of the ratio only.
+
 The load generator is wrk when it is on PATH (`apt-get install wrk`,
 `brew install wrk`), as DESIGN.md §9 names; otherwise loadgen.py, a bare
 asyncio HTTP/1.1 client, in two processes. Either way every answer must be
@@ -27,6 +34,7 @@ from pathlib import Path
 from .procs import HERE, PulseStackServer, clean_env, run, start_hello
 
 PYTHON_PROCESSES = 2
+ROUNDS = 3
 
 
 def pick(loadgen: str) -> str:
@@ -77,30 +85,44 @@ async def _python(port: int, path: str, headers: list[str], seconds: float, conn
 
 async def _load(tool: str, port: int, path: str, headers: list[str], seconds: float, connections: int, tmp: Path) -> dict:
     fn = _wrk if tool == "wrk" else _python
-    await fn(port, path, headers, min(1.0, seconds / 2), connections, tmp)  # warm-up
     result = await fn(port, path, headers, seconds, connections, tmp)
     if result["non2xx"] or result["errors"]:
         raise RuntimeError(f"load on :{port}{path} got {result['non2xx']} non-2xx answers and {result['errors']} socket errors")
     return result
 
 
+def _median_turn(turns: list[dict]) -> dict:
+    """The turn with the median req/s, carrying every turn's req/s."""
+    middle = sorted(turns, key=lambda t: t["rps"])[len(turns) // 2]
+    return {**middle, "turns_rps": [t["rps"] for t in turns]}
+
+
 async def measure(server: PulseStackServer, callers: dict[str, tuple[str, int]], seconds: float, connections: int,
                   loadgen: str, tmp: Path, log) -> dict:
     """`callers`: {label: (token, unread)}, the first one is held against the target."""
     tool = pick(loadgen)
+    fn = _wrk if tool == "wrk" else _python
     hello, hello_port = await start_hello(tmp)
+    subjects = {"hello": (hello_port, "/", [])} | {
+        label: (server.port, "/api/notifications/unread-count", [f"Authorization: Bearer {token}"])
+        for label, (token, _) in callers.items()}
+    turn_s = max(1, round(seconds / ROUNDS))  # wrk takes whole seconds
+    turns: dict[str, list[dict]] = {name: [] for name in subjects}
     try:
-        bare = await _load(tool, hello_port, "/", [], seconds, connections, tmp)
-        product = {}
-        for label, (token, unread) in callers.items():
-            product[label] = await _load(tool, server.port, "/api/notifications/unread-count",
-                                         [f"Authorization: Bearer {token}"], seconds, connections, tmp)
-            product[label]["unread"] = unread
-            product[label]["ratio"] = product[label]["rps"] / bare["rps"]
-            log(f"  throughput ({tool}): unread-count as {label} ({unread:,} unread) {product[label]['rps']:,.0f} req/s, "
-                f"hello {bare['rps']:,.0f} req/s: {product[label]['ratio']:.1%}")
+        for port, path, headers in subjects.values():  # warm-up
+            await fn(port, path, headers, min(1.0, turn_s / 2), connections, tmp)
+        for _ in range(ROUNDS):
+            for name, (port, path, headers) in subjects.items():
+                turns[name].append(await _load(tool, port, path, headers, turn_s, connections, tmp))
     finally:
         await hello.stop()
+    bare = _median_turn(turns["hello"])
+    product = {}
+    for label, (_, unread) in callers.items():
+        product[label] = _median_turn(turns[label]) | {"unread": unread}
+        product[label]["ratio"] = product[label]["rps"] / bare["rps"]
+        log(f"  throughput ({tool}): unread-count as {label} ({unread:,} unread) {product[label]['rps']:,.0f} req/s, "
+            f"hello {bare['rps']:,.0f} req/s: {product[label]['ratio']:.1%} (medians of {ROUNDS} alternating turns)")
     first = next(iter(product))
-    return {"tool": tool, "seconds": seconds, "connections": connections, "callers": product, "subject": first,
+    return {"tool": tool, "seconds": seconds, "turn_seconds": turn_s, "connections": connections, "callers": product, "subject": first,
             "unread_count": product[first], "hello": bare, "ratio": product[first]["ratio"]}
