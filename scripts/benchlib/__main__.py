@@ -179,7 +179,7 @@ async def run_dialect(dialect: str, args: argparse.Namespace, tmp: Path, log) ->
         if dialect == "sqlite":
             path = tmp / "bench.db"
             url = f"sqlite:///{path}"
-            described = f"SQLite file in a temp directory (WAL, synchronous=NORMAL)"
+            described = "SQLite file in a temp directory (WAL, synchronous=NORMAL)"
         else:
             name = args.pg_database
             await pg_admin(args.postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')

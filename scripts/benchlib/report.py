@@ -46,7 +46,7 @@ def rows_for(d: dict) -> list[Row]:
     seed = d["seed"]
     if "fanout" in r:
         for size, f in sorted(r["fanout"].items()):
-            out.append(Row("1 broadcast fan-out", f"POST → 201 median (bare INSERT…SELECT median; ratio)",
+            out.append(Row("1 broadcast fan-out", "POST → 201 median (bare INSERT…SELECT median; ratio)",
                            f"{size:,} members, {len(f['server_s'])} reps",
                            f"{secs(f['server_median_s'])} (bare {secs(f['bare_median_s'])}; {f['ratio']:.2f}×)"))
     if "reads" in r:

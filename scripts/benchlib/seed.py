@@ -186,7 +186,6 @@ async def seed(db: Database, sizes: Sizes, log) -> Seeded:
     sender_token, hot_token = (await _sessions(db, [sender_id]))[0], (await _sessions(db, [hot_id]))[0]
 
     # The crowd: groups so that ws-<n> is the first n crowd users.
-    crowd_slug = f"ws-{sizes.crowd}"
     ws_ids: dict[int, UUID] = {n: await _workspace(db, sender_id, f"ws-{n}") for n in sorted(set(sizes.ws_clients))}
     crowd_tokens: list[str] = []
     for g, (size, new) in enumerate(_groups(sizes.ws_clients)):
