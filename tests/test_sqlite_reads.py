@@ -3,10 +3,12 @@ thread when not (pulsestack/db/sqlite.py)."""
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
 from factories import make_user
-from pulsestack.db import NamedQuery
+from pulsestack.db import DatabaseError, NamedQuery
 from pulsestack.db.sqlite import InlineReader
 from pulsestack.queries import users
 
@@ -58,3 +60,31 @@ async def test_reads_inside_a_transaction_never_go_inline(db, inline_answers):
     async with db.transaction() as tx:
         assert (await users.get_user(tx, user["id"]))["email"] == "tx@example.com"
     assert inline_answers == []
+
+
+async def test_a_busy_database_hands_the_read_to_a_reader_thread(db, inline_answers, monkeypatch):
+    user = await make_user(db, "busy@example.com")
+    busy = sqlite3.OperationalError("database is locked")
+    busy.sqlite_errorcode = sqlite3.SQLITE_BUSY  # as sqlite3 sets it
+
+    class BusyConnection:
+        def execute(self, *args):
+            raise busy
+
+    monkeypatch.setattr(db._inline, "conn", BusyConnection())
+    inline_answers.clear()
+    assert (await users.get_user(db, user["id"]))["email"] == "busy@example.com"
+    assert inline_answers == [False]
+
+
+async def test_other_sqlite_errors_are_not_retried(db, monkeypatch):
+    broken = sqlite3.OperationalError("no such table: users")
+    broken.sqlite_errorcode = sqlite3.SQLITE_ERROR
+
+    class BrokenConnection:
+        def execute(self, *args):
+            raise broken
+
+    monkeypatch.setattr(db._inline, "conn", BrokenConnection())
+    with pytest.raises(DatabaseError, match="no such table"):
+        await db.fetch_one(SLOW, n=1)

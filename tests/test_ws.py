@@ -518,3 +518,20 @@ async def test_shutdown_closes_a_socket_still_authenticating_with_1001(client, m
         assert await expect_close(ws) == CLOSE_GOING_AWAY
     finally:
         await asyncio.wait_for(closing, 15)
+
+
+# --- garbage collection around a flush ----------------------------------------------------------------
+
+def test_gc_is_paused_inside_a_flush_and_back_after_it_even_on_error():
+    import gc
+
+    from pulsestack.hub import gc_paused
+
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError):
+        with gc_paused():
+            raise RuntimeError("flush failed")
+    assert gc.isenabled()
