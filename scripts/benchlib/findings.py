@@ -17,7 +17,7 @@ SHORT: dict[tuple[str, str | None], str] = {
                             "and it writes five index entries per member",
     ("fanout", "sqlite"): "the bare INSERT…SELECT is as slow: its inbox and unread indexes take a leaf-page write per member",
     ("websocket", None): "one flush for 10,000 users on 2 cores shared with the clients: the recount of ~1,000,000 "
-                         "unread receipts (~280-300 ms) and 10,000 socket writes (~340-380 ms)",
+                         "unread receipts (~280-310 ms) and 10,000 socket writes (~380-410 ms)",
     ("throughput", "sqlite"): "the database adapter's thread hops (reads now run inline: 10.9% -> 21.8% on 2026-11-30)",
     ("throughput", "postgres"): "two statements per request, each a pool checkout and a round trip to a server on the "
                                 "same 2 cores, and the access-log line",
@@ -52,9 +52,9 @@ CAUSES: dict[tuple[str, str | None], str] = {
         "(2,474 -> 1,235 ms; memory per socket 21.7 -> 17.4 KiB); every query of a flush runs before any send, the "
         "two lookups at once, and cyclic GC waits until the flush is done (-> 833 ms); a send tells the hub only "
         "`notification_sent`, so the lookup of every connected member of the workspace is gone (SQLite 1,189 -> "
-        "853 ms). What a flush costs, from its debug line (log.level = debug) at 10,000 users: Postgres, before the "
-        "members lookup was dropped, lookups 143 ms, recount 301 ms, writes 341 ms; SQLite, after, 145, 279 and "
-        "379 ms; plus hub.flush_ms (50 ms). The recount "
+        "853 ms). What a flush now costs, from its debug line (log.level = debug) at 10,000 users: Postgres "
+        "lookups 70 ms, recount 314 ms, writes 410 ms (p99 843 ms in that run); SQLite 145, 279 and 379 ms; plus "
+        "hub.flush_ms (50 ms). The recount "
         "alone nearly fills the 300 ms: it reads ~1,000,000 unread index entries (index-only; 200 ms on an idle "
         "machine). A maintained per-(user, workspace) counter (DESIGN.md §4 allows one proven equal by tests) would "
         "make it read 10,000 rows, but every fan-out would then also update a row per member, and the fan-out is "
