@@ -28,8 +28,8 @@ def inline_answers(monkeypatch) -> list[bool]:
     outcomes: list[bool] = []
     original = InlineReader.fetch
 
-    def spy(self, query, params):
-        rows = original(self, query, params)
+    def spy(self, sql, bound):
+        rows = original(self, sql, bound)
         outcomes.append(rows is not None)
         return rows
 
@@ -62,29 +62,27 @@ async def test_reads_inside_a_transaction_never_go_inline(db, inline_answers):
     assert inline_answers == []
 
 
+def failing_connection(code: int, message: str):
+    """A stand-in for the inline connection whose every statement fails as sqlite3 would."""
+    error = sqlite3.OperationalError(message)
+    error.sqlite_errorcode = code  # as sqlite3 sets it
+
+    class Failing:
+        def execute(self, *args):
+            raise error
+
+    return Failing()
+
+
 async def test_a_busy_database_hands_the_read_to_a_reader_thread(db, inline_answers, monkeypatch):
     user = await make_user(db, "busy@example.com")
-    busy = sqlite3.OperationalError("database is locked")
-    busy.sqlite_errorcode = sqlite3.SQLITE_BUSY  # as sqlite3 sets it
-
-    class BusyConnection:
-        def execute(self, *args):
-            raise busy
-
-    monkeypatch.setattr(db._inline, "conn", BusyConnection())
+    monkeypatch.setattr(db._inline, "conn", failing_connection(sqlite3.SQLITE_BUSY, "database is locked"))
     inline_answers.clear()
     assert (await users.get_user(db, user["id"]))["email"] == "busy@example.com"
     assert inline_answers == [False]
 
 
 async def test_other_sqlite_errors_are_not_retried(db, monkeypatch):
-    broken = sqlite3.OperationalError("no such table: users")
-    broken.sqlite_errorcode = sqlite3.SQLITE_ERROR
-
-    class BrokenConnection:
-        def execute(self, *args):
-            raise broken
-
-    monkeypatch.setattr(db._inline, "conn", BrokenConnection())
+    monkeypatch.setattr(db._inline, "conn", failing_connection(sqlite3.SQLITE_ERROR, "no such table: users"))
     with pytest.raises(DatabaseError, match="no such table"):
         await db.fetch_one(SLOW, n=1)

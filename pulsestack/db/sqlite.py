@@ -143,17 +143,22 @@ def _translate(exc: Exception) -> Exception:
     return exc
 
 
-async def _fetch(conn: aiosqlite.Connection, query: NamedQuery, params: Mapping[str, Any]) -> list[Row]:
+def _bind(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameters as sqlite3 binds them by name."""
+    return {k: to_sqlite(v) for k, v in params.items()}
+
+
+async def _fetch(conn: aiosqlite.Connection, sql: str, bound: Mapping[str, Any]) -> list[Row]:
     # execute_fetchall: one hop to the connection's thread, not three
     # (execute, fetchall, close); it matters for short hot reads.
     with translating(_translate):
-        raw = await conn.execute_fetchall(compile_sqlite(query.sql), {k: to_sqlite(v) for k, v in params.items()})
+        raw = await conn.execute_fetchall(sql, bound)
     return _rows(list(raw))
 
 
 async def _execute(conn: aiosqlite.Connection, query: NamedQuery, params: Mapping[str, Any]) -> int:
     with translating(_translate):
-        async with conn.execute(compile_sqlite(query.sql), {k: to_sqlite(v) for k, v in params.items()}) as cur:
+        async with conn.execute(compile_sqlite(query.sql), _bind(params)) as cur:
             return cur.rowcount
 
 
@@ -163,13 +168,13 @@ class SQLiteTransaction(Transaction):
         self._conn = conn
 
     async def _fetch(self, query: NamedQuery, params: Mapping[str, Any]) -> list[Row]:
-        return await _fetch(self._conn, query, params)
+        return await _fetch(self._conn, compile_sqlite(query.sql), _bind(params))
 
     async def _execute(self, query: NamedQuery, params: Mapping[str, Any]) -> int:
         return await _execute(self._conn, query, params)
 
     async def _execute_many(self, query: NamedQuery, rows: list[Mapping[str, Any]]) -> None:
-        bound = [{k: to_sqlite(v) for k, v in r.items()} for r in rows]
+        bound = [_bind(r) for r in rows]
         with translating(_translate):
             await self._conn.executemany(compile_sqlite(query.sql), bound)
 
@@ -187,10 +192,10 @@ class InlineReader:
         self._deadline = 0.0
         self.conn.set_progress_handler(lambda: time.perf_counter() > self._deadline, PROGRESS_STEPS)
 
-    def fetch(self, query: NamedQuery, params: Mapping[str, Any]) -> list[Row] | None:
+    def fetch(self, sql: str, bound: Mapping[str, Any]) -> list[Row] | None:
         self._deadline = time.perf_counter() + INLINE_BUDGET_S
         try:
-            raw = self.conn.execute(compile_sqlite(query.sql), {k: to_sqlite(v) for k, v in params.items()}).fetchall()
+            raw = self.conn.execute(sql, bound).fetchall()
         except sqlite3.OperationalError as exc:
             if exc.sqlite_errorcode & 0xFF in HAND_ON:  # primary code of an extended one
                 return None  # a reader thread takes it
@@ -268,16 +273,17 @@ class SQLiteDatabase(Database):
                 self._readers.put_nowait(conn)
 
     async def _fetch(self, query: NamedQuery, params: Mapping[str, Any]) -> list[Row]:
+        sql, bound = compile_sqlite(query.sql), _bind(params)  # once, whichever connection runs it
         if query.writes:  # e.g. INSERT ... RETURNING
             async with self._write_lock:
-                return await _fetch(self._require_writer(), query, params)
+                return await _fetch(self._require_writer(), sql, bound)
         if self._inline is not None:
             with translating(_translate):
-                rows = self._inline.fetch(query, params)
+                rows = self._inline.fetch(sql, bound)
             if rows is not None:
                 return rows
         async with self._reader() as conn:
-            return await _fetch(conn, query, params)
+            return await _fetch(conn, sql, bound)
 
     async def _execute(self, query: NamedQuery, params: Mapping[str, Any]) -> int:
         async with self._write_lock:
@@ -316,7 +322,7 @@ class SQLiteDatabase(Database):
 
     async def explain(self, query: str | NamedQuery, /, **params: Any) -> str:
         q = self.queries[query] if isinstance(query, str) else query
-        bound = {k: to_sqlite(v) for k, v in params.items()}
+        bound = _bind(params)
         async with self._write_lock:
             async with self._require_writer().execute("EXPLAIN QUERY PLAN " + compile_sqlite(q.sql), bound) as cur:
                 return "\n".join(row[3] for row in await cur.fetchall())

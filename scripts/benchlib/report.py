@@ -231,17 +231,17 @@ def markdown(machine: dict, command: str, runs: dict[str, dict]) -> str:
         "| target | dialect | wanted | measured | verdict |",
         "|---|---|---|---|---|",
     ]
+    verdicts = [v for dialect, d in runs.items() for v in verdicts_for(dialect, d)]
     misses: list[Verdict] = []
-    for dialect, d in runs.items():
-        for v in verdicts_for(dialect, d):
-            if v.verdict == "met":
-                verdict = "**met**"
-            elif v.verdict == "missed":
-                verdict = f"**missed**, {v.reason}" + (" ([cause and fix](#why-the-misses))" if findings.cause(v.target, dialect) else "")
-                misses.append(v)
-            else:
-                verdict = f"not measured: {v.reason}"
-            md.append(f"| {TARGET_TITLES[v.target]} | {DIALECT_NAMES[dialect]} | {v.wanted} | {v.measured} | {verdict} |")
+    for v in verdicts:
+        if v.verdict == "met":
+            verdict = "**met**"
+        elif v.verdict == "missed":
+            verdict = f"**missed**, {v.reason}" + (" ([cause and fix](#why-the-misses))" if findings.cause(v.target, v.dialect) else "")
+            misses.append(v)
+        else:
+            verdict = f"not measured: {v.reason}"
+        md.append(f"| {TARGET_TITLES[v.target]} | {DIALECT_NAMES[v.dialect]} | {v.wanted} | {v.measured} | {verdict} |")
     explained = [(v, findings.cause(v.target, v.dialect)) for v in misses]
     if any(c for _, c in explained):
         md += ["", "### Why the misses", "",
@@ -268,7 +268,7 @@ def markdown(machine: dict, command: str, runs: dict[str, dict]) -> str:
             md += ["", "Details:", ""] + details
     md += ["", "## Method", "", METHOD.strip(), ""]
     md += ["## Findings", ""]
-    before = [(v, findings.BEFORE.get((v.target, v.dialect))) for d in runs for v in verdicts_for(d, runs[d])]
+    before = [(v, findings.BEFORE.get((v.target, v.dialect))) for v in verdicts]
     if any(b for _, b in before):
         md += [f"Before the latest round of fixes ({findings.BEFORE_LABEL}) and in this run:", "",
                f"| target | dialect | {findings.BEFORE_LABEL} | this run |", "|---|---|---|---|"]

@@ -83,8 +83,8 @@ async def _python(port: int, path: str, headers: list[str], seconds: float, conn
             "errors": sum(p["errors"] for p in parts), "p50_ms": None, "p99_ms": None}
 
 
-async def _load(tool: str, port: int, path: str, headers: list[str], seconds: float, connections: int, tmp: Path) -> dict:
-    fn = _wrk if tool == "wrk" else _python
+async def _load(fn, port: int, path: str, headers: list[str], seconds: float, connections: int, tmp: Path) -> dict:
+    """One measured turn of `fn` (_wrk or _python); refused unless every answer was a 2xx."""
     result = await fn(port, path, headers, seconds, connections, tmp)
     if result["non2xx"] or result["errors"]:
         raise RuntimeError(f"load on :{port}{path} got {result['non2xx']} non-2xx answers and {result['errors']} socket errors")
@@ -113,7 +113,7 @@ async def measure(server: PulseStackServer, callers: dict[str, tuple[str, int]],
             await fn(port, path, headers, min(1.0, turn_s / 2), connections, tmp)
         for _ in range(ROUNDS):
             for name, (port, path, headers) in subjects.items():
-                turns[name].append(await _load(tool, port, path, headers, turn_s, connections, tmp))
+                turns[name].append(await _load(fn, port, path, headers, turn_s, connections, tmp))
     finally:
         await hello.stop()
     bare = _median_turn(turns["hello"])
