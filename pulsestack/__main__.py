@@ -93,15 +93,22 @@ def read_password(from_stdin: bool) -> str:
 
 
 async def _create_admin(config: Config, email: str, password_stdin: bool) -> None:
+    from pydantic import ValidationError
+
     from .app import database_for
     from .db import DatabaseError, DatabaseUnavailable
+    from .models import problems
+    from .models.requests import AdminAccount
     from .services.accounts import create_admin, find_user_by_email
 
     try:
+        account = AdminAccount(email=email)
         async with database_for(config) as db:
-            existing = await find_user_by_email(db, email)
-            password = None if existing else read_password(password_stdin)
-            result = await create_admin(db, email, password)
+            if await find_user_by_email(db, account.email) is None:
+                account = AdminAccount(email=email, password=read_password(password_stdin))
+            result = await create_admin(db, account)
+    except ValidationError as exc:
+        raise CommandError("; ".join(f"{k} {v}" for k, v in problems(exc).items())) from exc
     except DatabaseUnavailable as exc:
         raise CommandError(str(exc)) from exc
     except DatabaseError as exc:
@@ -110,7 +117,7 @@ async def _create_admin(config: Config, email: str, password_stdin: bool) -> Non
         detail = "; ".join(f"{k} {v}" for k, v in exc.details.items())
         raise CommandError(f"{exc.message}{': ' + detail if detail else ''}") from exc
     verb = "created" if result.created else "promoted existing user (password unchanged) to"
-    print(f"{verb} admin {result.user['email']} ({result.user['id']})")
+    print(f"{verb} admin {result.user.email} ({result.user.id})")
 
 
 def positive_int(text: str) -> int:

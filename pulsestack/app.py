@@ -70,7 +70,7 @@ def create_app(config: Config, db: Database | None = None, hub: Hub | None = Non
 
     async def close_websockets(app: web.Application) -> None:
         # On shutdown, before aiohttp waits for handlers: every socket gets 1001.
-        if isinstance(app.get(HUB), UnreadHub):
+        if HUB in app:
             await app[HUB].close()
 
     async def housekeeping_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -85,5 +85,6 @@ def create_app(config: Config, db: Database | None = None, hub: Hub | None = Non
     app.cleanup_ctx.append(housekeeping_ctx)
     app.on_shutdown.append(close_websockets)
     for module in (health, auth, workspaces, notifications, openapi, ws):
-        app.add_routes(module.routes)
+        module.routes.add_to(app)
+    app[openapi.DOCUMENT] = openapi.render(app)
     return app

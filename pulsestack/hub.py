@@ -2,8 +2,10 @@
 
 Services tell the hub what changed, after the change committed:
 `users_changed(ids)`, `workspace_changed(id)`, `notification_sent(id)`,
-`session_revoked(id)`. `Hub` is that interface and does nothing (the HTTP
-API alone, and tests that record calls); `UnreadHub` is the real one.
+`session_revoked(id)`; the websocket handler (api/ws.py) hands it sockets.
+`Hub` is that whole interface and holds no sockets: its events do nothing
+and `connect` refuses (the HTTP API alone, and tests that record calls).
+`UnreadHub` is the real one.
 
 How UnreadHub stays cheap: a change only marks things dirty. A flusher runs
 `flush_ms` after the first change of a quiet period and handles everything
@@ -47,6 +49,9 @@ from aiohttp import WSCloseCode, web
 
 from .db import Database, DatabaseError
 from .eventbus import Change, EventBus
+from .models.resources import InboxItem
+from .queries import hub as hub_queries
+from .queries import receipts
 from .serialize import dumps
 
 log = logging.getLogger(__name__)
@@ -57,8 +62,13 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_TIMEOUT = 5.0  # seconds a close handshake may take before the connection is cut
 
 
+class RealtimeUnavailable(Exception):
+    """This hub serves no websockets."""
+
+
 class Hub:
-    """What services call after a commit. This base does nothing."""
+    """What services call after a commit, and what /ws calls. This base
+    holds no sockets: events do nothing, and `connect` refuses."""
 
     def users_changed(self, user_ids: Iterable[uuid.UUID]) -> None:
         """The unread state of these users may have changed."""
@@ -72,13 +82,39 @@ class Hub:
     def session_revoked(self, session_id: uuid.UUID) -> None:
         """A token was revoked (logout); its sockets are closed."""
 
+    @contextlib.contextmanager
+    def authenticating(self, ws: web.WebSocketResponse) -> Iterator[None]:
+        """While a socket waits for its auth frame (so shutdown can close it too)."""
+        yield
 
-def counts_frame(kind: str, counts: dict[uuid.UUID, int], **extra) -> str:
+    async def connect(self, ws: web.WebSocketResponse, user_id: uuid.UUID, session_id: uuid.UUID,
+                      request: web.Request) -> "Socket":
+        """Register an authenticated socket and send its `ready` frame."""
+        raise RealtimeUnavailable("realtime hub not running")
+
+    def disconnect(self, sock: "Socket") -> None:
+        """The socket's handler is done with it."""
+
+    def expire(self, sock: "Socket") -> None:
+        """The socket's token has expired: close it as if revoked."""
+
+    def send(self, sock: "Socket", frame: dict) -> None:
+        """Send a reply (pong, error) on one socket."""
+
+    async def close(self) -> None:
+        """Close every socket (1001) and stop."""
+
+
+def counts_frame(kind: str, counts: dict[uuid.UUID, int], **extra: object) -> str:
     return dumps({"type": kind, **extra, **unread_state(counts)})
 
 
 def unread_state(counts: dict[uuid.UUID, int]) -> dict:
     return {"total": sum(counts.values()), "workspaces": {str(k): v for k, v in counts.items()}}
+
+
+def notification_frame(item: InboxItem) -> str:
+    return '{"type":"notification","item":' + item.model_dump_json() + "}"
 
 
 def wire_frame(text: str) -> bytes:
@@ -123,7 +159,7 @@ class UnreadHub(Hub):
         self._closers: set[asyncio.Task] = set()
         self.flushes = 0  # how many flushes ran (observable in tests and logs)
         self._closed = False
-        self.authenticating: set[web.WebSocketResponse] = set()  # open, auth frame not yet in
+        self._authenticating: set[web.WebSocketResponse] = set()  # open, auth frame not yet in
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -138,7 +174,7 @@ class UnreadHub(Hub):
         self._closed = True
         for sock in [s for socks in self.sockets.values() for s in socks]:
             self._close(sock, CLOSE_SHUTDOWN, "server shutting down")
-        for ws in list(self.authenticating):  # else they would hold shutdown until their auth timeout
+        for ws in list(self._authenticating):  # else they would hold shutdown until their auth timeout
             task = asyncio.create_task(ws.close(code=CLOSE_SHUTDOWN, message=b"server shutting down"))
             self._closers.add(task)
             task.add_done_callback(self._closers.discard)
@@ -182,9 +218,17 @@ class UnreadHub(Hub):
 
     # -- sockets -----------------------------------------------------------
 
+    @contextlib.contextmanager
+    def authenticating(self, ws: web.WebSocketResponse) -> Iterator[None]:
+        self._authenticating.add(ws)
+        try:
+            yield
+        finally:
+            self._authenticating.discard(ws)
+
     async def connect(self, ws: web.WebSocketResponse, user_id: uuid.UUID, session_id: uuid.UUID,
                       request: web.Request) -> Socket:
-        """Register an authenticated socket and send its `ready` frame."""
+        assert request.transport is not None and request.writer is not None  # an open connection
         sock = Socket(ws, user_id, session_id, request.transport, request.writer.drain)
         first = user_id not in self.sockets
         self.sockets.setdefault(user_id, set()).add(sock)
@@ -215,11 +259,9 @@ class UnreadHub(Hub):
             sock.sender.cancel()
 
     def expire(self, sock: Socket) -> None:
-        """The socket's token has expired: close it as if revoked."""
         self._close(sock, CLOSE_UNAUTHORIZED, "token expired")
 
     def send(self, sock: Socket, frame: dict) -> None:
-        """Send a reply (pong, error) on one socket."""
         self._deliver(sock, wire_frame(dumps(frame)))
 
     def _deliver(self, sock: Socket, *frames: bytes) -> None:
@@ -330,31 +372,28 @@ class UnreadHub(Hub):
     async def _connected_members(self, workspace_ids: set[uuid.UUID], connected: list[uuid.UUID]) -> set[uuid.UUID]:
         if not workspace_ids:
             return set()
-        rows = await self.db.fetch_all("list_connected_members", workspace_ids=list(workspace_ids), user_ids=connected)
-        return {r["user_id"] for r in rows}
+        return await hub_queries.list_connected_members(self.db, workspace_ids, connected)
 
     async def _new_notifications(self, notification_ids: set[uuid.UUID], connected: list[uuid.UUID]) -> dict[uuid.UUID, list[bytes]]:
         """The `notification` frames owed to each connected recipient, oldest first."""
         if not notification_ids:
             return {}
-        ids = list(notification_ids)
-        receipts = await self.db.fetch_all("list_new_receipts", notification_ids=ids, user_ids=connected)
-        if not receipts:
+        new_receipts = await hub_queries.list_new_receipts(self.db, notification_ids, connected)
+        if not new_receipts:
             return {}
-        items = await self.db.fetch_all("list_notifications_by_ids", notification_ids=ids)
-        order = {item["id"]: i for i, item in enumerate(items)}  # oldest first
-        frames = [wire_frame(dumps({"type": "notification", "item": item})) for item in items]
+        items = await hub_queries.list_notifications_by_ids(self.db, notification_ids)
+        order = {item.id: i for i, item in enumerate(items)}  # oldest first
+        frames = [wire_frame(notification_frame(item)) for item in items]
         owed: dict[uuid.UUID, list[int]] = {}
-        for r in receipts:
-            if r["notification_id"] in order:
-                owed.setdefault(r["user_id"], []).append(order[r["notification_id"]])
+        for r in new_receipts:
+            if r.notification_id in order:
+                owed.setdefault(r.user_id, []).append(order[r.notification_id])
         return {user_id: [frames[i] for i in sorted(positions)] for user_id, positions in owed.items()}
 
     async def _count(self, user_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, dict[uuid.UUID, int]]:
-        rows = await self.db.fetch_all("count_unread_by_workspace", user_ids=list(user_ids))
         counts: dict[uuid.UUID, dict[uuid.UUID, int]] = {}
-        for r in rows:
-            counts.setdefault(r["user_id"], {})[r["workspace_id"]] = r["unread"]
+        for r in await receipts.count_unread_by_workspace(self.db, list(user_ids)):
+            counts.setdefault(r.user_id, {})[r.workspace_id] = r.unread
         return counts
 
 

@@ -25,7 +25,7 @@ SELECT w.id, w.name, w.slug, w.owner_id, w.created_at, m.role
 -- name: list_workspaces_for_user(user_id) :many
 -- Every workspace the user belongs to, with their role (GET /api/me);
 -- served by workspace_members_user_idx.
-SELECT w.id, w.name, w.slug, w.owner_id, w.created_at, m.role
+SELECT w.id, w.name, w.slug, m.role
   FROM workspace_members AS m
   JOIN workspaces AS w ON w.id = m.workspace_id
  WHERE m.user_id = :user_id

@@ -189,14 +189,15 @@ async def test_register_body_of_exactly_64_kib_is_accepted(client):
     await json_of(resp, 201)
 
 
-async def test_register_ignores_a_system_role_in_the_body(client, db):
+async def test_register_with_a_system_role_in_the_body_is_422_and_creates_nothing(client, db):
+    """Unknown fields are refused by name, never silently dropped (nor obeyed)."""
     email = unique_email()
 
     resp = await client.post("/api/auth/register", json={"email": email, "password": PASSWORD, "system_role": "admin"})
 
-    body = await json_of(resp, 201)
-    assert body["user"]["system_role"] == "user"
-    assert (await db.fetch_one(USER_ROW, email=email))["system_role"] == "user"
+    body = await expect_error(resp, 422, "validation_error")
+    assert set(body["error"]["details"]) == {"system_role"}
+    assert await db.fetch_one(USER_ROW, email=email) is None
 
 
 async def test_register_when_registration_is_closed_is_403(aiohttp_client, config, db):

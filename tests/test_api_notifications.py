@@ -143,9 +143,9 @@ async def _new_person(tx) -> Person:
     user = await users.create_user(tx, id=new_id(), email=unique_email(), password_hash="not-a-real-hash",
                                    system_role="user", created_at=now)
     token = new_token()
-    await sessions.create_session(tx, id=new_id(), user_id=user["id"], token_hash=hash_token(token), created_at=now,
+    await sessions.create_session(tx, id=new_id(), user_id=user.id, token_hash=hash_token(token), created_at=now,
                                   expires_at=now + timedelta(days=1))
-    return Person({"id": str(user["id"]), "email": user["email"]}, bearer(token))
+    return Person({"id": str(user.id), "email": user.email}, bearer(token))
 
 
 async def person(api) -> Person:
@@ -160,11 +160,11 @@ async def make_team(api, members: int = 2, admins: int = 0, owner: Person | None
         owner = owner or await _new_person(tx)
         slug, now = f"ws-{new_id().hex[-12:]}", utcnow()
         ws = await workspaces.create_workspace(tx, id=new_id(), name=slug, slug=slug, owner_id=uuid.UUID(owner.id), created_at=now)
-        team = Team({"id": str(ws["id"]), "slug": slug}, owner)
+        team = Team({"id": str(ws.id), "slug": slug}, owner)
         for role, count, group in (("owner", 1, None), ("admin", admins, team.admins), ("member", members, team.members)):
             for _ in range(count):
                 p = owner if group is None else await _new_person(tx)
-                await members_q.add_member(tx, id=new_id(), workspace_id=ws["id"], user_id=uuid.UUID(p.id), role=role, joined_at=now)
+                await members_q.add_member(tx, id=new_id(), workspace_id=ws.id, user_id=uuid.UUID(p.id), role=role, joined_at=now)
                 if group is not None:
                     group.append(p)
     return team

@@ -117,7 +117,7 @@ async def test_create_workspace_with_a_taken_slug_is_409(client, db):
     assert (await json_of(await client.get("/api/workspaces", headers=bob), 200))["items"] == []
 
 
-@pytest.mark.parametrize("slug", ["Bad Slug", "-x", "x-", "UPPER", "a_b", "", "a" * 65, "dots.not.ok", 42, None])
+@pytest.mark.parametrize("slug", ["Bad Slug", "-x", "x-", "UPPER", "a_b", "", "a" * 65, "dots.not.ok", 42, ["acme"]])
 async def test_create_workspace_with_an_invalid_slug_is_422_naming_slug(client, slug):
     _, headers = await register(client)
 
@@ -267,14 +267,26 @@ async def test_rename_with_a_bad_name_is_422(client, payload):
     assert "name" in body["error"]["details"]
 
 
-async def test_rename_does_not_change_the_slug(client):
+async def test_rename_cannot_change_the_slug(client):
+    """An unknown field answers 422 naming it; `slug` is not a field of a rename."""
     _, owner = await register(client)
     await create_workspace(client, owner, name="Acme", slug="acme")
 
-    body = await json_of(await client.patch("/api/workspaces/acme", json={"name": "Zenith", "slug": "zenith"}, headers=owner), 200)
+    resp = await client.patch("/api/workspaces/acme", json={"name": "Zenith", "slug": "zenith"}, headers=owner)
 
-    assert body["slug"] == "acme"
+    body = await expect_error(resp, 422, "validation_error")
+    assert set(body["error"]["details"]) == {"slug"}
+    unchanged = await json_of(await client.get("/api/workspaces/acme", headers=owner), 200)
+    assert (unchanged["name"], unchanged["slug"]) == ("Acme", "acme")
     await expect_error(await client.get("/api/workspaces/zenith", headers=owner), 404, "not_found")
+
+
+async def test_a_null_slug_is_derived_from_the_name(client):
+    _, owner = await register(client)
+
+    body = await json_of(await client.post("/api/workspaces", json={"name": "Null Corp", "slug": None}, headers=owner), 201)
+
+    assert body["slug"] == "null-corp"
 
 
 # --- delete -------------------------------------------------------------------------------------
@@ -425,7 +437,7 @@ async def test_list_members_shows_user_id_email_role_and_joined_at(client):
 async def test_list_members_pages_with_a_keyset_cursor(client, db):
     owner_user, owner = await register(client)
     ws = await create_workspace(client, owner, name="Acme", slug="acme")
-    others = await make_members(db, {"id": uuid.UUID(ws["id"])}, 4)
+    others = await make_members(db, uuid.UUID(ws["id"]), 4)
     everyone = {owner_user["id"], *(str(i) for i in others)}
 
     pages, cursor = [], None
@@ -450,7 +462,7 @@ async def test_list_members_pages_with_a_keyset_cursor(client, db):
 async def test_list_members_with_an_exact_page_ends_with_a_null_cursor(client, db):
     _, owner = await register(client)
     ws = await create_workspace(client, owner, name="Acme", slug="acme")
-    await make_members(db, {"id": uuid.UUID(ws["id"])}, 3)
+    await make_members(db, uuid.UUID(ws["id"]), 3)
 
     first = await json_of(await client.get("/api/workspaces/acme/members", params={"limit": "2"}, headers=owner), 200)
     second = await json_of(await client.get("/api/workspaces/acme/members",

@@ -20,9 +20,10 @@ async def test_values_come_back_as_the_same_python_types(db):
     created = await users.create_user(db, id=uid, email="ann@example.com", password_hash="h", system_role="user", created_at=moment)
     fetched = await users.get_user(db, uid)
     for row in (created, fetched):
-        assert row == {"id": uid, "email": "ann@example.com", "system_role": "user", "created_at": moment}
-        assert isinstance(row["id"], uuid.UUID)
-        assert row["created_at"].tzinfo is not None and row["created_at"].utcoffset() == timedelta(0)
+        assert row is not None
+        assert row.model_dump() == {"id": uid, "email": "ann@example.com", "system_role": "user", "created_at": moment}
+        assert isinstance(row.id, uuid.UUID)
+        assert row.created_at.tzinfo is not None and row.created_at.utcoffset() == timedelta(0)
 
 
 async def test_aware_datetimes_in_other_zones_are_stored_as_utc(db):
@@ -30,7 +31,7 @@ async def test_aware_datetimes_in_other_zones_are_stored_as_utc(db):
     uid = new_id()
     await users.create_user(db, id=uid, email="tz@example.com", password_hash="h", system_role="user",
                             created_at=datetime(2026, 5, 1, 12, 0, 0, 1, tzinfo=plus_two))
-    assert (await users.get_user(db, uid))["created_at"] == datetime(2026, 5, 1, 10, 0, 0, 1, tzinfo=timezone.utc)
+    assert (await users.get_user(db, uid)).created_at == datetime(2026, 5, 1, 10, 0, 0, 1, tzinfo=timezone.utc)
 
 
 async def test_naive_datetimes_are_refused(db):
@@ -42,35 +43,33 @@ async def test_naive_datetimes_are_refused(db):
 async def test_booleans_and_counts(db):
     owner = await make_user(db)
     ws = await make_workspace(db, owner)
-    [member] = await make_members(db, ws, 1)
+    [member] = await make_members(db, ws.id, 1)
     nid = new_id()
-    await notifications.create_notification(db, id=nid, workspace_id=ws["id"], sender_id=owner["id"], title="t", message="",
+    await notifications.create_notification(db, id=nid, workspace_id=ws.id, sender_id=owner.id, title="t", message="",
                                             type="info", broadcast=True, created_at=utcnow())
-    row = await notifications.get_notification(db, ws["id"], nid)
-    assert row["broadcast"] is True
-    assert await notifications.fan_out_broadcast(db, notification_id=nid, workspace_id=ws["id"], sender_id=owner["id"],
-                                                 created_at=row["created_at"]) == 1
-    assert await receipts.count_unread_by_workspace(db, [member, owner["id"]]) == [
-        {"user_id": member, "workspace_id": ws["id"], "unread": 1}
-    ]
+    row = await notifications.get_notification(db, ws.id, nid)
+    assert row.broadcast is True
+    assert await notifications.fan_out_broadcast(db, notification_id=nid, workspace_id=ws.id, sender_id=owner.id,
+                                                 created_at=row.created_at) == 1
+    assert await receipts.count_unread_by_workspace(db, [member, owner.id]) == [(member, ws.id, 1)]
 
 
 @pytest.mark.parametrize("count", [0, 1, 1000])
 async def test_list_parameters_of_any_length(db, count):
     owner = await make_user(db)
     ws = await make_workspace(db, owner)
-    ids = await make_members(db, ws, min(count, 50))
+    ids = await make_members(db, ws.id, min(count, 50))
     strangers = [new_id() for _ in range(max(0, count - len(ids)))]
-    assert await members.list_member_ids_among(db, ws["id"], ids + strangers) == set(ids)
+    assert await members.list_member_ids_among(db, ws.id, ids + strangers) == set(ids)
 
 
 async def test_execute_returns_the_row_count(db):
     owner = await make_user(db)
     ws = await make_workspace(db, owner)
-    ids = await make_members(db, ws, 3)
-    assert await members.update_member_role(db, ws["id"], ids[0], "admin") == 1
-    assert await members.update_member_role(db, ws["id"], owner["id"], "member") == 0  # never the owner
-    assert await members.remove_member(db, ws["id"], new_id()) == 0
+    ids = await make_members(db, ws.id, 3)
+    assert await members.update_member_role(db, ws.id, ids[0], "admin") == 1
+    assert await members.update_member_role(db, ws.id, owner.id, "member") == 0  # never the owner
+    assert await members.remove_member(db, ws.id, new_id()) == 0
 
 
 async def test_transaction_commits_and_runs_after_commit_hooks(db):
@@ -117,7 +116,7 @@ async def test_a_cancelled_transaction_commits_nothing_and_frees_the_writer(db):
         await task
     assert await users.get_user(db, uid) is None
     other = await asyncio.wait_for(make_user(db, "after@example.com"), 10)
-    assert await users.get_user(db, other["id"]) is not None
+    assert await users.get_user(db, other.id) is not None
 
 
 async def test_readers_see_the_last_commit_while_a_write_is_open(db):
@@ -135,7 +134,7 @@ async def test_readers_see_the_last_commit_while_a_write_is_open(db):
     writer = asyncio.create_task(long_write())
     await asyncio.wait_for(in_tx.wait(), 10)
     # The write is open: reads do not queue behind it, and do not see it.
-    assert await asyncio.wait_for(users.get_user(db, before["id"]), 10) is not None
+    assert await asyncio.wait_for(users.get_user(db, before.id), 10) is not None
     assert await asyncio.wait_for(users.get_user(db, uid), 10) is None
     release.set()
     await asyncio.wait_for(writer, 10)
@@ -151,7 +150,7 @@ async def test_unique_violations_name_the_constraint(db):
     owner = await make_user(db)
     ws = await make_workspace(db, owner)
     with pytest.raises(UniqueViolation) as err:
-        await members.add_member(db, id=new_id(), workspace_id=ws["id"], user_id=owner["id"], role="member", joined_at=utcnow())
+        await members.add_member(db, id=new_id(), workspace_id=ws.id, user_id=owner.id, role="member", joined_at=utcnow())
     assert err.value.constraint == "workspace_members_workspace_id_user_id_key"
 
 
@@ -159,14 +158,14 @@ async def test_foreign_keys_are_enforced(db):
     owner = await make_user(db)
     ws = await make_workspace(db, owner)
     with pytest.raises(ForeignKeyViolation):
-        await members.add_member(db, id=new_id(), workspace_id=ws["id"], user_id=new_id(), role="member", joined_at=utcnow())
+        await members.add_member(db, id=new_id(), workspace_id=ws.id, user_id=new_id(), role="member", joined_at=utcnow())
 
 
 async def test_timestamps_compare_exactly_at_microseconds(db):
     user = await make_user(db)
     now = utcnow()
     for offset in (-1, 0, 1):
-        await sessions.create_session(db, id=new_id(), user_id=user["id"], token_hash=f"h{offset}", created_at=now,
+        await sessions.create_session(db, id=new_id(), user_id=user.id, token_hash=f"h{offset}", created_at=now,
                                       expires_at=now + timedelta(microseconds=offset))
     # expires_at <= now: exactly the -1 and the 0 microsecond ones.
     assert await sessions.delete_expired_sessions(db, now) == 2
@@ -185,7 +184,7 @@ async def test_calls_that_do_not_match_the_header_are_refused(db):
 async def test_dynamic_queries_run_like_named_ones(db):
     user = await make_user(db, "dyn@example.com")
     q = NamedQuery.dynamic("find_by_ids", "SELECT id, email FROM users WHERE id IN (:ids) ORDER BY email", "many")
-    assert await db.fetch_all(q, ids=[user["id"], new_id()]) == [{"id": user["id"], "email": "dyn@example.com"}]
+    assert await db.fetch_all(q, ids=[user.id, new_id()]) == [{"id": user.id, "email": "dyn@example.com"}]
 
 
 async def test_a_closed_database_is_unavailable(database_url):
@@ -206,11 +205,11 @@ async def test_reads_survive_a_dropped_postgres_connection(db, dialect, database
     import psycopg
 
     user = await make_user(db)
-    assert await users.get_user(db, user["id"]) is not None  # the pool now holds a connection
+    assert await users.get_user(db, user.id) is not None  # the pool now holds a connection
     with psycopg.connect(database_url, autocommit=True) as admin:
         killed = admin.execute(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         ).fetchone()[0]
     assert killed >= 1
-    assert (await users.get_user(db, user["id"]))["id"] == user["id"]
+    assert (await users.get_user(db, user.id)).id == user.id

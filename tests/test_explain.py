@@ -59,10 +59,10 @@ async def seed_broadcasts(db, workspace_id, sender_id, count: int) -> None:
 async def seeded(db):
     owner = await make_user(db)
     ws = await make_workspace(db, owner)
-    member_ids = await make_members(db, ws, MEMBERS)
-    await seed_other_members(db, (await make_workspace(db, owner))["id"], OTHER_MEMBERS)
-    await seed_broadcasts(db, ws["id"], owner["id"], NOTIFICATIONS)
-    nid = await db.fetch_value(NamedQuery.dynamic("any_notification", "SELECT id FROM notifications WHERE workspace_id = :w ORDER BY id LIMIT 1", "scalar"), w=ws["id"])
+    member_ids = await make_members(db, ws.id, MEMBERS)
+    await seed_other_members(db, (await make_workspace(db, owner)).id, OTHER_MEMBERS)
+    await seed_broadcasts(db, ws.id, owner.id, NOTIFICATIONS)
+    nid = await db.fetch_value(NamedQuery.dynamic("any_notification", "SELECT id FROM notifications WHERE workspace_id = :w ORDER BY id LIMIT 1", "scalar"), w=ws.id)
     await receipts.mark_all_read(db, member_ids[0], utcnow())
     # Fresh statistics (and on Postgres a visibility map, which index-only scans need), as autovacuum would leave them.
     await db.execute(NamedQuery.dynamic("analyze", "VACUUM ANALYZE" if db.dialect == "postgres" else "ANALYZE", "exec"))
@@ -87,7 +87,7 @@ async def plan(seeded, query, **params) -> str:
 
 async def test_inbox_pages_walk_the_inbox_index(seeded, dialect):
     u, now = seeded["user"], utcnow()
-    for kwargs in ({}, {"status": "unread"}, {"before": (now, new_id())}, {"workspace_id": seeded["ws"]["id"], "status": "read"}):
+    for kwargs in ({}, {"status": "unread"}, {"before": (now, new_id())}, {"workspace_id": seeded["ws"].id, "status": "read"}):
         query = receipts.inbox_query(workspace="workspace_id" in kwargs, status=kwargs.get("status", "all"),
                                      type_=False, cursor="before" in kwargs)
         params = {"user_id": u, "limit": 21}
@@ -136,8 +136,8 @@ async def test_single_receipt_statements_use_the_unique_key(seeded, dialect):
 
 async def test_fan_out_reads_members_through_their_unique_key(seeded, dialect):
     s = seeded
-    for query, extra in (("fan_out_broadcast", {"sender_id": s["owner"]["id"]}), ("fan_out_direct", {"user_ids": [s["user"]]})):
-        p = await plan(s, query, notification_id=new_id(), workspace_id=s["ws"]["id"], created_at=utcnow(), **extra)
+    for query, extra in (("fan_out_broadcast", {"sender_id": s["owner"].id}), ("fan_out_direct", {"user_ids": [s["user"]]})):
+        p = await plan(s, query, notification_id=new_id(), workspace_id=s["ws"].id, created_at=utcnow(), **extra)
         index = "workspace_members_workspace_id_user_id_key" if dialect == "postgres" else "sqlite_autoindex_workspace_members_2"
         assert uses(p, dialect, index), p
         assert "Seq Scan on workspace_members" not in p and "SCAN m" not in p.splitlines(), p

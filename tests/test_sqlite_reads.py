@@ -40,7 +40,7 @@ def inline_answers(monkeypatch) -> list[bool]:
 async def test_a_quick_read_is_answered_inline(db, inline_answers):
     user = await make_user(db, "inline@example.com")
     inline_answers.clear()
-    assert (await users.get_user(db, user["id"]))["email"] == "inline@example.com"
+    assert (await users.get_user(db, user.id)).email == "inline@example.com"
     assert inline_answers == [True]
 
 
@@ -50,7 +50,7 @@ async def test_a_slow_read_is_interrupted_and_answered_by_a_reader_thread(db, in
     # the inline connection is usable again at once
     user = await make_user(db, "after@example.com")
     inline_answers.clear()
-    assert (await users.get_user(db, user["id"]))["email"] == "after@example.com"
+    assert (await users.get_user(db, user.id)).email == "after@example.com"
     assert inline_answers == [True]
 
 
@@ -58,7 +58,7 @@ async def test_reads_inside_a_transaction_never_go_inline(db, inline_answers):
     user = await make_user(db, "tx@example.com")
     inline_answers.clear()
     async with db.transaction() as tx:
-        assert (await users.get_user(tx, user["id"]))["email"] == "tx@example.com"
+        assert (await users.get_user(tx, user.id)).email == "tx@example.com"
     assert inline_answers == []
 
 
@@ -78,7 +78,7 @@ async def test_a_busy_database_hands_the_read_to_a_reader_thread(db, inline_answ
     user = await make_user(db, "busy@example.com")
     monkeypatch.setattr(db._inline, "conn", failing_connection(sqlite3.SQLITE_BUSY, "database is locked"))
     inline_answers.clear()
-    assert (await users.get_user(db, user["id"]))["email"] == "busy@example.com"
+    assert (await users.get_user(db, user.id)).email == "busy@example.com"
     assert inline_answers == [False]
 
 

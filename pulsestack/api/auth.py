@@ -1,5 +1,4 @@
-"""Accounts over HTTP: register, login, logout, me; and `caller(request)`,
-which every authenticated handler calls first."""
+"""Accounts over HTTP: register, login, logout, me."""
 
 from __future__ import annotations
 
@@ -9,59 +8,55 @@ from aiohttp import web
 
 from ..appkeys import CONFIG, DB, HUB, LOGIN_LIMITER
 from ..errors import Forbidden
+from ..models.requests import Login, Registration
+from ..models.resources import Issued, Me
 from ..services import accounts, workspaces
-from ..services.accounts import IssuedToken, Principal
-from .jsonio import passthrough, read_json, respond, validate
+from .routing import Routes, caller
 
-routes = web.RouteTableDef()
-
-CREDENTIALS = {"email": (passthrough, True), "password": (passthrough, True)}
-PRINCIPAL = web.RequestKey("principal", Principal)
-
-
-async def caller(request: web.Request) -> Principal:
-    """The authenticated user of this request, or 401."""
-    if PRINCIPAL not in request:
-        request[PRINCIPAL] = await accounts.authenticate(request.app[DB], request.headers.get("Authorization"))
-    return request[PRINCIPAL]
+routes = Routes("accounts")
 
 
 def _token_ttl(request: web.Request) -> timedelta:
     return timedelta(hours=request.app[CONFIG].auth.token_ttl_hours)
 
 
-def _issued(issued: IssuedToken) -> dict:
-    return {"user": issued.user, "token": issued.token, "expires_at": issued.expires_at}
+@routes.post("/api/auth/register", auth=False, body=Registration, answer=Issued, status=201,
+             errors={403: "forbidden: registration is closed on this server",
+                     409: "conflict: an account with this email exists (details.email: \"taken\")"})
+async def register(request: web.Request, body: Registration) -> Issued:
+    """Create an account and sign it in
 
-
-@routes.post("/api/auth/register")
-async def register(request: web.Request) -> web.Response:
+    While `auth.open_registration` is true. The account gets system role
+    `user`; the answer carries its first token.
+    """
     if not request.app[CONFIG].auth.open_registration:
         raise Forbidden("registration is closed on this server; ask an administrator for an account")
-    body = validate(await read_json(request), CREDENTIALS)
-    issued = await accounts.register(request.app[DB], body["email"], body["password"], _token_ttl(request))
-    return respond(_issued(issued), status=201)
+    return await accounts.register(request.app[DB], body, _token_ttl(request))
 
 
-@routes.post("/api/auth/login")
-async def login(request: web.Request) -> web.Response:
-    body = validate(await read_json(request), CREDENTIALS)
-    issued = await accounts.login(request.app[DB], body["email"], body["password"], _token_ttl(request),
-                                  request.app[LOGIN_LIMITER], request.remote or "unknown")
-    return respond(_issued(issued))
+@routes.post("/api/auth/login", auth=False, body=Login, answer=Issued,
+             errors={401: "unauthorized: wrong email or password (the same answer for an unknown email)",
+                     429: "rate_limited: too many failed logins; wait `Retry-After` seconds"})
+async def login(request: web.Request, body: Login) -> Issued:
+    """Exchange email and password for a new token
+
+    Each login makes a new token; earlier ones stay valid.
+    """
+    return await accounts.login(request.app[DB], body, _token_ttl(request), request.app[LOGIN_LIMITER],
+                                request.remote or "unknown")
 
 
-@routes.post("/api/auth/logout")
-async def logout(request: web.Request) -> web.Response:
+@routes.post("/api/auth/logout", answer=None, status=204)
+async def logout(request: web.Request) -> None:
+    """Revoke the token this request carries
+
+    It answers 401 from then on, and its websockets close with 4401.
+    """
     await accounts.logout(request.app[DB], request.app[HUB], await caller(request))
-    return web.Response(status=204)
 
 
-@routes.get("/api/me")
-async def me(request: web.Request) -> web.Response:
+@routes.get("/api/me", answer=Me)
+async def me(request: web.Request) -> Me:
+    """The caller and their workspaces, by name"""
     principal = await caller(request)
-    mine = await workspaces.list_mine(request.app[DB], principal)
-    return respond({
-        "user": principal.user,
-        "workspaces": [{"id": w["id"], "name": w["name"], "slug": w["slug"], "role": w["role"]} for w in mine],
-    })
+    return Me(user=principal.user, workspaces=await workspaces.list_mine(request.app[DB], principal))

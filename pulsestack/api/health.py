@@ -15,20 +15,27 @@ from aiohttp import web
 from ..appkeys import DB
 from ..db import DatabaseUnavailable
 from ..errors import Unavailable
+from ..models.resources import Health, Ready
+from .routing import Routes
 
 READY_TIMEOUT_S = 2.0
 
 log = logging.getLogger(__name__)
-routes = web.RouteTableDef()
+routes = Routes("health")
 
 
-@routes.get("/healthz")
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+@routes.get("/healthz", auth=False, database=False, answer=Health)
+async def healthz(request: web.Request) -> Health:
+    """Liveness: 200 while the process serves requests; the database is not asked"""
+    return Health(status="ok")
 
 
-@routes.get("/readyz")
-async def readyz(request: web.Request) -> web.Response:
+@routes.get("/readyz", auth=False, answer=Ready)
+async def readyz(request: web.Request) -> Ready:
+    """Readiness: 200 while the database answers a trivial query within 2 s
+
+    503 `unavailable` otherwise, with `details.database` naming the dialect.
+    """
     db = request.app[DB]
     try:
         await asyncio.wait_for(db.ping(), READY_TIMEOUT_S)
@@ -36,4 +43,4 @@ async def readyz(request: web.Request) -> web.Response:
         # The reason (hosts, ports) is for the operator's log, not the caller.
         log.warning("readyz: database unavailable: %s", str(exc) or "ping timed out")
         raise Unavailable("database unavailable", {"database": db.dialect}) from exc
-    return web.json_response({"status": "ok", "database": db.dialect})
+    return Ready(status="ok", database=db.dialect)  # type: ignore[arg-type]

@@ -1,10 +1,13 @@
-"""JSON in and out: one body reader, one response writer, one validator.
+"""JSON in and out: the one body reader, query and header parser, response
+writer and cursor codec.
 
-`read_json(request)` answers 400 `bad_request` for a body that is not a JSON
-object and 413 for one over the limit; `validate(data, spec)` collects every
-bad field into one 422 `validation_error` whose details name each field.
-Responses spell UUIDs as strings and timestamps as ISO-8601 UTC with `Z` at
-microsecond precision (what the databases store).
+`read_json(request, Model)` answers 400 `bad_request` for a body that is not
+a JSON object and 413 for one over the limit, then validates it against
+`Model`: every bad field, and every field the model does not know, is named
+in one 422 `validation_error`. Query strings and headers are validated the
+same way but answer 400 naming the parameter, as for any bad query
+parameter. Answers are the models of models/resources.py, serialised by
+pydantic (UUIDs as strings, timestamps as ISO-8601 UTC with `Z`).
 """
 
 from __future__ import annotations
@@ -12,26 +15,45 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 import uuid
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from aiohttp import web
+from pydantic import BaseModel, ValidationError
 
 from ..errors import BadRequest, NotFound, ValidationFailed
-from ..serialize import dumps
+from ..models import problems
+from ..models.requests import Cursor
+from ..models.resources import Page
 
 MAX_BODY_BYTES = 64 * 1024
 
+M = TypeVar("M", bound=BaseModel)
+C = TypeVar("C", bound=Cursor)
+T = TypeVar("T")
 
-def respond(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status, dumps=dumps)
+
+def respond(answer: BaseModel, status: int = 200) -> web.Response:
+    return web.Response(body=answer.__pydantic_serializer__.to_json(answer), status=status,
+                        content_type="application/json")
 
 
-async def read_json(request: web.Request) -> dict[str, Any]:
-    """The request body as a JSON object."""
+async def read_json(request: web.Request, model: type[M], *, optional: bool = False) -> M:
+    """The request body as `model`; with `optional`, no body at all means `{}`."""
     raw = await request.read()  # over MAX_BODY_BYTES: aiohttp raises 413, the middleware renders it
+    if optional and not raw:
+        data: Any = {}
+    else:
+        data = _parse_object(raw)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        details = problems(exc)
+        raise ValidationFailed("invalid request: " + ", ".join(details), details) from None
+
+
+def _parse_object(raw: bytes) -> dict[str, Any]:
     if not raw.strip():
         raise BadRequest("request body must be a JSON object")
     try:
@@ -45,6 +67,27 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     if not storable(data):
         raise BadRequest("strings must not contain NUL characters or unpaired surrogates")
     return data
+
+
+def parse_query(request: web.Request, model: type[M]) -> M:
+    """The query string as `model`; a bad parameter answers 400 naming it."""
+    return _parameters(model, {k: request.query[k] for k in request.query.keys()}, "query parameter")
+
+
+def parse_headers(request: web.Request, model: type[M]) -> M:
+    """The request headers `model` declares (by alias); a bad one answers 400 naming it."""
+    names = [field.alias or name for name, field in model.model_fields.items()]
+    return _parameters(model, {n: request.headers[n] for n in names if n in request.headers}, "header")
+
+
+def _parameters(model: type[M], values: dict[str, str], kind: str) -> M:
+    if not storable(values):  # e.g. a header of bytes that are not UTF-8
+        raise BadRequest(f"a {kind} holds NUL characters or bytes that are not UTF-8")
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        details = problems(exc)
+        raise BadRequest(f"bad {kind}: " + "; ".join(f"{k} {v}" for k, v in details.items()), details) from None
 
 
 def storable(value: Any) -> bool:
@@ -65,67 +108,6 @@ def storable(value: Any) -> bool:
     return True
 
 
-class Invalid(ValueError):
-    """Raised by a field check; the message says what the field must be."""
-
-
-Check = Callable[[Any], Any]
-MISSING = object()
-
-
-def validate(data: Mapping[str, Any], spec: Mapping[str, tuple[Check, bool]]) -> dict[str, Any]:
-    """Check every field of `spec` ({name: (check, required)}); one 422 naming all bad fields.
-
-    Fields not in `spec` are ignored; optional fields that are absent are left out of the result.
-    """
-    out: dict[str, Any] = {}
-    problems: dict[str, str] = {}
-    for name, (check, required) in spec.items():
-        value = data.get(name, MISSING)
-        if value is MISSING:
-            if required:
-                problems[name] = "is required"
-            continue
-        try:
-            out[name] = check(value)
-        except Invalid as exc:
-            problems[name] = str(exc)
-    if problems:
-        raise ValidationFailed("invalid request: " + ", ".join(problems), problems)
-    return out
-
-
-def text(min_len: int = 0, max_len: int = 10_000, pattern: str | None = None, strip: bool = False) -> Check:
-    compiled = re.compile(pattern) if pattern else None
-
-    def check(value: Any) -> str:
-        if not isinstance(value, str):
-            raise Invalid("must be a string")
-        if strip:
-            value = value.strip()
-        if not min_len <= len(value) <= max_len:
-            raise Invalid(f"must be {min_len} to {max_len} characters" if min_len else f"must be at most {max_len} characters")
-        if compiled and not compiled.fullmatch(value):
-            raise Invalid(f"must match {pattern}")
-        return value
-
-    return check
-
-
-def one_of(*choices: str) -> Check:
-    def check(value: Any) -> str:
-        if value not in choices:
-            raise Invalid(f"must be one of: {', '.join(choices)}")
-        return value
-
-    return check
-
-
-def passthrough(value: Any) -> Any:
-    """For fields whose rules live in a service (email, password)."""
-    return value
-
-
 def path_uuid(request: web.Request, name: str) -> uuid.UUID:
     """A UUID from the URL; anything else names no resource, so 404."""
     try:
@@ -134,36 +116,26 @@ def path_uuid(request: web.Request, name: str) -> uuid.UUID:
         raise NotFound(f"no such {name.removesuffix('_id').replace('_', ' ')}") from None
 
 
-def page_limit(request: web.Request, default: int = 20, maximum: int = 100) -> int:
-    raw = request.query.get("limit")
-    if raw is None:
-        return default
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= maximum:
-        raise BadRequest(f"limit must be a whole number from 1 to {maximum}", {"limit": raw})
-    return int(raw)
-
-
-def page_of(rows: list[dict], limit: int, cursor_of: Callable[[dict], Mapping[str, Any]]) -> dict:
+def page_of(page: type[Page[T]], rows: Sequence[T], limit: int, cursor_of: Callable[[T], Cursor]) -> Page[T]:
     """A list answer from `limit + 1` fetched rows: the extra row only says
     whether there is a next page, whose cursor is made from the last item."""
-    page = rows[:limit]
-    return {"items": page, "next_cursor": encode_cursor(cursor_of(page[-1])) if len(rows) > limit else None}
+    items = list(rows[:limit])
+    return page(items=items, next_cursor=encode_cursor(cursor_of(items[-1])) if len(rows) > limit else None)
 
 
-def encode_cursor(values: Mapping[str, Any]) -> str:
-    return base64.urlsafe_b64encode(dumps(values).encode()).decode().rstrip("=")
+def encode_cursor(cursor: Cursor) -> str:
+    return base64.urlsafe_b64encode(cursor.model_dump_json().encode()).decode().rstrip("=")
 
 
-def decode_cursor(request: web.Request, keys: Mapping[str, Callable[[Any], Any]]) -> dict[str, Any] | None:
+def decode_cursor(raw: str | None, model: type[C]) -> C | None:
     """The `?cursor=` of a list, or None on the first page; a cursor that is
     not one we made answers 400 `bad_request`, never a 500."""
-    raw = request.query.get("cursor")
-    if raw is None or raw == "":
+    if not raw:
         return None
     try:
         data = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-        if not isinstance(data, dict) or set(data) != set(keys):
+        if not storable(data):  # a lone surrogate or NUL would reach the database
             raise ValueError
-        return {k: convert(data[k]) for k, convert in keys.items()}
-    except (ValueError, TypeError, AttributeError, RecursionError, binascii.Error):
+        return model.model_validate(data)
+    except (ValueError, TypeError, RecursionError, binascii.Error):  # ValidationError is a ValueError
         raise BadRequest("invalid cursor; use next_cursor from the previous page", {"cursor": raw[:100]}) from None

@@ -17,7 +17,8 @@ from aiohttp import web
 
 from ..db import DatabaseUnavailable
 from ..errors import ApiError, BadRequest, Internal, MethodNotAllowed, NotFound, PayloadTooLarge, Unavailable
-from .jsonio import dumps, storable
+from ..serialize import dumps
+from .jsonio import storable
 
 log = logging.getLogger("pulsestack.access")
 errors_log = logging.getLogger("pulsestack.errors")

@@ -1,197 +1,136 @@
 """Notifications over HTTP: sending, the inbox, read state, workspace history.
 
-Rules live in services/notifications.py; this module parses and shapes.
+Rules live in services/notifications.py; this module declares and shapes.
 """
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime, timezone
+from datetime import datetime
+from uuid import UUID
 
 from aiohttp import web
 
 from ..appkeys import DB, HUB
-from ..errors import BadRequest, ValidationFailed
+from ..models.requests import InboxQuery, NewNotification, PageQuery, ReadAll, ReadMany, SendHeaders, TimeCursor
+from ..models.resources import InboxItem, InboxPage, Notification, NotificationPage, SendAnswer, SentNotification, UnreadCounts, Updated
 from ..services import notifications
-from ..services.notifications import MESSAGE_MAX, RECIPIENTS_MAX, TITLE_MAX, TYPE_PATTERN, Send
-from .auth import caller
-from .jsonio import (
-    Invalid,
-    decode_cursor,
-    page_limit,
-    page_of,
-    path_uuid,
-    read_json,
-    respond,
-    text,
-    validate,
-)
+from .jsonio import decode_cursor, page_of, path_uuid
+from .routing import Routes, caller
 
-routes = web.RouteTableDef()
+routes = Routes("notifications")
 
-IDEMPOTENCY_KEY_MAX = 255
-STATUSES = ("unread", "read", "all")
+NOT_IN_INBOX = "not_found: not in the caller's inbox, or the id is not a UUID"
 
 
-def uuid_list(max_items: int):
-    def check(value) -> tuple[uuid.UUID, ...]:
-        if not isinstance(value, list) or not 1 <= len(value) <= max_items:
-            raise Invalid(f"must be a list of 1 to {max_items} ids")
-        try:
-            ids = [uuid.UUID(v) for v in value if isinstance(v, str)]
-        except ValueError:
-            ids = []
-        if len(ids) != len(value):
-            raise Invalid("every item must be an id (a UUID string)")
-        return tuple(dict.fromkeys(ids))  # duplicates count once
-
-    return check
+def _before(raw: str | None) -> tuple[datetime, UUID] | None:
+    cursor = decode_cursor(raw, TimeCursor)
+    return (cursor.t, cursor.id) if cursor else None
 
 
-def timestamp(value) -> datetime:
-    """An ISO-8601 timestamp with a zone (`Z` or an offset)."""
-    if isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value)
-            if moment.tzinfo is not None:
-                return moment.astimezone(timezone.utc)
-        except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 shifted out of range
-            pass
-    raise Invalid("must be an ISO-8601 timestamp with a time zone, e.g. 2026-01-02T03:04:05.123456Z")
+def _time_cursor(last: Notification) -> TimeCursor:
+    return TimeCursor(t=last.created_at, id=last.id)
 
 
-def boolean(value) -> bool:
-    if not isinstance(value, bool):
-        raise Invalid("must be true or false")
-    return value
+@routes.post("/api/workspaces/{slug}/notifications", body=NewNotification, headers=SendHeaders, answer=SendAnswer,
+             status=201, answer_headers={"Idempotent-Replayed": "`true` when this is the stored answer of an earlier "
+                                                                "send with the same Idempotency-Key"},
+             errors={403: "forbidden: a plain member broadcasting",
+                     422: "validation_error: bad fields, or recipients who are not members "
+                          "(details.recipients lists their ids)"})
+async def send(request: web.Request, body: NewNotification, headers: SendHeaders) -> web.Response:
+    """Send a notification: a broadcast, or to chosen members
 
-
-def _keyset(cursor: dict | None) -> tuple[datetime, uuid.UUID] | None:
-    return (cursor["t"], cursor["id"]) if cursor else None
-
-
-def _page(rows: list[dict], limit: int) -> dict:
-    return page_of(rows, limit, lambda last: {"t": last["created_at"], "id": last["id"]})
-
-
-CURSOR_KEYS = {"t": lambda v: timestamp(v), "id": uuid.UUID}
-
-
-@routes.post("/api/workspaces/{slug}/notifications")
-async def send(request: web.Request) -> web.Response:
-    principal = await caller(request)
-    body = await read_json(request)
-    fields = validate(body, {
-        "title": (text(1, TITLE_MAX), True),
-        "message": (text(0, MESSAGE_MAX), False),
-        "type": (text(1, 64, TYPE_PATTERN), False),
-        "broadcast": (boolean, False),
-        "recipients": (uuid_list(RECIPIENTS_MAX), False),
-    })
-    broadcast = fields.get("broadcast", False)
-    if broadcast == ("recipients" in fields):
-        problem = ("send broadcast: true or a list of recipients, not both" if broadcast
-                   else "send broadcast: true, or a list of recipients")
-        raise ValidationFailed("invalid request: broadcast, recipients", {"broadcast": problem, "recipients": problem})
-    key = request.headers.get("Idempotency-Key")
-    if key is not None and not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX:
-        raise BadRequest(f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} characters")
-    result = await notifications.send(
-        request.app[DB], request.app[HUB], principal, request.match_info["slug"],
-        Send(title=fields["title"], message=fields.get("message", ""), type=fields.get("type", "info"),
-             recipients=fields.get("recipients")),
-        key,
-    )
+    Any member may send to chosen members; a broadcast to the whole workspace
+    needs admin or owner. One transaction writes the notification and every
+    recipient's unread receipt. A broadcast does not reach the sender.
+    """
+    result = await notifications.send(request.app[DB], request.app[HUB], await caller(request), request.match_info["slug"],
+                                      body, headers.idempotency_key)
+    # The stored text itself: a replay answers the first send's exact bytes.
     response = web.Response(text=result.body, status=201, content_type="application/json")
     if result.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response
 
 
-@routes.get("/api/workspaces/{slug}/notifications")
-async def workspace_history(request: web.Request) -> web.Response:
-    principal = await caller(request)
-    limit = page_limit(request)
-    before = _keyset(decode_cursor(request, CURSOR_KEYS))
-    rows = await notifications.history(request.app[DB], principal, request.match_info["slug"], limit + 1, before)
-    return respond(_page(rows, limit))
+@routes.get("/api/workspaces/{slug}/notifications", query=PageQuery, answer=NotificationPage,
+            errors={403: "forbidden: the caller's role is below admin"})
+async def workspace_history(request: web.Request, query: PageQuery) -> NotificationPage:
+    """Everything sent in a workspace, newest first (admin or owner)"""
+    rows = await notifications.history(request.app[DB], await caller(request), request.match_info["slug"],
+                                       query.limit + 1, _before(query.cursor))
+    return page_of(NotificationPage, rows, query.limit, _time_cursor)
 
 
-@routes.get("/api/workspaces/{slug}/notifications/{notification_id}")
-async def get_sent(request: web.Request) -> web.Response:
-    principal = await caller(request)
+@routes.get("/api/workspaces/{slug}/notifications/{notification_id}", answer=SentNotification,
+            errors={403: "forbidden: neither an admin nor the sender"})
+async def get_sent(request: web.Request) -> SentNotification:
+    """A sent notification with its delivery counts (admin, owner or the sender)"""
     nid = path_uuid(request, "notification_id")
-    return respond(await notifications.get_sent(request.app[DB], principal, request.match_info["slug"], nid))
+    return await notifications.get_sent(request.app[DB], await caller(request), request.match_info["slug"], nid)
 
 
-@routes.delete("/api/workspaces/{slug}/notifications/{notification_id}")
-async def retract(request: web.Request) -> web.Response:
-    principal = await caller(request)
+@routes.delete("/api/workspaces/{slug}/notifications/{notification_id}", answer=None, status=204,
+               errors={403: "forbidden: neither an admin nor the sender"})
+async def retract(request: web.Request) -> None:
+    """Retract a notification: it and every receipt of it are deleted"""
     nid = path_uuid(request, "notification_id")
-    await notifications.retract(request.app[DB], request.app[HUB], principal, request.match_info["slug"], nid)
-    return web.Response(status=204)
+    await notifications.retract(request.app[DB], request.app[HUB], await caller(request), request.match_info["slug"], nid)
 
 
-@routes.get("/api/notifications")
-async def inbox(request: web.Request) -> web.Response:
-    principal = await caller(request)
-    limit = page_limit(request)
-    before = _keyset(decode_cursor(request, CURSOR_KEYS))
-    query = request.query
-    status = query.get("status", "all")
-    if status not in STATUSES:
-        raise BadRequest("status must be one of: unread, read, all", {"status": status})
-    type_ = query.get("type")
-    if type_ is not None:
-        try:
-            text(1, 64, TYPE_PATTERN)(type_)
-        except Invalid as exc:
-            raise BadRequest(f"type {exc}", {"type": type_}) from None
-    rows = await notifications.inbox(request.app[DB], principal, limit=limit + 1, workspace_slug=query.get("workspace"),
-                                     status=status, type=type_, before=before)
-    return respond(_page(rows, limit))
+@routes.get("/api/notifications", query=InboxQuery, answer=InboxPage,
+            errors={404: "not_found: the `workspace` filter names a workspace the caller is not in"})
+async def inbox(request: web.Request, query: InboxQuery) -> InboxPage:
+    """The caller's inbox across their workspaces, newest first"""
+    rows = await notifications.inbox(request.app[DB], await caller(request), limit=query.limit + 1,
+                                     workspace_slug=query.workspace, status=query.status, type=query.type,
+                                     before=_before(query.cursor))
+    return page_of(InboxPage, rows, query.limit, _time_cursor)
 
 
-@routes.get("/api/notifications/unread-count")
-async def unread_count(request: web.Request) -> web.Response:
-    return respond(await notifications.unread_count(request.app[DB], await caller(request)))
+@routes.get("/api/notifications/unread-count", answer=UnreadCounts)
+async def unread_count(request: web.Request) -> UnreadCounts:
+    """Unread counts, total and per workspace, computed from the receipts"""
+    return await notifications.unread_count(request.app[DB], await caller(request))
 
 
-@routes.post("/api/notifications/read")
-async def mark_read_many(request: web.Request) -> web.Response:
-    principal = await caller(request)
-    fields = validate(await read_json(request), {"ids": (uuid_list(RECIPIENTS_MAX), True)})
-    updated = await notifications.mark_read_many(request.app[DB], request.app[HUB], principal, list(fields["ids"]))
-    return respond({"updated": updated})
+@routes.post("/api/notifications/read", body=ReadMany, answer=Updated)
+async def mark_read_many(request: web.Request, body: ReadMany) -> Updated:
+    """Mark several notifications read
+
+    Ids not in the caller's inbox, and ones already read, are skipped.
+    """
+    updated = await notifications.mark_read_many(request.app[DB], request.app[HUB], await caller(request), body.ids)
+    return Updated(updated=updated)
 
 
-@routes.post("/api/notifications/read-all")
-async def mark_all_read(request: web.Request) -> web.Response:
-    principal = await caller(request)
-    # An empty body means "everything", so it is allowed here.
-    body = await read_json(request) if request.can_read_body else {}
-    fields = validate(body, {"workspace": (text(1, 64), False), "before": (timestamp, False)})
-    updated = await notifications.mark_all_read(request.app[DB], request.app[HUB], principal,
-                                                fields.get("workspace"), fields.get("before"))
-    return respond({"updated": updated})
+@routes.post("/api/notifications/read-all", body=ReadAll, body_optional=True, answer=Updated,
+             errors={404: "not_found: the `workspace` names a workspace the caller is not in"})
+async def mark_all_read(request: web.Request, body: ReadAll) -> Updated:
+    """Mark read everything unread, optionally in one workspace, up to a moment
+
+    No body at all means everything everywhere.
+    """
+    updated = await notifications.mark_all_read(request.app[DB], request.app[HUB], await caller(request),
+                                                body.workspace, body.before)
+    return Updated(updated=updated)
 
 
-@routes.post("/api/notifications/{notification_id}/read")
-async def mark_read(request: web.Request) -> web.Response:
-    principal = await caller(request)
+@routes.post("/api/notifications/{notification_id}/read", answer=InboxItem, errors={404: NOT_IN_INBOX})
+async def mark_read(request: web.Request) -> InboxItem:
+    """Mark one notification read (keeps the first read_at)"""
     nid = path_uuid(request, "notification_id")
-    return respond(await notifications.mark_read(request.app[DB], request.app[HUB], principal, nid))
+    return await notifications.mark_read(request.app[DB], request.app[HUB], await caller(request), nid)
 
 
-@routes.post("/api/notifications/{notification_id}/unread")
-async def mark_unread(request: web.Request) -> web.Response:
-    principal = await caller(request)
+@routes.post("/api/notifications/{notification_id}/unread", answer=InboxItem, errors={404: NOT_IN_INBOX})
+async def mark_unread(request: web.Request) -> InboxItem:
+    """Mark one notification unread"""
     nid = path_uuid(request, "notification_id")
-    return respond(await notifications.mark_unread(request.app[DB], request.app[HUB], principal, nid))
+    return await notifications.mark_unread(request.app[DB], request.app[HUB], await caller(request), nid)
 
 
-@routes.delete("/api/notifications/{notification_id}")
-async def dismiss(request: web.Request) -> web.Response:
-    principal = await caller(request)
-    await notifications.dismiss(request.app[DB], request.app[HUB], principal, path_uuid(request, "notification_id"))
-    return web.Response(status=204)
+@routes.delete("/api/notifications/{notification_id}", answer=None, status=204, errors={404: NOT_IN_INBOX})
+async def dismiss(request: web.Request) -> None:
+    """Dismiss a notification: the caller's own receipt is deleted"""
+    await notifications.dismiss(request.app[DB], request.app[HUB], await caller(request), path_uuid(request, "notification_id"))

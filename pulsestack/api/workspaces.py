@@ -2,90 +2,99 @@
 
 from __future__ import annotations
 
-import uuid
-
 from aiohttp import web
 
 from ..appkeys import DB, HUB
+from ..models.requests import IdCursor, NameCursor, NewMember, NewWorkspace, PageQuery, RoleChange, WorkspaceRename
+from ..models.resources import Member, MemberPage, MyWorkspace, WorkspacePage
 from ..services import workspaces
-from ..services.workspaces import NAME_MAX, SLUG_PATTERN
-from .auth import caller
-from .jsonio import decode_cursor, one_of, page_limit, page_of, passthrough, path_uuid, read_json, respond, text, validate
+from .jsonio import decode_cursor, page_of, path_uuid
+from .routing import Routes, caller
 
-routes = web.RouteTableDef()
+routes = Routes("workspaces")
 
-NAME = (text(1, NAME_MAX, strip=True), True)
+NOT_ADMIN = "forbidden: the caller's role is below admin"
 
 
 def _slug(request: web.Request) -> str:
     return request.match_info["slug"]
 
 
-@routes.post("/api/workspaces")
-async def create_workspace(request: web.Request) -> web.Response:
-    principal = await caller(request)
-    body = validate(await read_json(request), {"name": NAME, "slug": (text(1, 64, SLUG_PATTERN), False)})
-    ws = await workspaces.create(request.app[DB], principal, body["name"], body.get("slug"))
-    return respond(ws, status=201)
+@routes.post("/api/workspaces", body=NewWorkspace, answer=MyWorkspace, status=201,
+             errors={409: "conflict: the slug is taken (details.slug: \"taken\")"})
+async def create_workspace(request: web.Request, body: NewWorkspace) -> MyWorkspace:
+    """Create a workspace; the caller becomes its owner
+
+    Without `slug`, one is derived from the name (accents dropped, lower-cased,
+    other characters turned into hyphens) with a random suffix if it is taken.
+    """
+    return await workspaces.create(request.app[DB], await caller(request), body.name, body.slug)
 
 
-@routes.get("/api/workspaces")
-async def list_workspaces(request: web.Request) -> web.Response:
-    principal = await caller(request)
-    limit = page_limit(request)
-    cursor = decode_cursor(request, {"name": str, "id": uuid.UUID})
-    rows = await workspaces.list_page(request.app[DB], principal, limit + 1, (cursor["name"], cursor["id"]) if cursor else None)
-    return respond(page_of(rows, limit, lambda last: {"name": last["name"], "id": last["id"]}))
+@routes.get("/api/workspaces", query=PageQuery, answer=WorkspacePage)
+async def list_workspaces(request: web.Request, query: PageQuery) -> WorkspacePage:
+    """The caller's workspaces, by name
+
+    Names sort by Unicode code point (upper case before lower case), the
+    same on every database.
+    """
+    cursor = decode_cursor(query.cursor, NameCursor)
+    rows = await workspaces.list_page(request.app[DB], await caller(request), query.limit + 1,
+                                      (cursor.name, cursor.id) if cursor else None)
+    return page_of(WorkspacePage, rows, query.limit, lambda last: NameCursor(name=last.name, id=last.id))
 
 
-@routes.get("/api/workspaces/{slug}")
-async def get_workspace(request: web.Request) -> web.Response:
-    principal = await caller(request)
-    acc = await workspaces.access(request.app[DB], principal, _slug(request))
-    return respond(acc.view())
+@routes.get("/api/workspaces/{slug}", answer=MyWorkspace)
+async def get_workspace(request: web.Request) -> MyWorkspace:
+    """A workspace, with the caller's role"""
+    return (await workspaces.access(request.app[DB], await caller(request), _slug(request))).view
 
 
-@routes.patch("/api/workspaces/{slug}")
-async def rename_workspace(request: web.Request) -> web.Response:
-    principal = await caller(request)
-    body = validate(await read_json(request), {"name": NAME})
-    return respond(await workspaces.rename(request.app[DB], principal, _slug(request), body["name"]))
+@routes.patch("/api/workspaces/{slug}", body=WorkspaceRename, answer=MyWorkspace, errors={403: NOT_ADMIN})
+async def rename_workspace(request: web.Request, body: WorkspaceRename) -> MyWorkspace:
+    """Rename a workspace (admin or owner); the slug never changes"""
+    return await workspaces.rename(request.app[DB], await caller(request), _slug(request), body.name)
 
 
-@routes.delete("/api/workspaces/{slug}")
-async def delete_workspace(request: web.Request) -> web.Response:
+@routes.delete("/api/workspaces/{slug}", answer=None, status=204,
+               errors={403: "forbidden: only the owner (or a system admin) deletes a workspace"})
+async def delete_workspace(request: web.Request) -> None:
+    """Delete a workspace with its members, notifications and receipts"""
     await workspaces.delete(request.app[DB], request.app[HUB], await caller(request), _slug(request))
-    return web.Response(status=204)
 
 
-@routes.get("/api/workspaces/{slug}/members")
-async def list_members(request: web.Request) -> web.Response:
-    principal = await caller(request)
-    limit = page_limit(request)
-    cursor = decode_cursor(request, {"after": uuid.UUID})
-    rows = await workspaces.list_members(request.app[DB], principal, _slug(request), limit + 1,
-                                         cursor["after"] if cursor else None)
-    return respond(page_of(rows, limit, lambda last: {"after": last["user_id"]}))
+@routes.get("/api/workspaces/{slug}/members", query=PageQuery, answer=MemberPage)
+async def list_members(request: web.Request, query: PageQuery) -> MemberPage:
+    """A workspace's members, by user id"""
+    cursor = decode_cursor(query.cursor, IdCursor)
+    rows = await workspaces.list_members(request.app[DB], await caller(request), _slug(request), query.limit + 1,
+                                         cursor.after if cursor else None)
+    return page_of(MemberPage, rows, query.limit, lambda last: IdCursor(after=last.user_id))
 
 
-@routes.post("/api/workspaces/{slug}/members")
-async def add_member(request: web.Request) -> web.Response:
-    principal = await caller(request)
-    body = validate(await read_json(request), {"email": (passthrough, True), "role": (one_of("member", "admin"), False)})
-    member = await workspaces.add_member(request.app[DB], principal, _slug(request), body["email"], body.get("role", "member"))
-    return respond(member, status=201)
+@routes.post("/api/workspaces/{slug}/members", body=NewMember, answer=Member, status=201,
+             errors={403: NOT_ADMIN, 404: "not_found: no such workspace, or no account with this email",
+                     409: "conflict: already a member"})
+async def add_member(request: web.Request, body: NewMember) -> Member:
+    """Add an existing account to a workspace (admin or owner)"""
+    return await workspaces.add_member(request.app[DB], await caller(request), _slug(request), body)
 
 
-@routes.patch("/api/workspaces/{slug}/members/{user_id}")
-async def change_member_role(request: web.Request) -> web.Response:
-    principal = await caller(request)
+@routes.patch("/api/workspaces/{slug}/members/{user_id}", body=RoleChange, answer=Member,
+              errors={403: NOT_ADMIN, 409: "conflict: the target is the owner"})
+async def change_member_role(request: web.Request, body: RoleChange) -> Member:
+    """Make a member an admin, or an admin a member (admin or owner)"""
     user_id = path_uuid(request, "user_id")
-    body = validate(await read_json(request), {"role": (one_of("member", "admin"), True)})
-    return respond(await workspaces.change_role(request.app[DB], principal, _slug(request), user_id, body["role"]))
+    return await workspaces.change_role(request.app[DB], await caller(request), _slug(request), user_id, body.role)
 
 
-@routes.delete("/api/workspaces/{slug}/members/{user_id}")
-async def remove_member(request: web.Request) -> web.Response:
-    principal = await caller(request)
-    await workspaces.remove_member(request.app[DB], request.app[HUB], principal, _slug(request), path_uuid(request, "user_id"))
-    return web.Response(status=204)
+@routes.delete("/api/workspaces/{slug}/members/{user_id}", answer=None, status=204,
+               errors={403: "forbidden: a plain member removing someone else",
+                       409: "conflict: the owner cannot leave or be removed"})
+async def remove_member(request: web.Request) -> None:
+    """Remove a member (admin or owner), or leave (any member, with their own id)
+
+    The member's receipts of this workspace go with them.
+    """
+    await workspaces.remove_member(request.app[DB], request.app[HUB], await caller(request), _slug(request),
+                                   path_uuid(request, "user_id"))

@@ -1,4 +1,4 @@
-"""GET /ws: the websocket protocol of DESIGN.md §6.
+"""GET /ws: the websocket protocol (docs/websocket.md).
 
 Browsers cannot set headers on a websocket, so the token comes in the first
 frame: `{"type": "auth", "token": "..."}` within 10 s (else close 4408; a
@@ -18,15 +18,16 @@ from aiohttp import WSMsgType, web
 from ..appkeys import CONFIG, DB, HUB
 from ..db import DatabaseError
 from ..errors import Unauthorized
-from ..hub import CLOSE_UNAUTHORIZED, UnreadHub, parse_client_frame
+from ..hub import CLOSE_UNAUTHORIZED, RealtimeUnavailable, parse_client_frame
 from ..ids import utcnow
 from ..services import accounts
+from .routing import Routes
 
 AUTH_TIMEOUT_S = 10.0
 CLOSE_AUTH_TIMEOUT = 4408
 MAX_CLIENT_FRAME = 4096
 
-routes = web.RouteTableDef()
+routes = Routes("realtime")
 
 
 async def _authenticate(request: web.Request, ws: web.WebSocketResponse) -> accounts.Principal | None:
@@ -53,26 +54,35 @@ async def _authenticate(request: web.Request, ws: web.WebSocketResponse) -> acco
     return None
 
 
-@routes.get("/ws")
+@routes.get("/ws", auth=False, database=False, answer=None, status=101,
+            errors={400: "bad_request: not a websocket upgrade request"})
 async def websocket(request: web.Request) -> web.WebSocketResponse:
+    """Live unread counts and new notifications over a websocket
+
+    Upgrade to a websocket (no compression). The client sends
+    `{"type": "auth", "token": "..."}` within 10 s (else close 4408; a bad or
+    expired token closes 4401); the server answers `ready` with the full
+    unread state, then `unread` frames whenever the counts change and a
+    `notification` frame for each new notification. `{"type": "ping"}` is
+    answered `{"type": "pong"}`. Close codes: 1001 server shutting down, 1011
+    database unavailable, 1013 client too slow (reconnect), 4401 token
+    invalid, revoked or expired, 4408 no auth frame in time. The protocol is
+    in docs/websocket.md.
+    """
     hub_config = request.app[CONFIG].hub
     # Per-message deflate would cost hundreds of KiB per socket: off.
     ws = web.WebSocketResponse(heartbeat=hub_config.heartbeat_s, compress=False, max_msg_size=MAX_CLIENT_FRAME)
     await ws.prepare(request)
     hub = request.app[HUB]
-    authenticating = hub.authenticating if isinstance(hub, UnreadHub) else set()
-    authenticating.add(ws)
-    try:
+    with hub.authenticating(ws):
         principal = await _authenticate(request, ws)
-    finally:
-        authenticating.discard(ws)
     if principal is None or ws.closed or request.transport is None:
-        return ws
-    if not isinstance(hub, UnreadHub):
-        await ws.close(code=1011, message=b"realtime hub not running")
         return ws
     try:
         sock = await hub.connect(ws, principal.id, principal.session_id, request)
+    except RealtimeUnavailable as exc:
+        await ws.close(code=1011, message=str(exc).encode())
+        return ws
     except DatabaseError:
         await ws.close(code=1011, message=b"database unavailable; retry")
         return ws

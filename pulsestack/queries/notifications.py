@@ -8,9 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime
+from typing import NamedTuple
 from uuid import UUID
 
-from ..db.base import Executor, Row
+from ..db.base import Executor
+from ..models.resources import Notification
+from . import many, one
+
+
+class ReceiptCounts(NamedTuple):
+    recipient_count: int
+    read_count: int
 
 
 async def create_notification(db: Executor, *, id: UUID, workspace_id: UUID, sender_id: UUID | None, title: str,
@@ -19,8 +27,8 @@ async def create_notification(db: Executor, *, id: UUID, workspace_id: UUID, sen
                      message=message, type=type, broadcast=broadcast, created_at=created_at)
 
 
-async def get_notification(db: Executor, workspace_id: UUID, notification_id: UUID) -> Row | None:
-    return await db.fetch_one("get_notification", workspace_id=workspace_id, notification_id=notification_id)
+async def get_notification(db: Executor, workspace_id: UUID, notification_id: UUID) -> Notification | None:
+    return one(Notification, await db.fetch_one("get_notification", workspace_id=workspace_id, notification_id=notification_id))
 
 
 async def fan_out_broadcast(db: Executor, *, notification_id: UUID, workspace_id: UUID, sender_id: UUID, created_at: datetime) -> int:
@@ -34,16 +42,20 @@ async def fan_out_direct(db: Executor, *, notification_id: UUID, workspace_id: U
 
 
 async def list_workspace_notifications(db: Executor, workspace_id: UUID, *, limit: int,
-                                       before: tuple[datetime, UUID] | None = None) -> list[Row]:
+                                       before: tuple[datetime, UUID] | None = None) -> list[Notification]:
     """Newest first; `before` is the (created_at, id) of the last row of the previous page."""
     if before is None:
-        return await db.fetch_all("list_workspace_notifications", workspace_id=workspace_id, limit=limit)
-    return await db.fetch_all("list_workspace_notifications_before", workspace_id=workspace_id,
-                              before_created_at=before[0], before_id=before[1], limit=limit)
+        rows = await db.fetch_all("list_workspace_notifications", workspace_id=workspace_id, limit=limit)
+    else:
+        rows = await db.fetch_all("list_workspace_notifications_before", workspace_id=workspace_id,
+                                  before_created_at=before[0], before_id=before[1], limit=limit)
+    return many(Notification, rows)
 
 
-async def count_notification_receipts(db: Executor, notification_id: UUID) -> Row:
-    return await db.fetch_one("count_notification_receipts", notification_id=notification_id)
+async def count_notification_receipts(db: Executor, notification_id: UUID) -> ReceiptCounts:
+    row = await db.fetch_one("count_notification_receipts", notification_id=notification_id)
+    assert row is not None  # an aggregate always answers one row
+    return ReceiptCounts(**row)
 
 
 async def delete_notification(db: Executor, notification_id: UUID) -> int:

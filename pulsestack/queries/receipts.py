@@ -15,13 +15,24 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime
 from functools import lru_cache
+from typing import NamedTuple
 from uuid import UUID
 
 from pypika import Order, Parameter, Query, Table, Tuple
 from pypika.terms import Not
 
 from ..db import NamedQuery
-from ..db.base import Executor, Row
+from ..db.base import Executor
+from ..models.resources import InboxItem
+from . import many, one
+
+
+class UnreadCount(NamedTuple):
+    """One (user, workspace) with unread receipts."""
+
+    user_id: UUID
+    workspace_id: UUID
+    unread: int
 
 
 @lru_cache(maxsize=None)
@@ -54,21 +65,21 @@ def inbox_query(*, workspace: bool, status: str, type_: bool, cursor: bool) -> N
 
 
 async def list_inbox(db: Executor, user_id: UUID, *, limit: int, workspace_id: UUID | None = None, status: str = "all",
-                     type: str | None = None, before: tuple[datetime, UUID] | None = None) -> list[Row]:
+                     type: str | None = None, before: tuple[datetime, UUID] | None = None) -> list[InboxItem]:
     """One inbox page, newest first; `before` is the (created_at, notification id) of the previous page's last item."""
     query = inbox_query(workspace=workspace_id is not None, status=status, type_=type is not None, cursor=before is not None)
-    params: dict = {"user_id": user_id, "limit": limit}
+    params: dict[str, object] = {"user_id": user_id, "limit": limit}
     if workspace_id is not None:
         params["workspace_id"] = workspace_id
     if type is not None:
         params["type"] = type
     if before is not None:
         params["before_created_at"], params["before_id"] = before
-    return await db.fetch_all(query, **params)
+    return many(InboxItem, await db.fetch_all(query, **params))
 
 
-async def get_inbox_item(db: Executor, user_id: UUID, notification_id: UUID) -> Row | None:
-    return await db.fetch_one("get_inbox_item", user_id=user_id, notification_id=notification_id)
+async def get_inbox_item(db: Executor, user_id: UUID, notification_id: UUID) -> InboxItem | None:
+    return one(InboxItem, await db.fetch_one("get_inbox_item", user_id=user_id, notification_id=notification_id))
 
 
 async def mark_read(db: Executor, user_id: UUID, notification_id: UUID, now: datetime) -> int:
@@ -92,9 +103,9 @@ async def delete_receipt(db: Executor, user_id: UUID, notification_id: UUID) -> 
     return await db.execute("delete_receipt", user_id=user_id, notification_id=notification_id)
 
 
-async def count_unread_by_workspace(db: Executor, user_ids: Collection[UUID]) -> list[Row]:
-    """Rows of (user_id, workspace_id, unread) for the users that have any unread."""
-    return await db.fetch_all("count_unread_by_workspace", user_ids=list(user_ids))
+async def count_unread_by_workspace(db: Executor, user_ids: Collection[UUID]) -> list[UnreadCount]:
+    """One row per (user, workspace) with unread receipts, for the given users."""
+    return many(UnreadCount, await db.fetch_all("count_unread_by_workspace", user_ids=list(user_ids)))
 
 
 async def delete_member_receipts(db: Executor, workspace_id: UUID, user_id: UUID) -> int:

@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from ..db.base import Executor, Row
+from ..db.base import Executor
+from ..models.resources import User
+
+
+@dataclass(frozen=True)
+class SessionUser:
+    """The user behind a valid token, and that token's session."""
+
+    user: User
+    session_id: UUID
+    expires_at: datetime
 
 
 async def create_session(db: Executor, *, id: UUID, user_id: UUID, token_hash: str, created_at: datetime, expires_at: datetime) -> None:
     await db.execute("create_session", id=id, user_id=user_id, token_hash=token_hash, created_at=created_at, expires_at=expires_at)
 
 
-async def get_session_user(db: Executor, token_hash: str, now: datetime) -> Row | None:
-    return await db.fetch_one("get_session_user", token_hash=token_hash, now=now)
+async def get_session_user(db: Executor, token_hash: str, now: datetime) -> SessionUser | None:
+    row = await db.fetch_one("get_session_user", token_hash=token_hash, now=now)
+    if row is None:
+        return None
+    session_id, expires_at = row.pop("session_id"), row.pop("expires_at")
+    return SessionUser(User.model_validate(row), session_id, expires_at)
 
 
 async def delete_session(db: Executor, session_id: UUID) -> int:

@@ -2,23 +2,40 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from ..db.base import Executor, Row
+from ..db.base import Executor
+from ..models.resources import User
+from . import one
 
 
-async def create_user(db: Executor, *, id: UUID, email: str, password_hash: str, system_role: str, created_at: datetime) -> Row:
-    return await db.fetch_one("create_user", id=id, email=email, password_hash=password_hash,
-                              system_role=system_role, created_at=created_at)
+@dataclass(frozen=True)
+class Credentials:
+    """A user with their password hash: for login only, never answered."""
+
+    user: User
+    password_hash: str
 
 
-async def get_user(db: Executor, user_id: UUID) -> Row | None:
-    return await db.fetch_one("get_user", user_id=user_id)
+async def create_user(db: Executor, *, id: UUID, email: str, password_hash: str, system_role: str, created_at: datetime) -> User:
+    row = await db.fetch_one("create_user", id=id, email=email, password_hash=password_hash,
+                             system_role=system_role, created_at=created_at)
+    assert row is not None  # INSERT ... RETURNING
+    return User.model_validate(row)
 
 
-async def get_user_credentials_by_email(db: Executor, email: str) -> Row | None:
-    return await db.fetch_one("get_user_credentials_by_email", email=email)
+async def get_user(db: Executor, user_id: UUID) -> User | None:
+    return one(User, await db.fetch_one("get_user", user_id=user_id))
+
+
+async def get_user_credentials_by_email(db: Executor, email: str) -> Credentials | None:
+    row = await db.fetch_one("get_user_credentials_by_email", email=email)
+    if row is None:
+        return None
+    password_hash = row.pop("password_hash")
+    return Credentials(User.model_validate(row), password_hash)
 
 
 async def update_password_hash(db: Executor, user_id: UUID, password_hash: str) -> int:

@@ -5,35 +5,41 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from ..db.base import Executor, Row
+from ..db.base import Executor
+from ..models.resources import MyWorkspace, Workspace, WorkspaceSummary
+from . import many, one
 
 
-async def create_workspace(db: Executor, *, id: UUID, name: str, slug: str, owner_id: UUID, created_at: datetime) -> Row:
-    return await db.fetch_one("create_workspace", id=id, name=name, slug=slug, owner_id=owner_id, created_at=created_at)
+async def create_workspace(db: Executor, *, id: UUID, name: str, slug: str, owner_id: UUID, created_at: datetime) -> Workspace:
+    row = await db.fetch_one("create_workspace", id=id, name=name, slug=slug, owner_id=owner_id, created_at=created_at)
+    assert row is not None  # INSERT ... RETURNING
+    return Workspace.model_validate(row)
 
 
-async def get_workspace_by_slug(db: Executor, slug: str) -> Row | None:
-    return await db.fetch_one("get_workspace_by_slug", slug=slug)
+async def get_workspace_by_slug(db: Executor, slug: str) -> Workspace | None:
+    return one(Workspace, await db.fetch_one("get_workspace_by_slug", slug=slug))
 
 
-async def get_workspace_membership(db: Executor, slug: str, user_id: UUID) -> Row | None:
-    """The workspace plus `role`, or None when it is missing or the user is no member."""
-    return await db.fetch_one("get_workspace_membership", slug=slug, user_id=user_id)
+async def get_workspace_membership(db: Executor, slug: str, user_id: UUID) -> MyWorkspace | None:
+    """The workspace with the user's role, or None when it is missing or the user is no member."""
+    return one(MyWorkspace, await db.fetch_one("get_workspace_membership", slug=slug, user_id=user_id))
 
 
-async def list_workspaces_for_user(db: Executor, user_id: UUID) -> list[Row]:
-    return await db.fetch_all("list_workspaces_for_user", user_id=user_id)
+async def list_workspaces_for_user(db: Executor, user_id: UUID) -> list[WorkspaceSummary]:
+    return many(WorkspaceSummary, await db.fetch_all("list_workspaces_for_user", user_id=user_id))
 
 
-async def list_workspaces_page(db: Executor, user_id: UUID, *, limit: int, after: tuple[str, UUID] | None = None) -> list[Row]:
+async def list_workspaces_page(db: Executor, user_id: UUID, *, limit: int, after: tuple[str, UUID] | None = None) -> list[MyWorkspace]:
     """One page by (name, id); `after` is the previous page's last (name, id)."""
     if after is None:
-        return await db.fetch_all("list_workspaces_page", user_id=user_id, limit=limit)
-    return await db.fetch_all("list_workspaces_page_after", user_id=user_id, after_name=after[0], after_id=after[1], limit=limit)
+        rows = await db.fetch_all("list_workspaces_page", user_id=user_id, limit=limit)
+    else:
+        rows = await db.fetch_all("list_workspaces_page_after", user_id=user_id, after_name=after[0], after_id=after[1], limit=limit)
+    return many(MyWorkspace, rows)
 
 
-async def rename_workspace(db: Executor, workspace_id: UUID, name: str) -> Row | None:
-    return await db.fetch_one("rename_workspace", workspace_id=workspace_id, name=name)
+async def rename_workspace(db: Executor, workspace_id: UUID, name: str) -> Workspace | None:
+    return one(Workspace, await db.fetch_one("rename_workspace", workspace_id=workspace_id, name=name))
 
 
 async def delete_workspace(db: Executor, workspace_id: UUID) -> int:

@@ -1,6 +1,6 @@
-"""Accounts: registration, login and tokens, email and password rules, admins.
+"""Accounts: registration, login and tokens, admins.
 
-Emails are trimmed and lower-cased before they are stored or looked up, so
+Emails arrive trimmed and lower-cased (models/fields.py `Email`), so
 `Ann@Example.com ` and `ann@example.com` are one account.
 """
 
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -18,60 +17,41 @@ from ..db.base import Executor
 from ..errors import Conflict, RateLimited, Unauthorized, ValidationFailed
 from ..hub import Hub
 from ..ids import new_id, utcnow
+from ..models.requests import AdminAccount, Login, Registration
+from ..models.resources import Issued, User
 from ..queries import sessions, users
-from ..security import PASSWORD_MAX, PASSWORD_MIN, hash_password, hash_token, new_token, verify_password
+from ..security import PASSWORD_MAX, hash_password, hash_token, new_token, verify_password
 from .ratelimit import FailureLimiter
-
-EMAIL_MAX = 254
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-
-def normalize_email(raw: object) -> str:
-    """The stored form of an email; `ValidationFailed` naming `email` if it is not one."""
-    if not isinstance(raw, str):
-        raise ValidationFailed("invalid email", {"email": "must be a string"})
-    email = raw.strip().lower()
-    if not email or len(email) > EMAIL_MAX or not _EMAIL.match(email):
-        raise ValidationFailed("invalid email", {"email": "must be an email address of at most 254 characters"})
-    return email
-
-
-def check_password(password: object) -> str:
-    if not isinstance(password, str) or not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
-        raise ValidationFailed("invalid password", {"password": f"must be a string of {PASSWORD_MIN} to {PASSWORD_MAX} characters"})
-    return password
 
 
 @dataclass(frozen=True)
 class AdminResult:
-    user: dict
+    user: User
     created: bool
 
 
-async def find_user_by_email(db: Database, email: str) -> dict | None:
-    row = await users.get_user_credentials_by_email(db, normalize_email(email))
-    if row is None:
-        return None
-    row.pop("password_hash")
-    return row
-
-
-async def create_admin(db: Database, email: str, password: str | None) -> AdminResult:
+async def create_admin(db: Database, account: AdminAccount) -> AdminResult:
     """Create a system admin, or promote the existing account with that email
-    (its password then stays as it is, and `password` may be None)."""
-    email = normalize_email(email)
+    (its password then stays as it is, and may be left out)."""
     # Hash before the transaction: argon2 is slow on purpose, the writer should not wait for it.
-    password_hash = hash_password(check_password(password)) if password is not None else None
+    password_hash = hash_password(account.password) if account.password is not None else None
     async with db.transaction() as tx:
-        existing = await users.get_user_credentials_by_email(tx, email)
+        existing = await users.get_user_credentials_by_email(tx, account.email)
         if existing is not None:
-            await users.set_system_role(tx, existing["id"], "admin")
-            return AdminResult(await users.get_user(tx, existing["id"]), created=False)
+            await users.set_system_role(tx, existing.user.id, "admin")
+            promoted = await users.get_user(tx, existing.user.id)
+            assert promoted is not None
+            return AdminResult(promoted, created=False)
         if password_hash is None:
-            raise ValidationFailed("a password is needed for a new account", {"password": "required"})
-        user = await users.create_user(tx, id=new_id(), email=email, password_hash=password_hash,
+            raise ValidationFailed("a password is needed for a new account", {"password": "is required"})
+        user = await users.create_user(tx, id=new_id(), email=account.email, password_hash=password_hash,
                                        system_role="admin", created_at=utcnow())
         return AdminResult(user, created=True)
+
+
+async def find_user_by_email(db: Database, email: str) -> User | None:
+    found = await users.get_user_credentials_by_email(db, email)
+    return found.user if found else None
 
 
 BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="pulsestack"'}
@@ -81,47 +61,31 @@ BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="pulsestack"'}
 class Principal:
     """Who is calling: the user behind a valid token, and that token's session."""
 
-    user: dict
+    user: User
     session_id: UUID
     expires_at: datetime
 
     @property
     def id(self) -> UUID:
-        return self.user["id"]
+        return self.user.id
 
     @property
     def is_system_admin(self) -> bool:
-        return self.user["system_role"] == "admin"
+        return self.user.system_role == "admin"
 
 
-@dataclass(frozen=True)
-class IssuedToken:
-    user: dict
-    token: str
-    expires_at: datetime
-
-
-async def _issue_token(tx: Executor, user: dict, ttl: timedelta) -> IssuedToken:
+async def _issue_token(tx: Executor, user: User, ttl: timedelta) -> Issued:
     token, now = new_token(), utcnow()
     expires_at = now + ttl
-    await sessions.create_session(tx, id=new_id(), user_id=user["id"], token_hash=hash_token(token), created_at=now, expires_at=expires_at)
-    return IssuedToken(user, token, expires_at)
+    await sessions.create_session(tx, id=new_id(), user_id=user.id, token_hash=hash_token(token), created_at=now, expires_at=expires_at)
+    return Issued(user=user, token=token, expires_at=expires_at)
 
 
-async def register(db: Database, email: object, password: object, ttl: timedelta) -> IssuedToken:
-    problems: dict = {}
-    for check, value in ((normalize_email, email), (check_password, password)):
-        try:
-            check(value)
-        except ValidationFailed as exc:
-            problems.update(exc.details)
-    if problems:
-        raise ValidationFailed("invalid request: " + ", ".join(problems), problems)
-    email = normalize_email(email)
-    password_hash = await asyncio.to_thread(hash_password, check_password(password))
+async def register(db: Database, registration: Registration, ttl: timedelta) -> Issued:
+    password_hash = await asyncio.to_thread(hash_password, registration.password)
     try:
         async with db.transaction() as tx:
-            user = await users.create_user(tx, id=new_id(), email=email, password_hash=password_hash,
+            user = await users.create_user(tx, id=new_id(), email=registration.email, password_hash=password_hash,
                                            system_role="user", created_at=utcnow())
             return await _issue_token(tx, user, ttl)
     except UniqueViolation:
@@ -149,30 +113,26 @@ class LoginLimiter:
         self.by_email.reset(email)
 
 
-async def login(db: Database, email: object, password: object, ttl: timedelta, limiter: LoginLimiter, client: str) -> IssuedToken:
+async def login(db: Database, credentials: Login, ttl: timedelta, limiter: LoginLimiter, client: str) -> Issued:
     """A new token, or the same 401 whether the email is unknown or the password wrong.
 
     An unknown email still costs one argon2 verification, so the two cases
     also take the same time.
     """
-    if not isinstance(email, str) or not isinstance(password, str):
-        raise ValidationFailed("email and password must be strings",
-                               {k: "must be a string" for k, v in (("email", email), ("password", password)) if not isinstance(v, str)})
-    email = email.strip().lower()
+    email, password = credentials.email.strip().lower(), credentials.password
     limiter.check(email, client)
-    row = await users.get_user_credentials_by_email(db, email) if len(password) <= PASSWORD_MAX else None
+    found = await users.get_user_credentials_by_email(db, email) if len(password) <= PASSWORD_MAX else None
     # argon2 takes ~100 ms of CPU by design: off the event loop (it releases the GIL).
-    matches, needs_rehash = await asyncio.to_thread(verify_password, row["password_hash"] if row else None, password[:PASSWORD_MAX])
-    if not matches:
+    matches, needs_rehash = await asyncio.to_thread(verify_password, found.password_hash if found else None, password[:PASSWORD_MAX])
+    if not matches or found is None:
         limiter.failed(email, client)
         raise Unauthorized("wrong email or password")
     limiter.succeeded(email)
-    user = {k: v for k, v in row.items() if k != "password_hash"}
     new_hash = await asyncio.to_thread(hash_password, password) if needs_rehash else None
     async with db.transaction() as tx:
         if new_hash is not None:
-            await users.update_password_hash(tx, user["id"], new_hash)
-        return await _issue_token(tx, user, ttl)
+            await users.update_password_hash(tx, found.user.id, new_hash)
+        return await _issue_token(tx, found.user, ttl)
 
 
 async def authenticate(db: Database, authorization: str | None) -> Principal:
@@ -183,11 +143,10 @@ async def authenticate(db: Database, authorization: str | None) -> Principal:
     token = token.strip()
     if scheme.lower() != "bearer" or not token or len(token) > 512 or not token.isascii():
         raise Unauthorized("Authorization header must be 'Bearer <token>'", headers=BEARER_CHALLENGE)
-    row = await sessions.get_session_user(db, hash_token(token), utcnow())
-    if row is None:
+    found = await sessions.get_session_user(db, hash_token(token), utcnow())
+    if found is None:
         raise Unauthorized("invalid or expired token", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-    session_id, expires_at = row.pop("session_id"), row.pop("expires_at")
-    return Principal(user=row, session_id=session_id, expires_at=expires_at)
+    return Principal(user=found.user, session_id=found.session_id, expires_at=found.expires_at)
 
 
 async def logout(db: Database, hub: Hub, principal: Principal) -> None:

@@ -14,32 +14,23 @@ not found (404) and bulk calls count only the caller's rows.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from ..db import Database, UniqueViolation
+from ..db import Database, Transaction, UniqueViolation
 from ..errors import Forbidden, NotFound, ValidationFailed
 from ..hub import Hub
 from ..ids import new_id, utcnow
-from ..serialize import dumps
+from ..models.fields import InboxStatus
+from ..models.requests import NewNotification
+from ..models.resources import InboxItem, Notification, SendAnswer, SentNotification, UnreadCounts
 from ..queries import idempotency, members, notifications, receipts
 from .accounts import Principal
 from .workspaces import RANK, access
 
-TYPE_PATTERN = r"[a-z][a-z0-9_.-]{0,63}"
-TITLE_MAX = 200
-MESSAGE_MAX = 10_000
-RECIPIENTS_MAX = 1000
 IDEMPOTENCY_TTL = timedelta(hours=24)
-
-
-@dataclass(frozen=True)
-class Send:
-    title: str
-    message: str
-    type: str
-    recipients: tuple[UUID, ...] | None  # None: a broadcast to the whole workspace
 
 
 @dataclass(frozen=True)
@@ -50,9 +41,10 @@ class SendResult:
     replayed: bool
 
 
-async def send(db: Database, hub: Hub, principal: Principal, slug: str, request: Send, idempotency_key: str | None) -> SendResult:
+async def send(db: Database, hub: Hub, principal: Principal, slug: str, request: NewNotification,
+               idempotency_key: str | None) -> SendResult:
     acc = await access(db, principal, slug)
-    if request.recipients is None and acc.rank < RANK["admin"]:
+    if request.broadcast and acc.rank < RANK["admin"]:
         raise Forbidden("broadcasting to the whole workspace needs the admin role")
     now = utcnow()
     if idempotency_key is not None:
@@ -62,25 +54,26 @@ async def send(db: Database, hub: Hub, principal: Principal, slug: str, request:
     if request.recipients is not None:
         found = await members.list_member_ids_among(db, acc.id, request.recipients)
         if missing := [str(r) for r in request.recipients if r not in found]:
-            raise ValidationFailed("some recipients are not members of this workspace",
-                                   {"recipients": "not members of this workspace: " + ", ".join(missing)})
+            # details.recipients: the ids that are not members, so a client can show or drop them.
+            raise ValidationFailed(f"{len(missing)} of the recipients are not members of this workspace",
+                                   {"recipients": missing})
 
-    notification = {
-        "id": new_id(), "workspace_id": acc.id, "sender_id": principal.id, "title": request.title,
-        "message": request.message, "type": request.type, "broadcast": request.recipients is None, "created_at": now,
-    }
+    notification = Notification(
+        id=new_id(), workspace_id=acc.id, sender_id=principal.id, title=request.title, message=request.message,
+        type=request.type, broadcast=request.broadcast, created_at=now,
+    )
     try:
         async with db.transaction() as tx:
-            await notifications.create_notification(tx, **notification)
+            await notifications.create_notification(tx, **notification.model_dump())
             if request.recipients is None:
-                count = await notifications.fan_out_broadcast(tx, notification_id=notification["id"], workspace_id=acc.id,
+                count = await notifications.fan_out_broadcast(tx, notification_id=notification.id, workspace_id=acc.id,
                                                               sender_id=principal.id, created_at=now)
             else:
-                count = await notifications.fan_out_direct(tx, notification_id=notification["id"], workspace_id=acc.id,
+                count = await notifications.fan_out_direct(tx, notification_id=notification.id, workspace_id=acc.id,
                                                            user_ids=request.recipients, created_at=now)
             # Its recipients, and only they, have a new notification and a new count.
-            tx.after_commit(lambda: hub.notification_sent(notification["id"]))
-            body = dumps({"notification": notification, "recipient_count": count})
+            tx.after_commit(lambda: hub.notification_sent(notification.id))
+            body = SendAnswer(notification=notification, recipient_count=count).model_dump_json()
             if idempotency_key is not None:
                 await idempotency.delete_expired_idempotency_key(tx, principal.id, idempotency_key, now - IDEMPOTENCY_TTL)
                 await idempotency.create_idempotency_key(tx, principal.id, idempotency_key, body, now)
@@ -95,19 +88,20 @@ async def send(db: Database, hub: Hub, principal: Principal, slug: str, request:
     return SendResult(body, replayed=False)
 
 
-async def inbox(db: Database, principal: Principal, *, limit: int, workspace_slug: str | None, status: str,
-                type: str | None, before: tuple[datetime, UUID] | None) -> list[dict]:
+async def inbox(db: Database, principal: Principal, *, limit: int, workspace_slug: str | None, status: InboxStatus,
+                type: str | None, before: tuple[datetime, UUID] | None) -> list[InboxItem]:
     workspace_id = (await access(db, principal, workspace_slug)).id if workspace_slug is not None else None
     return await receipts.list_inbox(db, principal.id, limit=limit, workspace_id=workspace_id, status=status,
                                      type=type, before=before)
 
 
-async def unread_count(db: Database, principal: Principal) -> dict:
+async def unread_count(db: Database, principal: Principal) -> UnreadCounts:
     rows = await receipts.count_unread_by_workspace(db, [principal.id])
-    return {"total": sum(r["unread"] for r in rows), "workspaces": {str(r["workspace_id"]): r["unread"] for r in rows}}
+    return UnreadCounts(total=sum(r.unread for r in rows), workspaces={r.workspace_id: r.unread for r in rows})
 
 
-async def _change_one(db: Database, hub: Hub, principal: Principal, notification_id: UUID, change) -> dict:
+async def _change_one(db: Database, hub: Hub, principal: Principal, notification_id: UUID,
+                      change: Callable[[Transaction], Awaitable[int]]) -> InboxItem:
     async with db.transaction() as tx:
         changed = await change(tx)
         item = await receipts.get_inbox_item(tx, principal.id, notification_id)
@@ -118,12 +112,12 @@ async def _change_one(db: Database, hub: Hub, principal: Principal, notification
     return item
 
 
-async def mark_read(db: Database, hub: Hub, principal: Principal, notification_id: UUID) -> dict:
+async def mark_read(db: Database, hub: Hub, principal: Principal, notification_id: UUID) -> InboxItem:
     return await _change_one(db, hub, principal, notification_id,
                              lambda tx: receipts.mark_read(tx, principal.id, notification_id, utcnow()))
 
 
-async def mark_unread(db: Database, hub: Hub, principal: Principal, notification_id: UUID) -> dict:
+async def mark_unread(db: Database, hub: Hub, principal: Principal, notification_id: UUID) -> InboxItem:
     return await _change_one(db, hub, principal, notification_id,
                              lambda tx: receipts.mark_unread(tx, principal.id, notification_id))
 
@@ -152,30 +146,30 @@ async def dismiss(db: Database, hub: Hub, principal: Principal, notification_id:
         tx.after_commit(lambda: hub.users_changed([principal.id]))
 
 
-async def history(db: Database, principal: Principal, slug: str, limit: int, before: tuple[datetime, UUID] | None) -> list[dict]:
+async def history(db: Database, principal: Principal, slug: str, limit: int, before: tuple[datetime, UUID] | None) -> list[Notification]:
     acc = await access(db, principal, slug, need="admin")
     return await notifications.list_workspace_notifications(db, acc.id, limit=limit, before=before)
 
 
-async def _sent_notification(db: Database, principal: Principal, slug: str, notification_id: UUID) -> dict:
+async def _sent_notification(db: Database, principal: Principal, slug: str, notification_id: UUID) -> Notification:
     """The notification, if the caller is an admin of its workspace or its sender."""
     acc = await access(db, principal, slug)
     notification = await notifications.get_notification(db, acc.id, notification_id)
     if notification is None:
         raise NotFound("no such notification in this workspace")
-    if acc.rank < RANK["admin"] and notification["sender_id"] != principal.id:
+    if acc.rank < RANK["admin"] and notification.sender_id != principal.id:
         raise Forbidden("only the sender or a workspace admin may do this")
     return notification
 
 
-async def get_sent(db: Database, principal: Principal, slug: str, notification_id: UUID) -> dict:
+async def get_sent(db: Database, principal: Principal, slug: str, notification_id: UUID) -> SentNotification:
     notification = await _sent_notification(db, principal, slug, notification_id)
     counts = await notifications.count_notification_receipts(db, notification_id)
-    return {"notification": notification, "recipient_count": counts["recipient_count"], "read_count": counts["read_count"]}
+    return SentNotification(notification=notification, recipient_count=counts.recipient_count, read_count=counts.read_count)
 
 
 async def retract(db: Database, hub: Hub, principal: Principal, slug: str, notification_id: UUID) -> None:
     notification = await _sent_notification(db, principal, slug, notification_id)
     async with db.transaction() as tx:
         if await notifications.delete_notification(tx, notification_id):  # receipts cascade
-            tx.after_commit(lambda: hub.workspace_changed(notification["workspace_id"]))
+            tx.after_commit(lambda: hub.workspace_changed(notification.workspace_id))

@@ -19,33 +19,29 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from ..db import Database, UniqueViolation
-from ..errors import Conflict, Forbidden, NotFound, ValidationFailed
+from ..errors import Conflict, Forbidden, NotFound
 from ..hub import Hub
 from ..ids import new_id, utcnow
+from ..models.fields import AssignableRole
+from ..models.requests import NewMember
+from ..models.resources import Member, MyWorkspace, WorkspaceSummary
 from ..queries import members, receipts, users, workspaces
-from .accounts import Principal, normalize_email
+from .accounts import Principal
 
 RANK = {"member": 1, "admin": 2, "owner": 3}
-SLUG_PATTERN = r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?"
-_SLUG = re.compile(SLUG_PATTERN)
-NAME_MAX = 200
 
 
 @dataclass(frozen=True)
 class Access:
-    """A workspace as seen by the caller: `role` is their membership role
-    (None for a system admin who is not a member); `rank` what they may do."""
+    """A workspace as the caller sees it: `view.role` is their membership
+    role (None for a system admin who is not a member); `rank` what they may do."""
 
-    workspace: dict
-    role: str | None
+    view: MyWorkspace
     rank: int
 
     @property
     def id(self) -> UUID:
-        return self.workspace["id"]
-
-    def view(self) -> dict:
-        return {**self.workspace, "role": self.role}
+        return self.view.id
 
 
 def slug_from_name(name: str) -> str:
@@ -54,20 +50,13 @@ def slug_from_name(name: str) -> str:
     return slug or "workspace"
 
 
-def check_slug(slug: str) -> str:
-    if not _SLUG.fullmatch(slug):
-        raise ValidationFailed("invalid slug", {"slug": "must be 1 to 64 lower-case letters, digits and inner hyphens"})
-    return slug
-
-
 async def access(db: Database, principal: Principal, slug: str, need: str = "member") -> Access:
     """The workspace `slug` if the caller may see it, checked for role `need`."""
-    row = await workspaces.get_workspace_membership(db, slug, principal.id)
-    if row is not None:
-        role = row.pop("role")
-        result = Access(row, role, RANK["owner"] if principal.is_system_admin else RANK[role])
+    mine = await workspaces.get_workspace_membership(db, slug, principal.id)
+    if mine is not None and mine.role is not None:
+        result = Access(mine, RANK["owner"] if principal.is_system_admin else RANK[mine.role])
     elif principal.is_system_admin and (ws := await workspaces.get_workspace_by_slug(db, slug)) is not None:
-        result = Access(ws, None, RANK["owner"])
+        result = Access(MyWorkspace(**ws.model_dump(), role=None), RANK["owner"])
     else:
         raise NotFound("no such workspace")
     if result.rank < RANK[need]:
@@ -75,76 +64,79 @@ async def access(db: Database, principal: Principal, slug: str, need: str = "mem
     return result
 
 
-async def create(db: Database, principal: Principal, name: str, slug: str | None) -> dict:
+async def create(db: Database, principal: Principal, name: str, slug: str | None) -> MyWorkspace:
     derived = slug is None
-    slug = slug_from_name(name) if derived else check_slug(slug)
+    slug = slug_from_name(name) if slug is None else slug
     for attempt in range(5):
         candidate = slug if attempt == 0 else f"{slug[:59]}-{secrets.token_hex(2)}"
         try:
             now = utcnow()
             async with db.transaction() as tx:
                 ws = await workspaces.create_workspace(tx, id=new_id(), name=name, slug=candidate, owner_id=principal.id, created_at=now)
-                await members.add_member(tx, id=new_id(), workspace_id=ws["id"], user_id=principal.id, role="owner", joined_at=now)
-            return {**ws, "role": "owner"}
+                await members.add_member(tx, id=new_id(), workspace_id=ws.id, user_id=principal.id, role="owner", joined_at=now)
+            return MyWorkspace(**ws.model_dump(), role="owner")
         except UniqueViolation:
             if not derived:
                 raise Conflict("a workspace with this slug already exists", {"slug": "taken"}) from None
     raise Conflict("could not find a free slug; give one explicitly", {"slug": "taken"})
 
 
-async def list_mine(db: Database, principal: Principal) -> list[dict]:
+async def list_mine(db: Database, principal: Principal) -> list[WorkspaceSummary]:
     return await workspaces.list_workspaces_for_user(db, principal.id)
 
 
-async def list_page(db: Database, principal: Principal, limit: int, after: tuple[str, UUID] | None) -> list[dict]:
+async def list_page(db: Database, principal: Principal, limit: int, after: tuple[str, UUID] | None) -> list[MyWorkspace]:
     return await workspaces.list_workspaces_page(db, principal.id, limit=limit, after=after)
 
 
-async def rename(db: Database, principal: Principal, slug: str, name: str) -> dict:
+async def rename(db: Database, principal: Principal, slug: str, name: str) -> MyWorkspace:
     acc = await access(db, principal, slug, need="admin")
     ws = await workspaces.rename_workspace(db, acc.id, name)
     if ws is None:  # deleted meanwhile
         raise NotFound("no such workspace")
-    return {**ws, "role": acc.role}
+    return MyWorkspace(**ws.model_dump(), role=acc.view.role)
 
 
 async def delete(db: Database, hub: Hub, principal: Principal, slug: str) -> None:
     acc = await access(db, principal, slug, need="owner")
     async with db.transaction() as tx:
         # Read before the rows cascade away: these members' counts change.
-        member_ids = [r["user_id"] for r in await members.list_member_user_ids(tx, acc.id)]
+        member_ids = await members.list_member_user_ids(tx, acc.id)
         # Members, notifications and their receipts go with it (ON DELETE CASCADE).
         await workspaces.delete_workspace(tx, acc.id)
         tx.after_commit(lambda: hub.users_changed(member_ids))
 
 
-async def list_members(db: Database, principal: Principal, slug: str, limit: int, after_user_id: UUID | None) -> list[dict]:
+async def list_members(db: Database, principal: Principal, slug: str, limit: int, after_user_id: UUID | None) -> list[Member]:
     acc = await access(db, principal, slug)
     return await members.list_members(db, acc.id, limit=limit, after_user_id=after_user_id)
 
 
-async def add_member(db: Database, principal: Principal, slug: str, email: object, role: str) -> dict:
+async def add_member(db: Database, principal: Principal, slug: str, new: NewMember) -> Member:
     acc = await access(db, principal, slug, need="admin")
-    user = await users.get_user_credentials_by_email(db, normalize_email(email))
-    if user is None:
+    found = await users.get_user_credentials_by_email(db, new.email)
+    if found is None:
         raise NotFound("no user with this email", {"email": "no such user"})
     try:
-        await members.add_member(db, id=new_id(), workspace_id=acc.id, user_id=user["id"], role=role, joined_at=utcnow())
+        await members.add_member(db, id=new_id(), workspace_id=acc.id, user_id=found.user.id, role=new.role, joined_at=utcnow())
     except UniqueViolation:
         raise Conflict("this user is already a member", {"email": "already a member"}) from None
-    return await members.get_member(db, acc.id, user["id"])
+    member = await members.get_member(db, acc.id, found.user.id)
+    if member is None:  # removed again meanwhile
+        raise NotFound("no such member")
+    return member
 
 
-async def change_role(db: Database, principal: Principal, slug: str, user_id: UUID, role: str) -> dict:
+async def change_role(db: Database, principal: Principal, slug: str, user_id: UUID, role: AssignableRole) -> Member:
     acc = await access(db, principal, slug, need="admin")
     target = await members.get_member(db, acc.id, user_id)
     if target is None:
         raise NotFound("no such member")
-    if target["role"] == "owner":
+    if target.role == "owner":
         raise Conflict("the owner's role cannot be changed", {"user_id": "is the owner"})
     if await members.update_member_role(db, acc.id, user_id, role) == 0:
         raise NotFound("no such member")  # removed or made owner meanwhile
-    return {**target, "role": role}
+    return target.model_copy(update={"role": role})
 
 
 async def remove_member(db: Database, hub: Hub, principal: Principal, slug: str, user_id: UUID) -> None:
@@ -154,7 +146,7 @@ async def remove_member(db: Database, hub: Hub, principal: Principal, slug: str,
     target = await members.get_member(db, acc.id, user_id)
     if target is None:
         raise NotFound("no such member")
-    if target["role"] == "owner":
+    if target.role == "owner":
         raise Conflict("the owner cannot leave or be removed; delete the workspace instead", {"user_id": "is the owner"})
     async with db.transaction() as tx:
         if await members.remove_member(tx, acc.id, user_id) == 0:

@@ -1,0 +1,92 @@
+"""The field types every shape is built from, each with its limits.
+
+A limit lives here and nowhere else: request validation, the OpenAPI
+document, the services, docs and tests all read it from these types (or
+from the models built on them), never from a copy.
+
+`Timestamp` is the one spelling of a moment: in, an ISO-8601 string with a
+zone; out, UTC with `Z` and six fractional digits, the precision both
+databases store, so a timestamp the API returned compares equal to its row
+when it is sent back.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import AfterValidator, BeforeValidator, Field, PlainSerializer, StringConstraints, WithJsonSchema
+
+from ..ids import isoformat_z
+
+
+def _moment(value: Any) -> datetime:
+    """An aware datetime as is (rows), or an ISO-8601 string with a zone (requests)."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("must have a time zone")
+        return value
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+            if moment.tzinfo is not None:
+                return moment.astimezone(timezone.utc)
+        except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 shifted out of range
+            pass
+    raise ValueError("must be an ISO-8601 timestamp with a time zone, e.g. 2026-01-02T03:04:05.123456Z")
+
+
+Timestamp = Annotated[
+    datetime,
+    BeforeValidator(_moment),
+    PlainSerializer(isoformat_z, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time", "examples": ["2026-11-24T23:17:33.821125Z"]}),
+]
+
+EMAIL_MAX = 254
+# Trimmed and lower-cased before it is checked or stored, so `Ann@Example.com `
+# and `ann@example.com` are one account.
+Email = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, max_length=EMAIL_MAX,
+                                         pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+Password = Annotated[str, Field(min_length=8, max_length=1024)]
+
+SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
+Slug = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=SLUG_PATTERN)]
+# Names and titles are trimmed first; one that is only whitespace is refused.
+WorkspaceName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"\S")]
+
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"\S")]
+Message = Annotated[str, Field(max_length=10_000)]
+NotificationType = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_.-]{0,63}$")]
+
+Role = Literal["owner", "admin", "member"]
+AssignableRole = Literal["member", "admin"]  # ownership is never handed out through the API
+SystemRole = Literal["user", "admin"]
+InboxStatus = Literal["unread", "read", "all"]
+
+
+def _distinct(ids: list[UUID]) -> list[UUID]:
+    return list(dict.fromkeys(ids))
+
+
+IDS_MAX = 1000
+# 1 to 1,000 ids; a repeated id counts once.
+IdList = Annotated[list[UUID], Field(min_length=1, max_length=IDS_MAX), AfterValidator(_distinct)]
+
+IDEMPOTENCY_KEY_MAX = 255
+# Printable ASCII only: a key is compared and stored byte for byte.
+IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=IDEMPOTENCY_KEY_MAX, pattern=r"^[\x20-\x7e]+$")]
+
+PAGE_MAX = 100
+PAGE_DEFAULT = 20
+
+
+def _whole_number(value: Any) -> Any:
+    """Query strings: only plain digits are a number (no sign, spaces, `_` or exponent)."""
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError(f"must be a whole number from 1 to {PAGE_MAX}")
+    return value
+
+
+Limit = Annotated[int, BeforeValidator(_whole_number), Field(ge=1, le=PAGE_MAX)]

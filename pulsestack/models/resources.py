@@ -1,0 +1,158 @@
+"""What the API answers, and the typed rows the query layer hands up.
+
+A row the database returns is validated into one of these at the query
+layer (queries/), so services and handlers work with typed objects, and
+the same class serialises the answer and describes it in the OpenAPI
+document. Every shape forbids extra fields: an answer carries exactly
+what is declared here (never a password hash).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, Literal, TypeVar
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .fields import Role, SystemRole, Timestamp
+
+
+class Shape(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class User(Shape):
+    """An account. The password hash is never part of it."""
+
+    id: UUID
+    email: str = Field(description="Trimmed and lower-cased.")
+    system_role: SystemRole = Field(description="`admin` acts as owner in every workspace.")
+    created_at: Timestamp
+
+
+class Issued(Shape):
+    """A new token for a user (register, login). The token is shown only here."""
+
+    user: User
+    token: str = Field(description="Send as `Authorization: Bearer <token>`.")
+    expires_at: Timestamp
+
+
+class Workspace(Shape):
+    id: UUID
+    name: str
+    slug: str
+    owner_id: UUID
+    created_at: Timestamp
+
+
+class MyWorkspace(Workspace):
+    """A workspace with the caller's role in it."""
+
+    role: Role | None = Field(description="The caller's role; null for a system admin who is not a member.")
+
+
+class WorkspaceSummary(Shape):
+    id: UUID
+    name: str
+    slug: str
+    role: Role
+
+
+class Me(Shape):
+    user: User
+    workspaces: list[WorkspaceSummary] = Field(description="Every workspace the caller belongs to, by name.")
+
+
+class Member(Shape):
+    user_id: UUID
+    email: str
+    role: Role
+    joined_at: Timestamp
+
+
+class Notification(Shape):
+    id: UUID
+    workspace_id: UUID
+    sender_id: UUID | None = Field(description="Null for a system send, or once the sender's account is gone.")
+    title: str
+    message: str
+    type: str
+    broadcast: bool = Field(description="Sent to the whole workspace.")
+    created_at: Timestamp
+
+
+class InboxItem(Notification):
+    """A notification with the caller's own read state."""
+
+    is_read: bool
+    read_at: Timestamp | None = Field(description="When it was first marked read; null while unread.")
+    workspace_slug: str
+
+
+class SendAnswer(Shape):
+    notification: Notification
+    recipient_count: int = Field(description="How many members got a receipt.")
+
+
+class SentNotification(Shape):
+    notification: Notification
+    recipient_count: int = Field(description="Receipts that still exist (dismissed or departed recipients do not count).")
+    read_count: int
+
+
+class UnreadCounts(Shape):
+    total: int
+    workspaces: dict[UUID, int] = Field(description="Unread per workspace id; only workspaces with unread notifications.")
+
+
+class Updated(Shape):
+    updated: int = Field(description="How many receipts changed.")
+
+
+T = TypeVar("T")
+
+
+class Page(Shape, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(description="Pass as `?cursor=` for the next page; null on the last page.")
+
+
+class WorkspacePage(Page[MyWorkspace]):
+    pass
+
+
+class MemberPage(Page[Member]):
+    pass
+
+
+class NotificationPage(Page[Notification]):
+    pass
+
+
+class InboxPage(Page[InboxItem]):
+    pass
+
+
+class Health(Shape):
+    status: Literal["ok"]
+
+
+class Ready(Shape):
+    status: Literal["ok"]
+    database: Literal["sqlite", "postgres"]
+
+
+class ErrorDetail(Shape):
+    code: str = Field(description="Stable, for programs: bad_request, unauthorized, forbidden, not_found, "
+                                  "method_not_allowed, conflict, payload_too_large, validation_error, "
+                                  "rate_limited, unavailable, internal.")
+    message: str = Field(description="For people; may change.")
+    details: dict[str, Any] = Field(description="More about the error, `{}` when there is nothing more; "
+                                                "a 422 names each bad field.")
+
+
+class ErrorBody(Shape):
+    """Every error, from every path."""
+
+    error: ErrorDetail
