@@ -6,10 +6,11 @@ helper fails loudly, with the response body, when the API misbehaves.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+import asyncio
+import json
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 PASSWORD = "correct horse battery staple"
@@ -94,3 +95,16 @@ class Person:
     @property
     def id(self) -> str:
         return self.user["id"]
+
+
+async def raw_request(client, head: bytes, body: bytes = b"") -> tuple[int, dict | None]:
+    """Send a request byte for byte (with headers a client library would refuse
+    to send) to the test server; (status, JSON body or None)."""
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(head.rstrip(b"\r\n") + b"\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    status_line, _, rest = answer.partition(b"\r\n")
+    _, _, payload = rest.partition(b"\r\n\r\n")
+    return int(status_line.split()[1]), json.loads(payload) if payload else None

@@ -131,6 +131,30 @@ async def test_register_missing_fields_are_422_naming_each(client, payload, miss
     assert missing <= set(body["error"]["details"])
 
 
+async def test_register_with_a_bad_email_and_a_short_password_names_both(client, db):
+    resp = await client.post("/api/auth/register", json={"email": "not-an-email", "password": "short"})
+
+    body = await expect_error(resp, 422, "validation_error")
+    assert set(body["error"]["details"]) == {"email", "password"}
+    assert await db.fetch_value(COUNT_USERS) == 0
+
+
+@pytest.mark.parametrize("payload, named", [
+    ({"email": 5}, {"email", "password"}),
+    ({"email": 5, "password": PASSWORD}, {"email"}),
+    ({"email": "ann@example.com", "password": None}, {"password"}),
+    ({"email": ["ann@example.com"], "password": 12345678}, {"email", "password"}),
+    ({"email": "ann@example.com", "password": PASSWORD, "remember_me": True}, {"remember_me"}),
+])
+async def test_login_names_every_bad_field(client, payload, named):
+    await register(client, "ann@example.com")
+
+    resp = await client.post("/api/auth/login", json=payload)
+
+    body = await expect_error(resp, 422, "validation_error")
+    assert set(body["error"]["details"]) == named
+
+
 @pytest.mark.parametrize("raw", [
     b'{"email": "ann@example.com", "password": ',  # truncated
     b"{'email': 'ann@example.com'}",  # not JSON

@@ -12,6 +12,7 @@ The helpers and fixtures at the top are shared with tests/test_api_inbox.py.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import uuid
 from collections import Counter
@@ -20,7 +21,7 @@ from datetime import timedelta
 
 import pytest
 
-from apihelpers import Person, bearer, expect_error, json_of, unique_email
+from apihelpers import Person, bearer, expect_error, json_of, raw_request, unique_email
 from pulsestack.app import create_app
 from pulsestack.appkeys import DB
 from pulsestack.db import NamedQuery
@@ -360,6 +361,17 @@ async def test_a_non_member_recipient_is_422_naming_it_and_nothing_is_created(ap
     assert await inbox_ids(api, other.members[0]) == []
 
 
+async def test_details_recipients_is_the_list_of_ids_that_are_not_members(api, db):
+    team = await make_team(api, members=1)
+    strangers = sorted([(await person(api)).id, str(uuid.uuid4())])
+
+    resp = await send(api, team.owner, team.slug, {"title": "hi", "recipients": [team.members[0].id, *strangers]})
+
+    details = (await expect_error(resp, 422, "validation_error"))["error"]["details"]
+    assert details == {"recipients": strangers}
+    assert await sql_notification_count(db, team.id) == 0
+
+
 # ================================================================================================
 # Send: validation
 # ================================================================================================
@@ -400,6 +412,32 @@ async def test_an_invalid_send_is_422_naming_each_bad_field_and_sends_nothing(ap
     assert await sql_notification_count(db, team.id) == 0
     assert await inbox_ids(api, member) == []
     assert await unread_count(api, member) == {"total": 0, "workspaces": {}}
+
+
+async def test_a_typo_in_a_field_name_is_422_naming_it_and_sends_nothing(api, db):
+    team = await make_team(api, members=1)
+
+    resp = await send(api, team.owner, team.slug, {"title": "Deploy", "mesage": "at five", "broadcast": True})
+
+    body = await expect_error(resp, 422, "validation_error")
+    assert set(body["error"]["details"]) == {"mesage"}
+    assert await sql_notification_count(db, team.id) == 0
+
+
+async def test_titles_are_trimmed_and_one_of_only_whitespace_is_422(api, db):
+    team = await make_team(api, members=1)
+
+    for blank in ("   ", "\t\n ", "\u2003"):
+        resp = await send(api, team.owner, team.slug, {"title": blank, "broadcast": True})
+        body = await expect_error(resp, 422, "validation_error")
+        assert set(body["error"]["details"]) == {"title"}, repr(blank)
+    assert await sql_notification_count(db, team.id) == 0
+
+    sent = await broadcast(api, team.owner, team, title="  Deploy at 5 \n")
+
+    assert sent["title"] == "Deploy at 5"
+    [item] = await inbox_all(api, team.members[0])
+    assert item["title"] == "Deploy at 5"
 
 
 async def test_the_longest_valid_fields_are_accepted(api):
@@ -568,6 +606,21 @@ async def test_a_bad_idempotency_key_is_400_and_sends_nothing(api, db):
         resp = await send(api, team.owner, team.slug, {"title": "t", "broadcast": True}, key=key)
 
         await expect_error(resp, 400, "bad_request")
+    assert await sql_notification_count(db, team.id) == 0
+
+
+async def test_an_idempotency_key_that_is_not_printable_ascii_is_400_and_sends_nothing(api, db):
+    """Header bytes that are not UTF-8 (and control characters) never reach the database."""
+    team = await make_team(api, members=1)
+    body = json.dumps({"title": "t", "broadcast": True}).encode()
+
+    for key in (b"\xff\xfe-latin1", b"caf\xc3\xa9", b"tab\there"):
+        head = (f"POST /api/workspaces/{team.slug}/notifications HTTP/1.1\r\nHost: test\r\n"
+                f"Authorization: {team.owner.headers['Authorization']}\r\nContent-Type: application/json\r\n").encode()
+        status, answer = await raw_request(api, head + b"Idempotency-Key: " + key + b"\r\n", body)
+
+        assert status == 400, (key, answer)
+        assert answer is not None and answer["error"]["code"] == "bad_request"
     assert await sql_notification_count(db, team.id) == 0
 
 

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import uuid
+
+import pytest
+
 from apihelpers import create_workspace, expect_error, json_of, register
 
 
@@ -29,3 +35,34 @@ async def test_workspace_list_refuses_bad_limits_and_cursors(client):
     _, headers = await register(client)
     for params in ({"limit": "0"}, {"limit": "101"}, {"cursor": "garbage"}, {"cursor": "eyJuYW1lIjogMX0"}):
         await expect_error(await client.get("/api/workspaces", params=params, headers=headers), 400, "bad_request")
+
+
+def cursor_of(values: dict) -> str:
+    """A cursor as the server spells one: url-safe base64 of compact JSON, unpadded."""
+    return base64.urlsafe_b64encode(json.dumps(values, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("name", ["\\ud800", "a\\udfffb", "\\u0000", "x\\u0000"])
+async def test_a_cursor_whose_name_no_database_can_store_is_400_not_500(client, name):
+    """A lone surrogate (both databases) or a NUL (Postgres) inside a well-formed cursor."""
+    _, headers = await register(client)
+    await create_workspace(client, headers, name="Acme")
+    raw = '{"name":"%s","id":"%s"}' % (name, uuid.uuid4())
+    cursor = base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    resp = await client.get("/api/workspaces", params={"cursor": cursor}, headers=headers)
+
+    body = await expect_error(resp, 400, "bad_request")
+    assert "cursor" in body["error"]["details"]
+
+
+async def test_a_cursor_the_server_made_still_works_when_built_by_hand(client):
+    """The cursor's spelling is stable: a page after ("B", nil id) starts at the next name."""
+    _, headers = await register(client)
+    for name in ("A", "B", "C"):
+        await create_workspace(client, headers, name=name)
+
+    body = await json_of(await client.get("/api/workspaces", headers=headers,
+                                          params={"cursor": cursor_of({"name": "B", "id": str(uuid.UUID(int=0))})}), 200)
+
+    assert [w["name"] for w in body["items"]] == ["B", "C"]
