@@ -58,6 +58,7 @@ async def test_wrong_method_is_405_in_the_error_shape(client):
     resp = await client.post("/healthz")
     assert resp.status == 405
     assert (await resp.json())["error"]["code"] == "method_not_allowed"
+    assert resp.headers["Allow"] == "GET, HEAD"  # RFC 9110: a 405 lists what is allowed
 
 
 async def test_request_id_is_echoed(client):

@@ -31,7 +31,7 @@ MAX_BODY_BYTES = 64 * 1024
 
 M = TypeVar("M", bound=BaseModel)
 C = TypeVar("C", bound=Cursor)
-T = TypeVar("T")
+P = TypeVar("P", bound=Page[Any])
 
 
 def respond(answer: BaseModel, status: int = 200) -> web.Response:
@@ -116,7 +116,7 @@ def path_uuid(request: web.Request, name: str) -> uuid.UUID:
         raise NotFound(f"no such {name.removesuffix('_id').replace('_', ' ')}") from None
 
 
-def page_of(page: type[Page[T]], rows: Sequence[T], limit: int, cursor_of: Callable[[T], Cursor]) -> Page[T]:
+def page_of(page: type[P], rows: Sequence[Any], limit: int, cursor_of: Callable[[Any], Cursor]) -> P:
     """A list answer from `limit + 1` fetched rows: the extra row only says
     whether there is a next page, whose cursor is made from the last item."""
     items = list(rows[:limit])

@@ -37,7 +37,8 @@ def _from_http_exception(exc: web.HTTPException) -> ApiError:
     if exc.status == 404:
         return NotFound("no such resource")
     if exc.status == 405:
-        return MethodNotAllowed(f"method not allowed; allowed: {', '.join(sorted(getattr(exc, 'allowed_methods', ())))}")
+        allowed = ", ".join(sorted(getattr(exc, "allowed_methods", ())))
+        return MethodNotAllowed(f"method not allowed; allowed: {allowed}", headers={"Allow": allowed})  # RFC 9110 §15.5.6
     if exc.status == 413:
         return PayloadTooLarge("request body is larger than 64 KiB")
     if exc.status == 400:

@@ -103,7 +103,8 @@ def _schemas(ops: list[Operation]) -> dict[str, Any]:
 
 
 def _ref(schemas: dict[str, Any], model: type[BaseModel], mode: str) -> dict[str, Any]:
-    return schemas["keys"][(model, mode)]
+    ref: dict[str, Any] = schemas["keys"][(model, mode)]
+    return ref
 
 
 def _parameters(op: Operation) -> list[dict[str, Any]]:

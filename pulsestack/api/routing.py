@@ -71,10 +71,12 @@ class Operation:
 
     @property
     def summary(self) -> str:
-        return inspect.getdoc(self.handler).split("\n\n")[0].replace("\n", " ") if self.handler.__doc__ else self.name
+        """The docstring's first paragraph."""
+        return (inspect.getdoc(self.handler) or self.name).split("\n\n")[0].replace("\n", " ")
 
     @property
     def description(self) -> str:
+        """The rest of the docstring."""
         doc = inspect.getdoc(self.handler) or ""
         return doc.split("\n\n", 1)[1] if "\n\n" in doc else ""
 

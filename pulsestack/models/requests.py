@@ -11,6 +11,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
 from .fields import (
@@ -66,7 +67,7 @@ class RoleChange(Body):
 
 
 # JSON Schema for "exactly one of broadcast: true and recipients".
-_ONE_AUDIENCE = {
+_ONE_AUDIENCE: JsonDict = {
     "oneOf": [
         {"properties": {"broadcast": {"const": True}, "recipients": {"type": "null"}}, "required": ["broadcast"]},
         {"properties": {"broadcast": {"const": False}, "recipients": {"type": "array"}}, "required": ["recipients"]},

@@ -22,7 +22,7 @@ R = TypeVar("R")
 
 def _maker(kind: type[R]) -> Callable[[Row], R]:
     if issubclass(kind, BaseModel):
-        return kind.model_validate  # type: ignore[return-value]
+        return kind.model_validate
     return lambda row: kind(**row)
 
 
