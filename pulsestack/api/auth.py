@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from ..appkeys import CONFIG, DB, HUB, LOGIN_LIMITER
+from ..appkeys import CONFIG, DB, HUB, LOGIN_LIMITER, REGISTRATION_LIMITER
 from ..errors import Forbidden
 from ..services import accounts, workspaces
 from ..services.accounts import IssuedToken, Principal
@@ -30,6 +30,11 @@ def _token_ttl(request: web.Request) -> timedelta:
     return timedelta(hours=request.app[CONFIG].auth.token_ttl_hours)
 
 
+def _client(request: web.Request) -> str:
+    """The key of the per-address rate limits: the TCP peer's address."""
+    return request.remote or "unknown"
+
+
 def _issued(issued: IssuedToken) -> dict:
     return {"user": issued.user, "token": issued.token, "expires_at": issued.expires_at}
 
@@ -39,7 +44,8 @@ async def register(request: web.Request) -> web.Response:
     if not request.app[CONFIG].auth.open_registration:
         raise Forbidden("registration is closed on this server; ask an administrator for an account")
     body = validate(await read_json(request), CREDENTIALS)
-    issued = await accounts.register(request.app[DB], body["email"], body["password"], _token_ttl(request))
+    issued = await accounts.register(request.app[DB], body["email"], body["password"], _token_ttl(request),
+                                     request.app[REGISTRATION_LIMITER], _client(request))
     return respond(_issued(issued), status=201)
 
 
@@ -47,7 +53,7 @@ async def register(request: web.Request) -> web.Response:
 async def login(request: web.Request) -> web.Response:
     body = validate(await read_json(request), CREDENTIALS)
     issued = await accounts.login(request.app[DB], body["email"], body["password"], _token_ttl(request),
-                                  request.app[LOGIN_LIMITER], request.remote or "unknown")
+                                  request.app[LOGIN_LIMITER], _client(request))
     return respond(_issued(issued))
 
 
