@@ -12,10 +12,9 @@ connected to this process: which of them belong to the changed workspaces,
 which received the new notifications, and one unread count for all of them.
 It then sends each socket only what changed. A burst of 50 sends costs a
 few flushes, and a broadcast to 100,000 members costs one count over the
-users connected here, not 100,000 queries.
-A flush that fails, for whatever reason, loses nothing: its change goes
-back in line and is tried again FLUSH_RETRY_S later, with whatever came
-meanwhile.
+users connected here, not 100,000 queries. A flush that fails, for
+whatever reason, loses nothing: its change goes back in line and is tried
+again FLUSH_RETRY_S later, with whatever came meanwhile.
 
 Frames are state, not deltas: `unread` carries absolute counts and `ready`
 the full state, so a client that missed frames is right after the next one.
