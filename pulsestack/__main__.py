@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import getpass
 import logging
+import socket
 import sys
 from urllib.parse import urlsplit, urlunsplit
 
@@ -44,7 +45,14 @@ def migrate(config: Config, rollback: int | None = None) -> None:
     try:
         if rollback is not None:
             undone = rollback_migrations(url, rollback)
-            log.info("migrate: rolled back %s on %s", ", ".join(undone) or "nothing", redact(url))
+            if not undone:
+                log.warning("migrate: nothing to roll back: no migration steps are applied on %s", redact(url))
+            elif len(undone) < rollback:
+                applied = "1 migration step is" if len(undone) == 1 else f"{len(undone)} migration steps are"
+                log.warning("migrate: only %s applied; rolled back %d (%s) on %s",
+                            applied, len(undone), ", ".join(undone), redact(url))
+            else:
+                log.info("migrate: rolled back %s on %s", ", ".join(undone), redact(url))
             return
         result = apply_migrations(url)
     except Exception as exc:  # psycopg, sqlite3 and yoyo each raise their own kinds
@@ -55,26 +63,56 @@ def migrate(config: Config, rollback: int | None = None) -> None:
         log.info("migrate: %s is up to date", redact(url))
 
 
+def bind(host: str, port: int) -> list[socket.socket]:
+    """Sockets bound to every address of host:port, as aiohttp would bind
+    them, but not listening yet (aiohttp listens once it serves)."""
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(
+                socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    return sockets
+
+
 def serve(config: Config, *, run_migrations: bool) -> None:
     from aiohttp import web
 
     from .app import create_app
     from .db import DatabaseUnavailable
 
-    if run_migrations:
-        migrate(config)
-    app = create_app(config)
-    app.cleanup_ctx.append(logs.flush_periodically)
-    log.info("serving on http://%s:%d (database %s)", config.server.host, config.server.port, redact(config.database.url))
+    host, port = config.server.host, config.server.port
+    # The port first: when it is taken, say so before touching the database.
+    sockets = bind(host, port)
     try:
+        if run_migrations:
+            migrate(config)
+        app = create_app(config)
+        app.cleanup_ctx.append(logs.flush_periodically)
+
+        def serving(_banner: str) -> None:
+            # run_app's `print`: called once every socket is listening and served.
+            log.info("serving on http://%s:%d (database %s)", host, port, redact(config.database.url))
+            logs.flush()
+
         # run_app turns SIGINT and SIGTERM into a graceful shutdown: stop
         # accepting, finish in-flight requests, run cleanup (close the database).
-        web.run_app(app, host=config.server.host, port=config.server.port, print=None,
-                    access_log=None, shutdown_timeout=10, handle_signals=True)
+        web.run_app(app, sock=sockets, print=serving, access_log=None, shutdown_timeout=10, handle_signals=True)
     except DatabaseUnavailable as exc:
         raise CommandError(str(exc)) from exc
-    except OSError as exc:
-        raise CommandError(f"cannot listen on {config.server.host}:{config.server.port}: {exc.strerror or exc}") from exc
+    except OSError as exc:  # listen() can still fail: another server bound the port meanwhile
+        raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    finally:
+        for sock in sockets:
+            sock.close()
     log.info("stopped")
 
 

@@ -17,12 +17,12 @@ from . import housekeeping
 from .api import auth, health, notifications, openapi, workspaces, ws
 from .api.jsonio import MAX_BODY_BYTES
 from .api.middleware import request_context
-from .appkeys import CONFIG, DB, HUB, LOGIN_LIMITER
+from .appkeys import CONFIG, DB, HUB, LOGIN_LIMITER, REGISTRATION_LIMITER
 from .config import Config
 from .db import Database, open_database
 from .eventbus import InProcessBus, PostgresBus
 from .hub import Hub, UnreadHub
-from .services.accounts import LoginLimiter
+from .services.accounts import LoginLimiter, RegistrationLimiter
 
 
 def database_for(config: Config) -> Database:
@@ -42,6 +42,7 @@ def create_app(config: Config, db: Database | None = None, hub: Hub | None = Non
     app = web.Application(middlewares=[request_context], client_max_size=MAX_BODY_BYTES)
     app[CONFIG] = config
     app[LOGIN_LIMITER] = LoginLimiter()
+    app[REGISTRATION_LIMITER] = RegistrationLimiter()
 
     async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         if db is not None:

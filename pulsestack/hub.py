@@ -14,7 +14,9 @@ connected to this process: which of them belong to the changed workspaces,
 which received the new notifications, and one unread count for all of them.
 It then sends each socket only what changed. A burst of 50 sends costs a
 few flushes, and a broadcast to 100,000 members costs one count over the
-users connected here, not 100,000 queries.
+users connected here, not 100,000 queries. A flush that fails, for
+whatever reason, loses nothing: its change goes back in line and is tried
+again FLUSH_RETRY_S later, with whatever came meanwhile.
 
 Frames are state, not deltas: `unread` carries absolute counts and `ready`
 the full state, so a client that missed frames is right after the next one.
@@ -60,6 +62,7 @@ CLOSE_SLOW = WSCloseCode.TRY_AGAIN_LATER  # 1013
 CLOSE_SHUTDOWN = WSCloseCode.GOING_AWAY  # 1001
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_TIMEOUT = 5.0  # seconds a close handshake may take before the connection is cut
+FLUSH_RETRY_S = 1.0  # pause after a failed flush before its change is tried again
 
 
 class RealtimeUnavailable(Exception):
@@ -325,12 +328,16 @@ class UnreadHub(Hub):
             try:
                 with gc_paused():
                     await self.flush(change)
-            except DatabaseError as exc:
-                log.warning("hub: flush failed, retrying: %s", exc)
+            except Exception as exc:
+                # Whatever failed (the database, the driver after a restart, a
+                # bug), the change goes back in line with what came meanwhile:
+                # a dropped change is a badge that stays wrong until the next
+                # change of the same user. A database error is expected now
+                # and then; anything else also gets its traceback.
+                log.warning("hub: flush failed, retrying in %g s: %s: %s", FLUSH_RETRY_S, type(exc).__name__, exc,
+                            exc_info=not isinstance(exc, DatabaseError))
                 self._apply(change)
-                await asyncio.sleep(1.0)
-            except Exception:
-                log.exception("hub: flush failed")
+                await asyncio.sleep(FLUSH_RETRY_S)
 
     async def flush(self, change: Change) -> None:
         """Query everything the change needs, then send: each user's new

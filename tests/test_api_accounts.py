@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
+import threading
 import uuid
 from datetime import timedelta
 
@@ -15,9 +17,14 @@ import pytest
 
 from apihelpers import (PASSWORD, USER_KEYS, bearer, create_workspace, expect_error, json_of, login, parse_ts,
                         register, unique_email)
+from pulsestack import security
 from pulsestack.app import create_app
+from pulsestack.appkeys import LOGIN_LIMITER, REGISTRATION_LIMITER
 from pulsestack.db import NamedQuery
 from pulsestack.ids import utcnow
+from pulsestack.queries import users
+from pulsestack.services.accounts import LoginLimiter, RegistrationLimiter
+from wshelpers import poll
 
 USER_ROW = NamedQuery.dynamic("user_row", "SELECT id, email, password_hash, system_role FROM users WHERE email = :email", "one")
 COUNT_USERS = NamedQuery.dynamic("count_users", "SELECT count(*) FROM users", "scalar")
@@ -376,6 +383,152 @@ async def test_login_success_before_the_limit_resets_the_email_counter(client):
         await expect_error(await client.post("/api/auth/login", json=bad), 401, "unauthorized")
     # ... and only then is the email limited.
     await expect_error(await client.post("/api/auth/login", json=bad), 429, "rate_limited")
+
+
+# --- rate limits under concurrency -----------------------------------------------------------------
+
+async def expect_rate_limited(resp) -> None:
+    body = await expect_error(resp, 429, "rate_limited")
+    assert int(resp.headers["Retry-After"]) > 0
+    assert body["error"]["details"] == {"retry_after": int(resp.headers["Retry-After"])}
+
+
+async def test_concurrent_wrong_passwords_for_one_email_get_exactly_the_limit_of_401s(client):
+    await register(client, "ann@example.com")
+    bad = {"email": "ann@example.com", "password": "wrong-password"}
+
+    responses = await asyncio.gather(*(client.post("/api/auth/login", json=bad) for _ in range(40)))
+
+    assert sorted(r.status for r in responses) == [401] * 5 + [429] * 35
+    for resp in responses:
+        if resp.status == 429:
+            await expect_rate_limited(resp)
+        else:
+            await expect_error(resp, 401, "unauthorized")
+    await expect_rate_limited(await client.post("/api/auth/login", json={"email": "ann@example.com", "password": PASSWORD}))
+
+
+async def test_the_right_password_after_a_burst_of_wrong_ones_is_refused(client, monkeypatch):
+    await register(client, "ann@example.com")
+    # Hold every credentials lookup (after the limiter admits an attempt, before
+    # its hash) until released, so the burst's attempts are surely still in
+    # flight when the right password arrives.
+    release, admitted, answered = asyncio.Event(), [], []
+    lookup = users.get_user_credentials_by_email
+
+    async def held_lookup(db, email):
+        admitted.append(email)
+        await release.wait()
+        return await lookup(db, email)
+
+    monkeypatch.setattr(users, "get_user_credentials_by_email", held_lookup)
+
+    async def attempt(password: str):
+        resp = await client.post("/api/auth/login", json={"email": "ann@example.com", "password": password})
+        answered.append(resp.status)
+        return resp
+
+    wrong = [asyncio.create_task(attempt("wrong-password")) for _ in range(19)]
+    await poll(lambda: len(admitted) + len(answered) == 19, "each wrong password to be admitted or refused")
+    right = asyncio.create_task(attempt(PASSWORD))
+    await poll(lambda: len(admitted) + len(answered) == 20, "the right password to be admitted or refused")
+    release.set()
+
+    await expect_rate_limited(await right)
+    assert sorted(r.status for r in await asyncio.gather(*wrong)) == [401] * 5 + [429] * 14
+    # The five failures stand: the right password is still refused afterwards.
+    await expect_rate_limited(await client.post("/api/auth/login", json={"email": "ann@example.com", "password": PASSWORD}))
+
+
+async def test_concurrent_failures_from_one_address_are_capped_at_its_limit(client):
+    await register(client, "ann@example.com")
+    strangers = [{"email": unique_email("nobody"), "password": "wrong-password"} for _ in range(50)]
+
+    responses = await asyncio.gather(*(client.post("/api/auth/login", json=body) for body in strangers))
+
+    assert sorted(r.status for r in responses) == [401] * 20 + [429] * 30
+    for resp in responses:
+        if resp.status == 429:
+            await expect_rate_limited(resp)
+    # Every email from this address is refused now, a real account's included.
+    await expect_rate_limited(await client.post("/api/auth/login", json={"email": "ann@example.com", "password": PASSWORD}))
+
+
+async def test_concurrent_right_passwords_release_their_slots(client):
+    await register(client, "ann@example.com")
+    good = {"email": "ann@example.com", "password": PASSWORD}
+
+    responses = await asyncio.gather(*(client.post("/api/auth/login", json=good) for _ in range(5)))
+
+    assert [r.status for r in responses] == [200] * 5
+    # Nothing is left counted: five wrong passwords are five plain 401s, and only then is the email limited.
+    bad = {**good, "password": "wrong-password"}
+    for _ in range(5):
+        await expect_error(await client.post("/api/auth/login", json=bad), 401, "unauthorized")
+    await expect_rate_limited(await client.post("/api/auth/login", json=bad))
+
+
+async def test_a_registration_flood_from_one_address_is_rate_limited(client, db):
+    bodies = [{"email": unique_email(), "password": PASSWORD} for _ in range(25)]
+
+    responses = await asyncio.gather(*(client.post("/api/auth/register", json=body) for body in bodies))
+
+    assert sorted(r.status for r in responses) == [201] * 10 + [429] * 15
+    for resp in responses:
+        if resp.status == 429:
+            await expect_rate_limited(resp)
+    assert await db.fetch_value(COUNT_USERS) == 10
+    await expect_rate_limited(await client.post("/api/auth/register", json={"email": unique_email(), "password": PASSWORD}))
+
+
+class CrowdedHasher:
+    """The suite's hasher, recording how many hashes run at once. Each holds
+    its thread until more hashes than there are CPUs run beside it, which the
+    bound never allows; CROWD_GUARD_S then lets it go on."""
+
+    CROWD_GUARD_S = 0.25
+    CPUS = os.cpu_count() or 1
+
+    def __init__(self, real):
+        self.real = real
+        self.inside = self.most = 0
+        self.changed = threading.Condition()
+
+    def _crowd(self) -> None:
+        with self.changed:
+            self.inside += 1
+            self.most = max(self.most, self.inside)
+            self.changed.notify_all()
+            self.changed.wait_for(lambda: self.inside > self.CPUS, self.CROWD_GUARD_S)
+            self.inside -= 1
+
+    def hash(self, password):
+        self._crowd()
+        return self.real.hash(password)
+
+    def verify(self, stored_hash, password):
+        self._crowd()
+        return self.real.verify(stored_hash, password)
+
+    def check_needs_rehash(self, stored_hash):
+        return self.real.check_needs_rehash(stored_hash)
+
+
+async def test_logins_and_registrations_hash_at_most_one_per_cpu_at_a_time(aiohttp_client, config, db, monkeypatch):
+    app = create_app(config, db=db)
+    # One more request than there are CPUs, whatever their number: no rate limit in the way.
+    app[LOGIN_LIMITER], app[REGISTRATION_LIMITER] = LoginLimiter(per_client=10_000), RegistrationLimiter(per_client=10_000)
+    client = await aiohttp_client(app)
+    hasher = CrowdedHasher(security._hasher)
+    monkeypatch.setattr(security, "_hasher", hasher)
+    requests = [client.post("/api/auth/register", json={"email": unique_email(), "password": PASSWORD}) if i % 2 else
+                client.post("/api/auth/login", json={"email": unique_email(), "password": PASSWORD})
+                for i in range(CrowdedHasher.CPUS + 1)]
+
+    responses = await asyncio.gather(*requests)
+
+    assert sorted(r.status for r in responses) == sorted(201 if i % 2 else 401 for i in range(len(requests)))
+    assert 1 <= hasher.most <= CrowdedHasher.CPUS
 
 
 # --- tokens -------------------------------------------------------------------------------------

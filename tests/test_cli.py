@@ -14,6 +14,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -166,6 +167,27 @@ def test_migrate_creates_tables_is_idempotent_and_rolls_back(tmp_path):
     assert APP_TABLES <= tables_in(db)
 
 
+def test_migrate_rollback_of_more_steps_than_are_applied_says_so(tmp_path, empty_database_url):
+    env = clean_env(PULSESTACK_DATABASE_URL=empty_database_url)
+    assert run_cli(tmp_path, "migrate", env=env).returncode == 0
+
+    more = run_cli(tmp_path, "migrate", "--rollback", "5", env=env)
+    assert more.returncode == 0, more.stderr
+    [line] = stderr_lines(more)
+    assert " WARNING pulsestack migrate: only 2 migration steps are applied; rolled back 2 " in line, line
+    assert "0002_idempotency_keys, 0001_initial" in line
+
+    nothing = run_cli(tmp_path, "migrate", "--rollback", "1", env=env)
+    assert nothing.returncode == 0, nothing.stderr
+    [line] = stderr_lines(nothing)
+    assert " WARNING pulsestack migrate: nothing to roll back: no migration steps are applied " in line, line
+
+    # Both steps were undone: migrate applies both again.
+    again = run_cli(tmp_path, "migrate", env=env)
+    assert again.returncode == 0, again.stderr
+    assert " migrate: applied 0001_initial, 0002_idempotency_keys " in again.stderr
+
+
 def test_migrate_reads_the_url_from_a_config_file(tmp_path):
     db = tmp_path / "from-file.db"
     cfg = tmp_path / "cfg.toml"
@@ -299,20 +321,50 @@ def http_status(url: str) -> int:
 
 
 class Server:
+    """`pulsestack serve` in a subprocess; its stderr is read line by line as it comes."""
+
     def __init__(self, cwd: Path, *args: str, env: dict[str, str]):
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pulsestack", "serve", *args],
             cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
+        self.lines: list[str] = []
+        self._more = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stderr:
+            with self._more:
+                self.lines.append(line)
+                self._more.notify_all()
+
+    def stderr(self) -> str:
+        with self._more:
+            return "".join(self.lines)
+
+    def wait_for_line(self, needle: str, limit_s: float = 15.0) -> str:
+        """The first stderr line containing `needle`, once it is written (bounded; not a timing check)."""
+        def found() -> str | None:
+            return next((line for line in self.lines if needle in line), None)
+
+        with self._more:
+            if not self._more.wait_for(lambda: found() is not None or self.proc.poll() is not None, limit_s):
+                pytest.fail(f"no {needle!r} line within {limit_s} s:\n{''.join(self.lines)}")
+        line = found()
+        if line is None:
+            self._reader.join(COMMAND_TIMEOUT_S)
+            pytest.fail(f"server exited with {self.proc.returncode} before a {needle!r} line:\n{self.stderr()}")
+        return line
 
     def wait_ready(self, base: str, limit_s: float = 15.0) -> None:
         """Poll /healthz until it answers 200 (readiness, not a timing check)."""
         deadline = time.monotonic() + limit_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                _, err = self.proc.communicate()
-                pytest.fail(f"server exited with {self.proc.returncode} before it was ready:\n{err}")
+                self._reader.join(COMMAND_TIMEOUT_S)
+                pytest.fail(f"server exited with {self.proc.returncode} before it was ready:\n{self.stderr()}")
             try:
                 if http_status(base + "/healthz") == 200:
                     return
@@ -322,19 +374,21 @@ class Server:
         pytest.fail(f"server did not answer /healthz within {limit_s} s")
 
     def stop(self) -> tuple[int, str]:
+        """SIGTERM, then (exit code, everything written to stderr)."""
         self.proc.send_signal(signal.SIGTERM)
         try:
-            _, err = self.proc.communicate(timeout=10)
+            self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            _, err = self.proc.communicate()
-            pytest.fail(f"server did not exit within 10 s of SIGTERM:\n{err}")
-        return self.proc.returncode, err
+            self.kill()
+            pytest.fail(f"server did not exit within 10 s of SIGTERM:\n{self.stderr()}")
+        self._reader.join(COMMAND_TIMEOUT_S)
+        return self.proc.returncode, self.stderr()
 
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
-            self.proc.communicate()
+            self.proc.wait()
+        self._reader.join(COMMAND_TIMEOUT_S)
 
 
 def test_serve_migrates_answers_health_checks_and_stops_on_sigterm(tmp_path):
@@ -382,14 +436,34 @@ def test_serve_no_migrate_leaves_a_fresh_database_without_tables(tmp_path):
     assert not APP_TABLES & (tables_in(db) if db.exists() else set())
 
 
-def test_serve_on_a_port_in_use_is_one_line_naming_the_port(tmp_path):
+def test_serve_on_a_port_in_use_is_one_line_before_anything_is_migrated(tmp_path):
     db = tmp_path / "busy.db"
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
         result = run_cli(tmp_path, "serve", "--port", str(port), env=clean_env(PULSESTACK_DATABASE_URL=sqlite_url(db)))
-    assert_one_line_failure(result, str(port))
+    line = assert_one_line_failure(result, only_line=True)
+    assert line == f"pulsestack: error: cannot listen on 127.0.0.1:{port}: Address already in use"
+    assert result.returncode == 1
+    assert not db.exists(), "the database was opened (migrated) although the server could not listen"
+
+
+def test_serve_says_serving_on_once_the_port_answers(tmp_path):
+    db = tmp_path / "serve.db"
+    port = free_port()
+    server = Server(tmp_path, "--port", str(port), env=clean_env(PULSESTACK_DATABASE_URL=sqlite_url(db)))
+    try:
+        line = server.wait_for_line(" serving on ")
+        # Once, at once: no polling. The line means the port answers now.
+        assert http_status(f"http://127.0.0.1:{port}/healthz") == 200
+        code, err = server.stop()
+    finally:
+        server.kill()
+    assert f" INFO pulsestack serving on http://127.0.0.1:{port} (database {sqlite_url(db)})" in line
+    assert code == 0, err
+    lines = err.splitlines()
+    assert [i for i, l in enumerate(lines) if " migrate: applied " in l] < [i for i, l in enumerate(lines) if " serving on " in l]
 
 
 def test_serve_no_migrate_on_an_unopenable_sqlite_file_is_one_line(tmp_path):

@@ -439,6 +439,37 @@ async def test_a_burst_of_sends_is_pushed_in_few_flushes(client):
     await a.synced(client, alice.headers)
 
 
+# --- a failed flush --------------------------------------------------------------------------------
+
+async def test_a_flush_that_fails_is_retried_and_loses_nothing(client, monkeypatch, caplog):
+    owner, ws, [alice] = await team(client, 1)
+    hub = hub_of(client)
+    a = await connect(client, alice.headers)
+    await a.ping()
+    real = hub._new_notifications
+    failed: list[set] = []
+
+    async def fails_once(notification_ids, connected):
+        if notification_ids and not failed:  # the flush that carries the send below, whatever else it carries
+            failed.append(set(notification_ids))
+            raise RuntimeError("the driver lost its way")
+        return await real(notification_ids, connected)
+
+    monkeypatch.setattr(hub, "_new_notifications", fails_once)
+
+    n1 = await send(client, owner.headers, ws["slug"], title="through a failed flush")
+
+    assert await a.until_unread(1) == {"total": 1, "workspaces": {ws["id"]: 1}}
+    assert (await a.until_notification(n1["id"]))["title"] == "through a failed flush"
+    assert failed == [{uuid.UUID(n1["id"])}]
+    await a.synced(client, alice.headers)
+    await a.ping()
+    assert [i["id"] for i in a.notifications] == [n1["id"]]  # once, not twice
+    logged = [r for r in caplog.records if r.name == "pulsestack.hub" and "flush failed" in r.getMessage()]
+    assert len(logged) == 1, [r.getMessage() for r in logged]
+    assert "RuntimeError: the driver lost its way" in logged[0].getMessage()
+
+
 # --- a slow consumer -------------------------------------------------------------------------------
 
 async def test_a_client_that_stops_reading_is_closed_and_slows_nobody(aiohttp_client, config, db):

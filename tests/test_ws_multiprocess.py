@@ -6,7 +6,7 @@ Postgres only. Process A and process B are `python -m pulsestack serve`
 subprocesses; B connects as its own login role, so the test can find B's
 listener connection in pg_stat_activity and keep B from reconnecting for a
 while (ALTER ROLE ... NOLOGIN) to make "a change while B's listener was
-down" certain rather than a race against its 0.1 s reconnect.
+down" certain rather than a race against its 0.05 s reconnect.
 
 Every wait is a bounded poll or a frame read with a hang guard; nothing is timed.
 """

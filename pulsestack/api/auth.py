@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from ..appkeys import CONFIG, DB, HUB, LOGIN_LIMITER
+from ..appkeys import CONFIG, DB, HUB, LOGIN_LIMITER, REGISTRATION_LIMITER
 from ..errors import Forbidden
 from ..models.requests import Login, Registration
 from ..models.resources import Issued, Me
@@ -20,9 +20,15 @@ def _token_ttl(request: web.Request) -> timedelta:
     return timedelta(hours=request.app[CONFIG].auth.token_ttl_hours)
 
 
+def _client(request: web.Request) -> str:
+    """The key of the per-address rate limits: the TCP peer's address."""
+    return request.remote or "unknown"
+
+
 @routes.post("/api/auth/register", auth=False, body=Registration, answer=Issued, status=201,
              errors={403: "forbidden: registration is closed on this server",
-                     409: "conflict: an account with this email exists (details.email: \"taken\")"})
+                     409: "conflict: an account with this email exists (details.email: \"taken\")",
+                     429: "rate_limited: too many registrations from this address; wait `Retry-After` seconds"})
 async def register(request: web.Request, body: Registration) -> Issued:
     """Create an account and sign it in
 
@@ -31,7 +37,8 @@ async def register(request: web.Request, body: Registration) -> Issued:
     """
     if not request.app[CONFIG].auth.open_registration:
         raise Forbidden("registration is closed on this server; ask an administrator for an account")
-    return await accounts.register(request.app[DB], body, _token_ttl(request))
+    return await accounts.register(request.app[DB], body, _token_ttl(request), request.app[REGISTRATION_LIMITER],
+                                   _client(request))
 
 
 @routes.post("/api/auth/login", auth=False, body=Login, answer=Issued,
@@ -42,8 +49,7 @@ async def login(request: web.Request, body: Login) -> Issued:
 
     Each login makes a new token; earlier ones stay valid.
     """
-    return await accounts.login(request.app[DB], body, _token_ttl(request), request.app[LOGIN_LIMITER],
-                                request.remote or "unknown")
+    return await accounts.login(request.app[DB], body, _token_ttl(request), request.app[LOGIN_LIMITER], _client(request))
 
 
 @routes.post("/api/auth/logout", answer=None, status=204)

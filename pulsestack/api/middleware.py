@@ -1,5 +1,8 @@
 """Middleware: request ids, one access-log line per request, and errors.
 
+What the client chose (request id, method, path) is escaped in every log
+line (logs.printable), so a request cannot write a line of its own.
+
 Every error leaves the server in the documented shape. `ApiError`s render
 as themselves; aiohttp's own HTTP exceptions (unknown route, wrong method,
 body too large) are mapped onto the same codes; a lost database answers 503
@@ -17,6 +20,7 @@ from aiohttp import web
 
 from ..db import DatabaseUnavailable
 from ..errors import ApiError, BadRequest, Internal, MethodNotAllowed, NotFound, PayloadTooLarge, Unavailable
+from ..logs import printable
 from ..serialize import dumps
 from .jsonio import storable
 
@@ -48,6 +52,11 @@ def _from_http_exception(exc: web.HTTPException) -> ApiError:
     return error
 
 
+def _described(request: web.Request) -> str:
+    """Request id, method and path for a log line; all three are the client's to choose."""
+    return f"{printable(request[REQUEST_ID])} {printable(request.method)} {printable(request.path)}"
+
+
 @web.middleware
 async def request_context(request: web.Request, handler):
     """Give the request an id, log one line when it ends, render every error."""
@@ -70,13 +79,13 @@ async def request_context(request: web.Request, handler):
         except ApiError as exc:
             response = error_response(exc, request_id)
         except DatabaseUnavailable as exc:
-            errors_log.warning("request %s: database unavailable: %s", request_id, exc)
+            errors_log.warning("request %s: database unavailable: %s", printable(request_id), exc)
             response = error_response(Unavailable("the database is unavailable; retry shortly"), request_id)
         except Exception:
-            errors_log.exception("request %s %s %s failed", request_id, request.method, request.path)
+            errors_log.exception("request %s failed", _described(request))
             response = error_response(Internal("internal error; quote this request id when reporting it", {"request_id": request_id}), request_id)
         status = response.status
         response.headers.setdefault("X-Request-Id", request_id)
         return response
     finally:
-        log.info("%s %s %s %d %.1fms", request_id, request.method, request.path, status, (time.perf_counter() - started) * 1000)
+        log.info("%s %d %.1fms", _described(request), status, (time.perf_counter() - started) * 1000)

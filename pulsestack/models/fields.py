@@ -49,7 +49,8 @@ EMAIL_MAX = 254
 # and `ann@example.com` are one account.
 Email = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, max_length=EMAIL_MAX,
                                          pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
-Password = Annotated[str, Field(min_length=8, max_length=1024)]
+PASSWORD_MAX = 1024  # login checks no longer password than this against a hash
+Password = Annotated[str, Field(min_length=8, max_length=PASSWORD_MAX)]
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
 Slug = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=SLUG_PATTERN)]

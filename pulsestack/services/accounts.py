@@ -6,8 +6,9 @@ Emails arrive trimmed and lower-cased (models/fields.py `Email`), so
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -20,8 +21,16 @@ from ..ids import new_id, utcnow
 from ..models.requests import AdminAccount, Login, Registration
 from ..models.resources import Issued, User
 from ..queries import sessions, users
-from ..security import PASSWORD_MAX, hash_password, hash_token, new_token, verify_password
-from .ratelimit import FailureLimiter
+from ..models.fields import PASSWORD_MAX
+from ..security import hash_password, hash_token, new_token, verify_password
+from .ratelimit import SlidingWindowLimiter
+
+# Rate limits (docs/api.md, "Rate limiting"), counted before any password is hashed.
+LOGIN_FAILURES_PER_EMAIL = 5
+LOGIN_FAILURES_PER_CLIENT = 20
+LOGIN_WINDOW_S = 15 * 60
+REGISTRATIONS_PER_CLIENT = 10
+REGISTRATION_WINDOW_S = 60 * 60
 
 
 @dataclass(frozen=True)
@@ -34,7 +43,7 @@ async def create_admin(db: Database, account: AdminAccount) -> AdminResult:
     """Create a system admin, or promote the existing account with that email
     (its password then stays as it is, and may be left out)."""
     # Hash before the transaction: argon2 is slow on purpose, the writer should not wait for it.
-    password_hash = hash_password(account.password) if account.password is not None else None
+    password_hash = await hash_password(account.password) if account.password is not None else None
     async with db.transaction() as tx:
         existing = await users.get_user_credentials_by_email(tx, account.email)
         if existing is not None:
@@ -81,8 +90,28 @@ async def _issue_token(tx: Executor, user: User, ttl: timedelta) -> Issued:
     return Issued(user=user, token=token, expires_at=expires_at)
 
 
-async def register(db: Database, registration: Registration, ttl: timedelta) -> Issued:
-    password_hash = await asyncio.to_thread(hash_password, registration.password)
+def _refuse(wait: float, message: str) -> None:
+    """429 with Retry-After in whole seconds, when there is a wait."""
+    if wait > 0:
+        seconds = math.ceil(wait)
+        raise RateLimited(message, {"retry_after": seconds}, {"Retry-After": str(seconds)})
+
+
+class RegistrationLimiter:
+    """Registrations per client address, counted when admitted (before the hash)."""
+
+    def __init__(self, per_client: int = REGISTRATIONS_PER_CLIENT, window_s: float = REGISTRATION_WINDOW_S):
+        self.by_client = SlidingWindowLimiter(per_client, window_s)
+
+    def admit(self, client: str) -> None:
+        _refuse(self.by_client.retry_after(client), "too many registrations from this address; try again later")
+        self.by_client.record(client)
+
+
+async def register(db: Database, registration: Registration, ttl: timedelta,
+                   limiter: RegistrationLimiter, client: str) -> Issued:
+    limiter.admit(client)
+    password_hash = await hash_password(registration.password)
     try:
         async with db.transaction() as tx:
             user = await users.create_user(tx, id=new_id(), email=registration.email, password_hash=password_hash,
@@ -92,43 +121,70 @@ async def register(db: Database, registration: Registration, ttl: timedelta) -> 
         raise Conflict("an account with this email already exists", {"email": "taken"}) from None
 
 
+class LoginAttempt:
+    """A login the limiter admitted; until it ends it counts against both limits."""
+
+    def __init__(self, limiter: "LoginLimiter", email: str, client: str):
+        self._limiter, self.email, self.client = limiter, email, client
+        self._open = True
+
+    def failed(self) -> None:
+        self.end()
+        self._limiter.by_email.record(self.email)
+        self._limiter.by_client.record(self.client)
+
+    def succeeded(self) -> None:
+        self.end()
+        self._limiter.by_email.reset(self.email)
+
+    def end(self) -> None:
+        """Stop counting it in flight (what `failed` and `succeeded` start with)."""
+        if self._open:
+            self._open = False
+            self._limiter.by_email.end(self.email)
+            self._limiter.by_client.end(self.client)
+
+
 class LoginLimiter:
     """Failed logins per email and per client address (services/ratelimit.py)."""
 
-    def __init__(self, per_email: int = 5, per_client: int = 20, window_s: float = 900):
-        self.by_email = FailureLimiter(per_email, window_s)
-        self.by_client = FailureLimiter(per_client, window_s)
+    def __init__(self, per_email: int = LOGIN_FAILURES_PER_EMAIL, per_client: int = LOGIN_FAILURES_PER_CLIENT,
+                 window_s: float = LOGIN_WINDOW_S):
+        self.by_email = SlidingWindowLimiter(per_email, window_s)
+        self.by_client = SlidingWindowLimiter(per_client, window_s)
 
-    def check(self, email: str, client: str) -> None:
-        wait = max(self.by_email.retry_after(email), self.by_client.retry_after(client))
-        if wait > 0:
-            seconds = math.ceil(wait)
-            raise RateLimited("too many failed logins; try again later", {"retry_after": seconds}, {"Retry-After": str(seconds)})
-
-    def failed(self, email: str, client: str) -> None:
-        self.by_email.failed(email)
-        self.by_client.failed(client)
-
-    def succeeded(self, email: str) -> None:
-        self.by_email.reset(email)
+    @contextlib.contextmanager
+    def attempt(self, email: str, client: str) -> Iterator[LoginAttempt]:
+        """Admit a login, or 429 once either limit is reached, attempts in flight
+        included. One that ends without `failed()` or `succeeded()` (the database
+        failed, say) counts as neither."""
+        _refuse(max(self.by_email.retry_after(email), self.by_client.retry_after(client)),
+                "too many failed logins; try again later")
+        attempt = LoginAttempt(self, email, client)
+        self.by_email.begin(email)
+        self.by_client.begin(client)
+        try:
+            yield attempt
+        finally:
+            attempt.end()
 
 
 async def login(db: Database, credentials: Login, ttl: timedelta, limiter: LoginLimiter, client: str) -> Issued:
     """A new token, or the same 401 whether the email is unknown or the password wrong.
 
     An unknown email still costs one argon2 verification, so the two cases
-    also take the same time.
+    also take the same time. The attempt counts against the rate limits from
+    before its lookup and hash: concurrent guesses cannot outrun the count.
     """
     email, password = credentials.email.strip().lower(), credentials.password
-    limiter.check(email, client)
-    found = await users.get_user_credentials_by_email(db, email) if len(password) <= PASSWORD_MAX else None
-    # argon2 takes ~100 ms of CPU by design: off the event loop (it releases the GIL).
-    matches, needs_rehash = await asyncio.to_thread(verify_password, found.password_hash if found else None, password[:PASSWORD_MAX])
-    if not matches or found is None:
-        limiter.failed(email, client)
-        raise Unauthorized("wrong email or password")
-    limiter.succeeded(email)
-    new_hash = await asyncio.to_thread(hash_password, password) if needs_rehash else None
+    with limiter.attempt(email, client) as attempt:
+        found = await users.get_user_credentials_by_email(db, email) if len(password) <= PASSWORD_MAX else None
+        matches, needs_rehash = await verify_password(found.password_hash if found else None, password[:PASSWORD_MAX])
+        if not matches or found is None:
+            attempt.failed()
+            raise Unauthorized("wrong email or password")
+        attempt.succeeded()
+    new_hash = await hash_password(password) if needs_rehash else None
     async with db.transaction() as tx:
         if new_hash is not None:
             await users.update_password_hash(tx, found.user.id, new_hash)

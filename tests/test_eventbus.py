@@ -1,0 +1,153 @@
+"""The Postgres event bus's listener: how soon it tries again after losing
+its connection, and that it comes back (and asks for a refresh) once the
+database answers again.
+
+The outage is a TCP proxy in front of the shared Postgres server that the
+test cuts (every connection dropped, new ones refused) and restores; the
+server itself is never touched. The delays checked are the ones the bus
+chose, never measured durations; every wait is bounded by a hang guard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from conftest import PostgresServer, with_database
+from pulsestack import eventbus
+from pulsestack.eventbus import CHANNEL, Change, PostgresBus
+from wshelpers import poll
+
+HANG_GUARD_S = 30.0
+LISTENER = "pulsestack-bus-listener"  # the name of the bus's listening task
+
+
+# --- the schedule -------------------------------------------------------------------------------
+
+def test_reconnect_delays_start_short_double_and_stop_at_one_second():
+    without_jitter = [eventbus.reconnect_delay(n, rand=lambda: 0.0) for n in range(1, 10)]
+    assert without_jitter == [0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0, 1.0]
+    assert eventbus.reconnect_delay(10_000, rand=lambda: 0.0) == 1.0  # no overflow, however long the outage
+
+
+def test_reconnect_delays_jitter_a_little_and_only_downwards():
+    for n in (1, 3, 6, 50):
+        plain = eventbus.reconnect_delay(n, rand=lambda: 0.0)
+        most_jittered = eventbus.reconnect_delay(n, rand=lambda: 1.0)
+        assert 0.75 * plain <= most_jittered < plain
+
+
+# --- an outage ----------------------------------------------------------------------------------
+
+class CuttableProxy:
+    """A TCP proxy to Postgres. `cut()` drops every connection and refuses
+    new ones (counting them) until `restore()`."""
+
+    def __init__(self, host: str, port: int):
+        self.target = (host, port)
+        self.is_cut = False
+        self.refused = 0
+        self.accepted = 0
+        self._transports: set[asyncio.Transport] = set()
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self._server.sockets[0].getsockname()[1]
+
+    async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        if self.is_cut:
+            self.refused += 1
+            client_writer.transport.abort()
+            return
+        self.accepted += 1
+        server_reader, server_writer = await asyncio.open_connection(*self.target)
+        self._transports |= {client_writer.transport, server_writer.transport}
+
+        async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            except ConnectionError:
+                pass
+            finally:
+                writer.transport.abort()
+
+        await asyncio.gather(pipe(client_reader, server_writer), pipe(server_reader, client_writer))
+
+    def cut(self) -> None:
+        self.is_cut = True
+        for transport in self._transports:
+            transport.abort()
+        self._transports.clear()
+
+    def restore(self) -> None:
+        self.is_cut = False
+
+    async def close(self) -> None:
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+
+def through(url: str, port: int) -> str:
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
+    return urlunsplit(parts._replace(netloc=f"{netloc}127.0.0.1:{port}"))
+
+
+async def test_the_listener_reconnects_within_a_second_of_attempts_and_asks_for_a_refresh(
+        postgres_server: PostgresServer, postgres_database: str, monkeypatch):
+    url = with_database(postgres_server.url, postgres_database)
+    target = urlsplit(url)
+    proxy = CuttableProxy(target.hostname or "127.0.0.1", target.port or 5432)
+    bus = PostgresBus(through(url, await proxy.start()))
+    changes: list[Change] = []
+    refreshed = asyncio.Event()
+    delays: list[float] = []  # what the listener chose to sleep between attempts
+    real_sleep = asyncio.sleep
+
+    async def recording_sleep(delay, *args, **kwargs):
+        task = asyncio.current_task()
+        if task is not None and task.get_name() == LISTENER:
+            delays.append(delay)
+        return await real_sleep(delay, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "sleep", recording_sleep)
+    notifier = await asyncpg.connect(url)  # straight to Postgres, as another process would
+    try:
+        await bus.start(changes.append, refreshed.set)
+        await asyncio.wait_for(bus.connected.wait(), HANG_GUARD_S)
+
+        async def heard(user: uuid.UUID) -> None:
+            payload = json.dumps({"o": "another-process", "u": [str(user)]})
+            await notifier.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
+            await poll(lambda: any(user in c.users for c in changes), f"the bus to deliver {user}", HANG_GUARD_S)
+
+        await heard(uuid.uuid4())
+
+        proxy.cut()
+        await poll(lambda: not bus.connected.is_set(), "the listener to notice the cut", HANG_GUARD_S)
+        # A long enough outage for the backoff to reach its cap (six refused attempts).
+        await poll(lambda: proxy.refused >= 6, "six refused reconnect attempts", HANG_GUARD_S)
+        assert not refreshed.is_set()
+        accepted_before = proxy.accepted
+        proxy.restore()
+
+        await asyncio.wait_for(refreshed.wait(), HANG_GUARD_S)
+        assert proxy.accepted == accepted_before + 1, "the first attempt after the restore connects"
+        assert delays, "the listener never waited between attempts"
+        assert max(delays) <= 1.0, f"the listener waited {max(delays)} s between attempts: {delays}"
+        assert delays[0] <= 0.05, f"first retry after {delays[0]} s"
+        await heard(uuid.uuid4())  # listening again
+    finally:
+        await bus.close()
+        await notifier.close()
+        await proxy.close()
