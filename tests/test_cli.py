@@ -276,9 +276,18 @@ def test_create_admin_rejects_an_invalid_email(tmp_path, migrated_db):
 def test_create_admin_on_an_unmigrated_database_is_one_line(tmp_path):
     # A user can fix this (run `pulsestack migrate`): one line, no traceback.
     db = tmp_path / "unmigrated.db"
+    sqlite3.connect(db).close()  # an empty database file, no tables
     result = run_cli(tmp_path, "create-admin", "--email", "frank@example.com", "--password-stdin",
                      env=clean_env(PULSESTACK_DATABASE_URL=sqlite_url(db)), stdin="long enough password\n")
-    assert_one_line_failure(result)
+    assert_one_line_failure(result, "pulsestack migrate")
+
+
+def test_create_admin_on_a_missing_sqlite_file_is_one_line_and_creates_no_file(tmp_path):
+    db = tmp_path / "missing.db"
+    result = run_cli(tmp_path, "create-admin", "--email", "grace@example.com", "--password-stdin",
+                     env=clean_env(PULSESTACK_DATABASE_URL=sqlite_url(db)), stdin="long enough password\n")
+    assert_one_line_failure(result, str(db), "does not exist", "pulsestack migrate", only_line=True)
+    assert list(tmp_path.iterdir()) == []  # neither the file nor a -wal or -shm beside it
 
 
 def test_create_admin_against_unreachable_postgres_is_one_line(tmp_path):
@@ -366,20 +375,12 @@ def test_serve_port_option_wins_over_the_environment(tmp_path):
     assert code == 0, err
 
 
-def test_serve_no_migrate_leaves_a_fresh_database_without_tables(tmp_path):
+def test_serve_no_migrate_on_a_missing_sqlite_file_is_one_line_and_creates_no_file(tmp_path):
     db = tmp_path / "nomigrate.db"
-    port = free_port()
-    server = Server(tmp_path, "--no-migrate", "--port", str(port), env=clean_env(PULSESTACK_DATABASE_URL=sqlite_url(db)))
-    try:
-        base = f"http://127.0.0.1:{port}"
-        server.wait_ready(base)
-        assert http_status(base + "/readyz") == 200
-        assert not APP_TABLES & (tables_in(db) if db.exists() else set())
-        code, err = server.stop()
-    finally:
-        server.kill()
-    assert code == 0, err
-    assert not APP_TABLES & (tables_in(db) if db.exists() else set())
+    result = run_cli(tmp_path, "serve", "--no-migrate", "--port", str(free_port()),
+                     env=clean_env(PULSESTACK_DATABASE_URL=sqlite_url(db)))
+    assert_one_line_failure(result, str(db), "does not exist", "pulsestack migrate")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_serve_on_a_port_in_use_is_one_line_naming_the_port(tmp_path):

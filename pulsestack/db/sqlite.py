@@ -5,7 +5,9 @@ goes through the single writer connection, serialised by an asyncio lock and
 opened with `BEGIN IMMEDIATE` (the write lock is taken up front, never
 upgraded mid-transaction). Reads outside a transaction go to read-only
 connections; in WAL mode they see the last committed state and never wait
-behind a long write.
+behind a long write. Every connection opens an existing file only
+(`mode=rw`): on a missing file `connect` fails with `DatabaseUnavailable`
+and leaves nothing behind; `pulsestack migrate` (yoyo) creates the file.
 
 A read first runs inline, on a read-only connection of the event loop's own
 thread: the hot reads (a session lookup, an unread count, an inbox page)
@@ -179,13 +181,20 @@ class SQLiteTransaction(Transaction):
             await self._conn.executemany(compile_sqlite(query.sql), bound)
 
 
+def existing_file_uri(path: str) -> str:
+    """A URI that opens the database file read-write but never creates it
+    (`mode=rw`): a missing file is an error, not a new empty database.
+    Only migrations (yoyo) create the file."""
+    return Path(path).absolute().as_uri() + "?mode=rw"
+
+
 class InlineReader:
     """A read-only connection used on the event loop's thread, for reads that
     finish within INLINE_BUDGET_S; `fetch` answers None for any other."""
 
     def __init__(self, path: str):
         # busy_timeout 0: never wait on the loop; the reader threads wait instead.
-        self.conn = sqlite3.connect(path, isolation_level=None)
+        self.conn = sqlite3.connect(existing_file_uri(path), uri=True, isolation_level=None)
         self.conn.row_factory = sqlite3.Row
         self.conn.execute("PRAGMA query_only = ON")
         self.conn.execute("PRAGMA busy_timeout = 0")
@@ -222,7 +231,7 @@ class SQLiteDatabase(Database):
 
     async def _open(self, *pragmas: str) -> aiosqlite.Connection:
         # isolation_level=None: sqlite3 opens no implicit transactions; we say BEGIN ourselves.
-        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        conn = await aiosqlite.connect(existing_file_uri(self.path), uri=True, isolation_level=None)
         conn.row_factory = sqlite3.Row  # rows carry their column names
         for pragma in (f"busy_timeout = {self._busy_timeout_ms}", "foreign_keys = ON", *pragmas):
             await conn.execute(f"PRAGMA {pragma}")
@@ -233,7 +242,7 @@ class SQLiteDatabase(Database):
             # Open once synchronously first: a file that cannot be opened fails
             # here, cleanly, instead of inside aiosqlite's worker thread (whose
             # failure path races with the event loop closing).
-            sqlite3.connect(self.path).close()
+            sqlite3.connect(existing_file_uri(self.path), uri=True).close()
             # WAL: readers see the last commit while the writer works.
             # synchronous=NORMAL is safe in WAL mode (no corruption; a crash of
             # the process loses nothing, a power cut at most the last commits).
@@ -245,6 +254,9 @@ class SQLiteDatabase(Database):
             self._inline = InlineReader(self.path)
         except (sqlite3.Error, OSError) as exc:
             await self.close()
+            if not Path(self.path).exists():
+                raise DatabaseUnavailable(
+                    f"SQLite database file {self.path} does not exist; run `pulsestack migrate` first") from exc
             raise DatabaseUnavailable(f"cannot open SQLite database {self.path!r}: {exc}") from exc
 
     async def close(self) -> None:
