@@ -214,3 +214,37 @@ async def test_reads_survive_a_dropped_postgres_connection(db, dialect, database
         ).fetchone()[0]
     assert killed >= 1
     assert (await users.get_user(db, user["id"]))["id"] == user["id"]
+
+
+async def _confuse_protocol(db) -> None:
+    """Leave the pool's one connection as asyncpg leaves one whose stream lost
+    step (seen after a server restart): an unexpected server message puts its
+    protocol in a state where the next operation raises InternalClientError
+    ("cannot switch to state ...; another operation (...) is in progress")."""
+    async with db._pool.acquire() as conn:
+        stray_data_row = b"D" + (6).to_bytes(4, "big") + (0).to_bytes(2, "big")
+        conn._con._protocol.data_received(stray_data_row)
+
+
+@pytest.mark.parametrize("dialect", ["postgres"], indirect=True)
+async def test_a_connection_in_a_confused_protocol_state_is_unavailable_and_discarded(database_url):
+    from pulsestack.db import open_database
+
+    async with open_database(database_url, pool_size=1) as db:
+        user = await make_user(db)
+        await _confuse_protocol(db)
+        # A write is never retried blindly: the caller hears "unavailable" (503).
+        with pytest.raises(DatabaseUnavailable):
+            await make_user(db)
+        # The broken connection was thrown away: the next statement runs on a new one.
+        assert (await users.get_user(db, user["id"]))["id"] == user["id"]
+
+        await _confuse_protocol(db)
+        with pytest.raises(DatabaseUnavailable):
+            async with db.transaction() as tx:
+                await users.get_user(tx, user["id"])
+        assert (await users.get_user(db, user["id"]))["id"] == user["id"]
+
+        # A read that meets a broken connection is retried once on a new one.
+        await _confuse_protocol(db)
+        assert (await users.get_user(db, user["id"]))["id"] == user["id"]
