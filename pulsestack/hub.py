@@ -343,7 +343,8 @@ class UnreadHub(Hub):
             return {}
         items = await self.db.fetch_all("list_notifications_by_ids", notification_ids=ids)
         order = {item["id"]: i for i, item in enumerate(items)}  # oldest first
-        frames = [wire_frame(dumps({"type": "notification", "item": item})) for item in items]
+        frames = [wire_frame(dumps({"type": "notification", "item": {**item, "is_read": False, "read_at": None}}))
+                  for item in items]
         owed: dict[uuid.UUID, list[int]] = {}
         for r in receipts:
             if r["notification_id"] in order:

@@ -150,9 +150,9 @@ def test_migrate_creates_tables_is_idempotent_and_rolls_back(tmp_path):
     assert "Traceback" not in again.stderr
     assert APP_TABLES <= tables_in(db)
 
-    last_step = run_cli(tmp_path, "migrate", "--rollback", "1", env=env)
-    assert last_step.returncode == 0, last_step.stderr
-    assert "idempotency_keys" not in tables_in(db)  # 0002 undone
+    last_steps = run_cli(tmp_path, "migrate", "--rollback", "2", env=env)
+    assert last_steps.returncode == 0, last_steps.stderr
+    assert "idempotency_keys" not in tables_in(db)  # 0003 and 0002 undone
     assert "users" in tables_in(db)  # 0001 kept
 
     rollback = run_cli(tmp_path, "migrate", "--rollback", "99", env=env)

@@ -2,8 +2,12 @@
 
 `:name` placeholders become `$1, $2, ...` once per query (a name used twice
 is one parameter); `IN (:ids)` becomes `= ANY(:ids)` so a list is one array
-parameter whatever its length. asyncpg already returns `uuid.UUID`, aware
-UTC `datetime`s and `bool`s, so rows need no conversion. asyncpg prepares and
+parameter whatever its length. asyncpg returns each column as its Postgres
+type says: `uuid.UUID` for uuid, aware UTC `datetime` for timestamptz, `bool`,
+`str`, `int`; so rows need no conversion. For json and jsonb, every pooled
+connection gets a codec when it opens (`_init_connection`): values come back
+decoded and parameters (a dict, or a list bound to a JSON column) are sent
+as JSON, spelled as the SQLite adapter spells them. asyncpg prepares and
 caches each statement per connection on first use.
 
 The pool opens connections lazily: the server starts, and answers /readyz
@@ -17,6 +21,7 @@ terminated rather than handed back to the pool, which opens a new one.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from functools import lru_cache
@@ -24,6 +29,7 @@ from typing import Any
 
 import asyncpg
 
+from ..serialize import dumps
 from .base import (
     Database,
     DatabaseError,
@@ -107,6 +113,13 @@ async def _acquire(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
             yield conn
 
 
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    """The pool's hook for each new connection: JSON in and out as Python
+    values (asyncpg's default is text both ways)."""
+    for json_type in ("json", "jsonb"):
+        await conn.set_type_codec(json_type, schema="pg_catalog", encoder=dumps, decoder=json.loads)
+
+
 async def _keep_session(conn: asyncpg.Connection) -> None:
     """The pool's reset hook: nothing to reset (see PostgresDatabase.connect)."""
 
@@ -165,7 +178,7 @@ class PostgresDatabase(Database):
         # open transaction is still rolled back on release.
         self._pool = asyncpg.create_pool(
             self.dsn, min_size=0, max_size=self._pool_size, timeout=self._connect_timeout,
-            command_timeout=60, reset=_keep_session,
+            command_timeout=60, init=_init_connection, reset=_keep_session,
         )
         await self._pool
 
