@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from ..db import Database, UniqueViolation
+from ..db import Database, ForeignKeyViolation, UniqueViolation
 from ..errors import Forbidden, NotFound, ValidationFailed
 from ..hub import Hub
 from ..ids import new_id, utcnow
@@ -84,6 +84,10 @@ async def send(db: Database, hub: Hub, principal: Principal, slug: str, request:
             if idempotency_key is not None:
                 await idempotency.delete_expired_idempotency_key(tx, principal.id, idempotency_key, now - IDEMPOTENCY_TTL)
                 await idempotency.create_idempotency_key(tx, principal.id, idempotency_key, body, now)
+    except ForeignKeyViolation:
+        # The workspace was deleted after the access check (its notification
+        # row has nothing to refer to): as if it had never been there.
+        raise NotFound("no such workspace") from None
     except UniqueViolation as exc:
         if idempotency_key is None or not (exc.constraint or "").startswith("idempotency_keys_"):
             raise

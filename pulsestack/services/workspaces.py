@@ -18,7 +18,7 @@ import unicodedata
 from dataclasses import dataclass
 from uuid import UUID
 
-from ..db import Database, UniqueViolation
+from ..db import Database, ForeignKeyViolation, UniqueViolation
 from ..errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ..hub import Hub
 from ..ids import new_id, utcnow
@@ -129,10 +129,15 @@ async def add_member(db: Database, principal: Principal, slug: str, email: objec
     if user is None:
         raise NotFound("no user with this email", {"email": "no such user"})
     try:
-        await members.add_member(db, id=new_id(), workspace_id=acc.id, user_id=user["id"], role=role, joined_at=utcnow())
+        # One transaction: the answer is the row just written, even if the
+        # workspace is deleted right after.
+        async with db.transaction() as tx:
+            await members.add_member(tx, id=new_id(), workspace_id=acc.id, user_id=user["id"], role=role, joined_at=utcnow())
+            return await members.get_member(tx, acc.id, user["id"])
     except UniqueViolation:
         raise Conflict("this user is already a member", {"email": "already a member"}) from None
-    return await members.get_member(db, acc.id, user["id"])
+    except ForeignKeyViolation:  # the workspace was deleted after the access check
+        raise NotFound("no such workspace") from None
 
 
 async def change_role(db: Database, principal: Principal, slug: str, user_id: UUID, role: str) -> dict:
