@@ -23,7 +23,7 @@ from ..errors import Forbidden, NotFound, ValidationFailed
 from ..hub import Hub
 from ..ids import new_id, utcnow
 from ..serialize import dumps
-from ..queries import idempotency, members, notifications, receipts
+from ..queries import idempotency, members, notifications, receipts, workspaces
 from .accounts import Principal
 from .workspaces import RANK, access
 
@@ -72,6 +72,9 @@ async def send(db: Database, hub: Hub, principal: Principal, slug: str, request:
     try:
         async with db.transaction() as tx:
             await notifications.create_notification(tx, **notification)
+            # A member removal in flight commits first, or waits for this
+            # send: the fan-out never writes a receipt for someone who left.
+            await workspaces.lock_workspace_for_fan_out(tx, acc.id)
             if request.recipients is None:
                 count = await notifications.fan_out_broadcast(tx, notification_id=notification["id"], workspace_id=acc.id,
                                                               sender_id=principal.id, created_at=now)

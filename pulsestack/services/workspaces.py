@@ -162,6 +162,10 @@ async def remove_member(db: Database, hub: Hub, principal: Principal, slug: str,
     if target["role"] == "owner":
         raise Conflict("the owner cannot leave or be removed; delete the workspace instead", {"user_id": "is the owner"})
     async with db.transaction() as tx:
+        # Waits for a send in flight to commit, so its receipts are deleted
+        # too, and holds new sends' fan-outs off until this has committed.
+        if await workspaces.lock_workspace_for_member_removal(tx, acc.id) is None:
+            raise NotFound("no such workspace")
         if await members.remove_member(tx, acc.id, user_id) == 0:
             raise NotFound("no such member")
         await receipts.delete_member_receipts(tx, acc.id, user_id)
