@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from factories import make_members, make_user, make_workspace
-from pulsestack.db import DatabaseUnavailable, ForeignKeyViolation, NamedQuery, UniqueViolation
+from pulsestack.db import DatabaseUnavailable, ForeignKeyViolation, IntegrityViolation, NamedQuery, UniqueViolation
 from pulsestack.ids import new_id, utcnow
 from pulsestack.queries import idempotency, members, notifications, receipts, sessions, users
 
@@ -231,6 +231,12 @@ async def test_unique_violations_name_the_constraint_the_schema_declares(db):
     await sessions.create_session(db, id=new_id(), user_id=owner["id"], token_hash="t", created_at=now, expires_at=now)
     assert await violated(sessions.create_session(db, id=new_id(), user_id=owner["id"], token_hash="t", created_at=now,
                                                   expires_at=now)) == "sessions_token_hash_key"
+
+
+async def test_check_violations_name_the_constraint(db):
+    with pytest.raises(IntegrityViolation) as err:
+        await make_user(db, "Upper@Example.com")
+    assert err.value.constraint == "users_email_lower"
 
 
 async def test_foreign_keys_are_enforced(db):
