@@ -18,10 +18,13 @@ SELECT r.notification_id, r.user_id
    AND r.user_id IN (:user_ids);
 
 -- name: list_notifications_by_ids(notification_ids) :many
--- The content of new notifications, as inbox items fresh from the send
--- (unread), oldest first so frames go out in the order they were sent.
+-- The content of new notifications, oldest first so frames go out in the
+-- order they were sent. The hub adds is_read (false) and read_at (null) to
+-- make each an inbox item fresh from the send: a literal column would have
+-- no declared type, and SQLite would return false as 0. Served by
+-- notifications' primary key.
 SELECT n.id, n.workspace_id, n.sender_id, n.title, n.message, n.type, n.broadcast, n.created_at,
-       false AS is_read, NULL AS read_at, w.slug AS workspace_slug
+       w.slug AS workspace_slug
   FROM notifications AS n
   JOIN workspaces AS w ON w.id = n.workspace_id
  WHERE n.id IN (:notification_ids)

@@ -57,6 +57,26 @@ UPDATE workspaces
  WHERE id = :workspace_id
 RETURNING id, name, slug, owner_id, created_at;
 
+-- name: lock_workspace_for_fan_out(workspace_id) :scalar
+-- A send's transaction runs this just before its fan-out reads the members,
+-- and a member removal's runs lock_workspace_for_member_removal before it
+-- deletes, so the two take turns: a removal either commits before the
+-- fan-out reads the members, or waits until the send has committed and then
+-- deletes its receipt too. Never a receipt (and an unread count) for someone
+-- who has left. Postgres locks the row (sql/postgres/workspaces.sql); here
+-- it is a plain read, because SQLite's single writer already runs these
+-- transactions one at a time. Served by workspaces_pkey.
+SELECT id
+  FROM workspaces
+ WHERE id = :workspace_id;
+
+-- name: lock_workspace_for_member_removal(workspace_id) :scalar
+-- The removal's side of lock_workspace_for_fan_out; no row when the
+-- workspace is gone. Served by workspaces_pkey.
+SELECT id
+  FROM workspaces
+ WHERE id = :workspace_id;
+
 -- name: delete_workspace(workspace_id) :exec
 -- Members, notifications and (through notifications) receipts cascade.
 DELETE FROM workspaces

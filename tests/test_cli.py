@@ -25,6 +25,7 @@ import pytest
 APP_TABLES = {"users", "sessions", "workspaces", "workspace_members", "notifications", "notification_receipts"}
 UNREACHABLE_POSTGRES = "postgresql://postgres@127.0.0.1:1/postgres"
 COMMAND_TIMEOUT_S = 60  # a hang guard, not a timing assertion
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations" / "sqlite"  # the same steps as postgres/
 
 
 def clean_env(**settings: str) -> dict[str, str]:
@@ -151,9 +152,9 @@ def test_migrate_creates_tables_is_idempotent_and_rolls_back(tmp_path):
     assert "Traceback" not in again.stderr
     assert APP_TABLES <= tables_in(db)
 
-    last_step = run_cli(tmp_path, "migrate", "--rollback", "1", env=env)
-    assert last_step.returncode == 0, last_step.stderr
-    assert "idempotency_keys" not in tables_in(db)  # 0002 undone
+    last_steps = run_cli(tmp_path, "migrate", "--rollback", "2", env=env)
+    assert last_steps.returncode == 0, last_steps.stderr
+    assert "idempotency_keys" not in tables_in(db)  # 0003 and 0002 undone
     assert "users" in tables_in(db)  # 0001 kept
 
     rollback = run_cli(tmp_path, "migrate", "--rollback", "99", env=env)
@@ -171,11 +172,12 @@ def test_migrate_rollback_of_more_steps_than_are_applied_says_so(tmp_path, empty
     env = clean_env(PULSESTACK_DATABASE_URL=empty_database_url)
     assert run_cli(tmp_path, "migrate", env=env).returncode == 0
 
-    more = run_cli(tmp_path, "migrate", "--rollback", "5", env=env)
+    steps = sorted((p.stem for p in MIGRATIONS.glob("*.sql") if not p.stem.endswith(".rollback")), reverse=True)
+    more = run_cli(tmp_path, "migrate", "--rollback", str(len(steps) + 2), env=env)
     assert more.returncode == 0, more.stderr
     [line] = stderr_lines(more)
-    assert " WARNING pulsestack migrate: only 2 migration steps are applied; rolled back 2 " in line, line
-    assert "0002_idempotency_keys, 0001_initial" in line
+    assert f" WARNING pulsestack migrate: only {len(steps)} migration steps are applied; rolled back {len(steps)} " in line, line
+    assert ", ".join(steps) in line
 
     nothing = run_cli(tmp_path, "migrate", "--rollback", "1", env=env)
     assert nothing.returncode == 0, nothing.stderr
@@ -298,9 +300,18 @@ def test_create_admin_rejects_an_invalid_email(tmp_path, migrated_db):
 def test_create_admin_on_an_unmigrated_database_is_one_line(tmp_path):
     # A user can fix this (run `pulsestack migrate`): one line, no traceback.
     db = tmp_path / "unmigrated.db"
+    sqlite3.connect(db).close()  # an empty database file, no tables
     result = run_cli(tmp_path, "create-admin", "--email", "frank@example.com", "--password-stdin",
                      env=clean_env(PULSESTACK_DATABASE_URL=sqlite_url(db)), stdin="long enough password\n")
-    assert_one_line_failure(result)
+    assert_one_line_failure(result, "pulsestack migrate")
+
+
+def test_create_admin_on_a_missing_sqlite_file_is_one_line_and_creates_no_file(tmp_path):
+    db = tmp_path / "missing.db"
+    result = run_cli(tmp_path, "create-admin", "--email", "grace@example.com", "--password-stdin",
+                     env=clean_env(PULSESTACK_DATABASE_URL=sqlite_url(db)), stdin="long enough password\n")
+    assert_one_line_failure(result, str(db), "does not exist", "pulsestack migrate", only_line=True)
+    assert list(tmp_path.iterdir()) == []  # neither the file nor a -wal or -shm beside it
 
 
 def test_create_admin_against_unreachable_postgres_is_one_line(tmp_path):
@@ -420,20 +431,12 @@ def test_serve_port_option_wins_over_the_environment(tmp_path):
     assert code == 0, err
 
 
-def test_serve_no_migrate_leaves_a_fresh_database_without_tables(tmp_path):
+def test_serve_no_migrate_on_a_missing_sqlite_file_is_one_line_and_creates_no_file(tmp_path):
     db = tmp_path / "nomigrate.db"
-    port = free_port()
-    server = Server(tmp_path, "--no-migrate", "--port", str(port), env=clean_env(PULSESTACK_DATABASE_URL=sqlite_url(db)))
-    try:
-        base = f"http://127.0.0.1:{port}"
-        server.wait_ready(base)
-        assert http_status(base + "/readyz") == 200
-        assert not APP_TABLES & (tables_in(db) if db.exists() else set())
-        code, err = server.stop()
-    finally:
-        server.kill()
-    assert code == 0, err
-    assert not APP_TABLES & (tables_in(db) if db.exists() else set())
+    result = run_cli(tmp_path, "serve", "--no-migrate", "--port", str(free_port()),
+                     env=clean_env(PULSESTACK_DATABASE_URL=sqlite_url(db)))
+    assert_one_line_failure(result, str(db), "does not exist", "pulsestack migrate")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_serve_on_a_port_in_use_is_one_line_before_anything_is_migrated(tmp_path):

@@ -9,9 +9,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from factories import make_members, make_user, make_workspace
-from pulsestack.db import DatabaseUnavailable, ForeignKeyViolation, NamedQuery, UniqueViolation
+from pulsestack.db import DatabaseUnavailable, ForeignKeyViolation, IntegrityViolation, NamedQuery, UniqueViolation
 from pulsestack.ids import new_id, utcnow
-from pulsestack.queries import members, notifications, receipts, sessions, users
+from pulsestack.queries import idempotency, members, notifications, receipts, sessions, users
 
 
 async def test_values_come_back_as_the_same_python_types(db):
@@ -24,6 +24,71 @@ async def test_values_come_back_as_the_same_python_types(db):
         assert row.model_dump() == {"id": uid, "email": "ann@example.com", "system_role": "user", "created_at": moment}
         assert isinstance(row.id, uuid.UUID)
         assert row.created_at.tzinfo is not None and row.created_at.utcoffset() == timedelta(0)
+
+
+# One column of each type PulseStack declares, spelled per dialect as the
+# migrations spell it (migrations/sqlite/0003_declared_types.sql).
+TYPED_COLUMNS = {
+    "postgres": "k integer, ref uuid, at timestamptz, archived boolean, label text, n integer, doc jsonb",
+    "sqlite": "k INTEGER, ref UUID TEXT, at TIMESTAMPTZ TEXT, archived BOOLEAN, label TEXT, n INTEGER, doc JSON TEXT",
+}
+INSERT_TYPED = NamedQuery.dynamic(
+    "insert_typed", "INSERT INTO typed_values (k, ref, at, archived, label, n, doc) VALUES (:k, :ref, :at, :archived, :label, :n, :doc)",
+    "exec")
+SELECT_TYPED = NamedQuery.dynamic("select_typed", "SELECT ref, at, archived, label, n, doc FROM typed_values ORDER BY k", "many")
+
+
+@pytest.fixture
+async def typed_table(db, dialect):
+    await db.execute(NamedQuery.dynamic("create_typed", f"CREATE TABLE typed_values ({TYPED_COLUMNS[dialect]})", "exec"))
+    try:
+        yield
+    finally:
+        await db.execute(NamedQuery.dynamic("drop_typed", "DROP TABLE typed_values", "exec"))
+
+
+def python_types(row: dict) -> dict:
+    return {k: type(v).__name__ for k, v in row.items()}
+
+
+async def test_each_declared_type_comes_back_as_the_same_python_value(db, typed_table):
+    moment = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=timezone.utc)
+    rows = [
+        {"ref": new_id(), "at": moment, "archived": True, "label": "x", "n": 42,
+         "doc": {"a": [1, "two", None, True], "b": {"c": 1.5}}},
+        {"ref": new_id(), "at": moment + timedelta(microseconds=1), "archived": False, "label": "", "n": 0,
+         "doc": [1, {"x": "y"}]},  # a list parameter bound to a JSON column
+        {"ref": None, "at": None, "archived": None, "label": None, "n": None, "doc": None},
+    ]
+    async with db.transaction() as tx:
+        for k, row in enumerate(rows):
+            await tx.execute(INSERT_TYPED, k=k, **row)
+        assert await tx.fetch_all(SELECT_TYPED) == rows  # the writer's connection
+    fetched = await db.fetch_all(SELECT_TYPED)  # a reader's
+    assert fetched == rows
+    assert python_types(fetched[0]) == {"ref": "UUID", "at": "datetime", "archived": "bool", "label": "str", "n": "int", "doc": "dict"}
+    assert python_types(fetched[1])["archived"] == "bool" and python_types(fetched[1])["doc"] == "list"
+    assert fetched[0]["at"].utcoffset() == timedelta(0)
+    assert set(python_types(fetched[2]).values()) == {"NoneType"}
+
+
+async def test_types_follow_the_column_through_aliases_and_scalar_subqueries(db, typed_table):
+    ref = new_id()
+    await db.execute(INSERT_TYPED, k=1, ref=ref, at=utcnow(), archived=True, label="l", n=1, doc={"k": "v"})
+    q = NamedQuery.dynamic(
+        "aliased_typed",
+        "SELECT t.archived AS is_archived, t.archived AS hidden, t.ref AS owner,"
+        "       (SELECT s.ref FROM typed_values AS s WHERE s.k = 1) AS first_ref, count(*) AS n"
+        "  FROM typed_values AS t GROUP BY t.archived, t.ref", "one")
+    row = await db.fetch_one(q)
+    assert row == {"is_archived": True, "hidden": True, "owner": ref, "first_ref": ref, "n": 1}
+    assert type(row["hidden"]) is bool and type(row["n"]) is int
+
+
+async def test_a_column_name_never_decides_the_type(db):
+    q = NamedQuery.dynamic(
+        "name_lookalikes", "SELECT 'x' AS stripe_customer_id, 'y' AS id, 'soon' AS starts_at, 2 AS is_big", "one")
+    assert await db.fetch_one(q) == {"stripe_customer_id": "x", "id": "y", "starts_at": "soon", "is_big": 2}
 
 
 async def test_aware_datetimes_in_other_zones_are_stored_as_utc(db):
@@ -141,17 +206,36 @@ async def test_readers_see_the_last_commit_while_a_write_is_open(db):
     assert await users.get_user(db, uid) is not None
 
 
-async def test_unique_violations_name_the_constraint(db):
-    await make_user(db, "dup@example.com")
-    with pytest.raises(UniqueViolation) as err:
-        await make_user(db, "dup@example.com")
-    assert err.value.constraint == "users_email_key"
+async def test_unique_violations_name_the_constraint_the_schema_declares(db):
+    """The same name on both dialects: the one declared in the migrations."""
 
-    owner = await make_user(db)
-    ws = await make_workspace(db, owner)
-    with pytest.raises(UniqueViolation) as err:
-        await members.add_member(db, id=new_id(), workspace_id=ws.id, user_id=owner.id, role="member", joined_at=utcnow())
-    assert err.value.constraint == "workspace_members_workspace_id_user_id_key"
+    async def violated(write) -> str:
+        with pytest.raises(UniqueViolation) as err:
+            await write
+        return err.value.constraint
+
+    owner = await make_user(db, "dup@example.com")
+    assert await violated(make_user(db, "dup@example.com")) == "users_email_key"
+    assert await violated(users.create_user(db, id=owner.id, email="other@example.com", password_hash="h",
+                                            system_role="user", created_at=utcnow())) == "users_pkey"
+
+    ws = await make_workspace(db, owner, slug="taken")
+    assert await violated(make_workspace(db, owner, slug="taken")) == "workspaces_slug_key"
+    assert await violated(members.add_member(db, id=new_id(), workspace_id=ws.id, user_id=owner.id, role="member",
+                                             joined_at=utcnow())) == "workspace_members_workspace_id_user_id_key"
+
+    now = utcnow()
+    await idempotency.create_idempotency_key(db, owner.id, "k-1", "{}", now)
+    assert await violated(idempotency.create_idempotency_key(db, owner.id, "k-1", "{}", now)) == "idempotency_keys_pkey"
+    await sessions.create_session(db, id=new_id(), user_id=owner.id, token_hash="t", created_at=now, expires_at=now)
+    assert await violated(sessions.create_session(db, id=new_id(), user_id=owner.id, token_hash="t", created_at=now,
+                                                  expires_at=now)) == "sessions_token_hash_key"
+
+
+async def test_check_violations_name_the_constraint(db):
+    with pytest.raises(IntegrityViolation) as err:
+        await make_user(db, "Upper@Example.com")
+    assert err.value.constraint == "users_email_lower"
 
 
 async def test_foreign_keys_are_enforced(db):
@@ -213,3 +297,37 @@ async def test_reads_survive_a_dropped_postgres_connection(db, dialect, database
         ).fetchone()[0]
     assert killed >= 1
     assert (await users.get_user(db, user.id)).id == user.id
+
+
+async def _confuse_protocol(db) -> None:
+    """Leave the pool's one connection as asyncpg leaves one whose stream lost
+    step (seen after a server restart): an unexpected server message puts its
+    protocol in a state where the next operation raises InternalClientError
+    ("cannot switch to state ...; another operation (...) is in progress")."""
+    async with db._pool.acquire() as conn:
+        stray_data_row = b"D" + (6).to_bytes(4, "big") + (0).to_bytes(2, "big")
+        conn._con._protocol.data_received(stray_data_row)
+
+
+@pytest.mark.parametrize("dialect", ["postgres"], indirect=True)
+async def test_a_connection_in_a_confused_protocol_state_is_unavailable_and_discarded(database_url):
+    from pulsestack.db import open_database
+
+    async with open_database(database_url, pool_size=1) as db:
+        user = await make_user(db)
+        await _confuse_protocol(db)
+        # A write is never retried blindly: the caller hears "unavailable" (503).
+        with pytest.raises(DatabaseUnavailable):
+            await make_user(db)
+        # The broken connection was thrown away: the next statement runs on a new one.
+        assert (await users.get_user(db, user.id)).id == user.id
+
+        await _confuse_protocol(db)
+        with pytest.raises(DatabaseUnavailable):
+            async with db.transaction() as tx:
+                await users.get_user(tx, user.id)
+        assert (await users.get_user(db, user.id)).id == user.id
+
+        # A read that meets a broken connection is retried once on a new one.
+        await _confuse_protocol(db)
+        assert (await users.get_user(db, user.id)).id == user.id

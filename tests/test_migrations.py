@@ -1,18 +1,35 @@
 """Migrations: apply from empty, re-apply as a no-op, roll back, and the two
-dialects' schemas match (tables, columns, nullability, keys, indexes)."""
+dialects' schemas match (tables, columns, their types and nullability, keys,
+indexes, constraint names); 0003 rebuilds SQLite's tables keeping every row."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 
 import psycopg
+import pytest
 
+from factories import make_members, make_user, make_workspace
+from pulsestack.db import ForeignKeyViolation, NamedQuery, open_database
 from pulsestack.db.migrate import apply_migrations, pending_migrations, rollback_migrations
+from pulsestack.ids import new_id, utcnow
+from pulsestack.queries import idempotency, notifications, receipts, sessions
 from pulsestack.resources import migrations_dir
 
 TABLES = {"users", "sessions", "workspaces", "workspace_members", "notifications", "notification_receipts", "idempotency_keys"}
 YOYO_TABLES = {"_yoyo_migration", "_yoyo_log", "_yoyo_version", "yoyo_lock"}
+# The column types SQLite declares (its adapter converts by them) and the
+# Postgres type of the same column; nothing else may appear on SQLite.
+SQLITE_TYPE_ON_POSTGRES = {
+    "UUID TEXT": "uuid",
+    "TIMESTAMPTZ TEXT": "timestamp with time zone",
+    "BOOLEAN": "boolean",
+    "TEXT": "text",
+    "INTEGER": "integer",
+    "JSON TEXT": "jsonb",
+}
 
 
 def step_ids(dialect: str) -> tuple[str, ...]:
@@ -59,11 +76,14 @@ def test_rollback_removes_everything_and_apply_works_again(empty_database_url, d
 def sqlite_schema(path: Path) -> dict:
     conn = sqlite3.connect(path)
     tables = sorted(t for (t,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'") if t not in YOYO_TABLES)
-    columns, uniques, indexes, fks = {}, set(), {}, set()
+    columns, types, uniques, indexes, fks, constraints = {}, {}, set(), {}, set(), set()
     for t in tables:
         info = conn.execute(f"PRAGMA table_info({t})").fetchall()
         # A PRIMARY KEY column is NOT NULL in spirit even where SQLite's pragma says otherwise.
         columns[t] = [(c[1], bool(c[3]) or bool(c[5])) for c in info]
+        types[t] = [(c[1], SQLITE_TYPE_ON_POSTGRES.get(c[2], c[2])) for c in info]
+        [sql] = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (t,)).fetchone()
+        constraints |= {(t, name) for name in re.findall(r"\bCONSTRAINT\s+(\w+)", re.sub(r"--[^\n]*", "", sql))}
         for _, name, unique, origin, partial in conn.execute(f"PRAGMA index_list({t})"):
             cols = tuple(r[2] for r in conn.execute(f"PRAGMA index_info({name})"))
             if origin == "u":
@@ -73,7 +93,8 @@ def sqlite_schema(path: Path) -> dict:
         for fk in conn.execute(f"PRAGMA foreign_key_list({t})"):
             fks.add((t, fk[3], fk[2], fk[6].upper()))
     conn.close()
-    return {"columns": columns, "uniques": uniques, "indexes": indexes, "foreign_keys": fks}
+    return {"columns": columns, "types": types, "uniques": uniques, "indexes": indexes, "foreign_keys": fks,
+            "constraints": constraints}
 
 
 def postgres_schema(url: str) -> dict:
@@ -84,6 +105,18 @@ def postgres_schema(url: str) -> dict:
                 "SELECT attname, attnotnull FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
                 (t,))]
             for t in tables
+        }
+        types = {
+            t: [(name, pgtype) for name, pgtype in conn.execute(
+                "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
+                " WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum", (t,))]
+            for t in tables
+        }
+        constraints = {
+            (t, name) for t, name in conn.execute(
+                "SELECT conrelid::regclass::text, conname FROM pg_constraint"
+                " WHERE connamespace = 'public'::regnamespace AND contype IN ('p', 'u', 'f', 'c')")
+            if t in tables
         }
         uniques = {
             (t, tuple(cols))
@@ -109,7 +142,8 @@ def postgres_schema(url: str) -> dict:
                 " FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]"
                 " WHERE c.contype = 'f' AND c.connamespace = 'public'::regnamespace")
         }
-    return {"columns": columns, "uniques": uniques, "indexes": indexes, "foreign_keys": fks}
+    return {"columns": columns, "types": types, "uniques": uniques, "indexes": indexes, "foreign_keys": fks,
+            "constraints": constraints}
 
 
 def test_both_dialects_end_with_the_same_schema(sqlite_template, postgres_server, postgres_database):
@@ -118,8 +152,61 @@ def test_both_dialects_end_with_the_same_schema(sqlite_template, postgres_server
     lite = sqlite_schema(sqlite_template)
     pg = postgres_schema(with_database(postgres_server.url, postgres_database))
     assert set(lite["columns"]) == TABLES
-    for key in ("columns", "uniques", "indexes", "foreign_keys"):
+    for key in ("columns", "types", "uniques", "indexes", "foreign_keys", "constraints"):
         assert lite[key] == pg[key], key
+    # Every primary key is named as Postgres names it, so a violation reports the same name.
+    assert {("idempotency_keys", "idempotency_keys_pkey"), ("users", "users_pkey")} <= lite["constraints"]
     # The indexes the hot paths rely on are there, by name.
     assert pg["indexes"]["receipts_unread_idx"] == ("notification_receipts", ("user_id", "workspace_id", "is_read"), False, True)
     assert pg["indexes"]["receipts_inbox_idx"][1] == ("user_id", "created_at", "notification_id")
+
+
+async def read_everything(db) -> dict:
+    tables = ("users", "sessions", "workspaces", "workspace_members", "notifications", "notification_receipts", "idempotency_keys")
+    # Ordered by every column: the same rows in the same order on both dialects.
+    return {t: await db.fetch_all(NamedQuery.dynamic(f"all_{t}", f"SELECT * FROM {t} ORDER BY 1, 2, 3", "many")) for t in tables}
+
+
+async def test_the_declared_types_step_keeps_every_row_and_constraint(empty_database_url, dialect):
+    apply_migrations(empty_database_url)
+    now = utcnow()
+    async with open_database(empty_database_url) as db:
+        owner = await make_user(db)
+        ws = await make_workspace(db, owner)
+        member, reader = await make_members(db, ws.id, 2)
+        nid = new_id()
+        await notifications.create_notification(db, id=nid, workspace_id=ws.id, sender_id=owner.id, title="t",
+                                                message="m", type="info", broadcast=True, created_at=now)
+        await notifications.fan_out_broadcast(db, notification_id=nid, workspace_id=ws.id, sender_id=owner.id, created_at=now)
+        await receipts.mark_read(db, reader, nid, now)
+        await sessions.create_session(db, id=new_id(), user_id=member, token_hash="h", created_at=now, expires_at=now)
+        await idempotency.create_idempotency_key(db, owner.id, "k", '{"a": 1}', now)
+        before = await read_everything(db)
+    assert rollback_migrations(empty_database_url, 1) == ("0003_declared_types",)
+    assert apply_migrations(empty_database_url).applied == ("0003_declared_types",)
+
+    async with open_database(empty_database_url) as db:
+        after = await read_everything(db)
+        assert after == before
+        assert [r["is_read"] for r in sorted(after["notification_receipts"], key=lambda r: r["user_id"] != reader)] == [True, False]
+        # Foreign keys still hold and still cascade.
+        with pytest.raises(ForeignKeyViolation):
+            await sessions.create_session(db, id=new_id(), user_id=new_id(), token_hash="x", created_at=now, expires_at=now)
+        await notifications.delete_notification(db, nid)
+        assert (await read_everything(db))["notification_receipts"] == []
+
+
+@pytest.mark.parametrize("dialect", ["sqlite"], indirect=True)
+def test_the_sqlite_rebuild_refuses_to_run_with_foreign_keys_on(empty_database_url):
+    # With foreign keys on, dropping a table would first delete (and cascade) the rows that refer to it.
+    apply_migrations(empty_database_url)
+    rollback_migrations(empty_database_url, 1)
+    path = empty_database_url[len("sqlite:///"):]
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA foreign_keys = ON")
+        with pytest.raises(sqlite3.IntegrityError, match="run_with_foreign_keys_off"):
+            conn.executescript((migrations_dir("sqlite") / "0003_declared_types.sql").read_text())
+        assert conn.execute("SELECT type FROM pragma_table_info('users') WHERE name = 'id'").fetchone() == ("TEXT",)
+    finally:
+        conn.close()

@@ -40,7 +40,7 @@ def inline_answers(monkeypatch) -> list[bool]:
 async def test_a_quick_read_is_answered_inline(db, inline_answers):
     user = await make_user(db, "inline@example.com")
     inline_answers.clear()
-    assert (await users.get_user(db, user.id)).email == "inline@example.com"
+    assert await users.get_user(db, user.id) == user  # typed as the writer's RETURNING row: UUID, datetime
     assert inline_answers == [True]
 
 
@@ -78,7 +78,7 @@ async def test_a_busy_database_hands_the_read_to_a_reader_thread(db, inline_answ
     user = await make_user(db, "busy@example.com")
     monkeypatch.setattr(db._inline, "conn", failing_connection(sqlite3.SQLITE_BUSY, "database is locked"))
     inline_answers.clear()
-    assert (await users.get_user(db, user.id)).email == "busy@example.com"
+    assert await users.get_user(db, user.id) == user  # a reader thread's connection converts types too
     assert inline_answers == [False]
 
 

@@ -1,6 +1,9 @@
 -- PulseStack initial schema (PostgreSQL).
 -- The same step exists in migrations/sqlite/ with SQLite spellings; a test
--- checks that both end with the same tables, columns and index names.
+-- checks that both dialects end with the same tables, columns, types, index
+-- and constraint names. The column types are what the application reads:
+-- asyncpg returns uuid as uuid.UUID, timestamptz as an aware UTC datetime,
+-- boolean as bool (SQLite declares the same types from 0003 on).
 --
 -- The receipt pattern: a notification's content lives once in
 -- notifications; each recipient's delivery state is one row in

@@ -1,8 +1,12 @@
 -- PulseStack initial schema (SQLite).
 -- The same step as migrations/postgres/, spelled for SQLite: UUIDs are TEXT in
 -- canonical form, timestamps TEXT in fixed-width UTC ISO-8601
--- (YYYY-MM-DDTHH:MM:SS.ffffffZ, so they sort as text), INTEGERs INTEGER 0/1. A test
--- checks that both end with the same tables, columns and index names.
+-- (YYYY-MM-DDTHH:MM:SS.ffffffZ, so they sort as text), booleans INTEGER 0/1.
+-- 0003_declared_types rebuilds every table with declared types (UUID TEXT,
+-- TIMESTAMPTZ TEXT, BOOLEAN), from which the adapter takes each result
+-- column's Python type, and with Postgres' constraint names. A test checks
+-- that both dialects end with the same tables, columns, types, index and
+-- constraint names.
 --
 -- The receipt pattern: a notification's content lives once in
 -- notifications; each recipient's delivery state is one row in

@@ -5,7 +5,8 @@
 -- database (in the send's own transaction) means a retry after a restart, or
 -- one that lands on another server process, is still recognised. `response`
 -- is the first answer's JSON body, so a replay needs no other row: it stays
--- the same even if the notification is later retracted.
+-- the same even if the notification is later retracted. 0003_declared_types
+-- rebuilds this table with declared types and a named foreign key.
 
 CREATE TABLE idempotency_keys (
     sender_id       TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,

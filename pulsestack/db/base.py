@@ -10,9 +10,23 @@
         await tx.execute(...)
         tx.after_commit(lambda: hub.users_changed(ids))
 
-Whatever the dialect, rows are plain dicts and values are the same Python
-types: `uuid.UUID` ids, UTC-aware `datetime`s, `bool`s, `int`s, `str`s.
-Parameters take the same types; a parameter written `IN (:ids)` takes a list.
+Whatever the dialect, rows are plain dicts, and a column's Python type comes
+from the type its table column declares, never from the column's name:
+
+    Python value          Postgres column   SQLite declared type (migrations/sqlite/0003)
+    uuid.UUID             uuid              UUID TEXT
+    aware UTC datetime    timestamptz       TIMESTAMPTZ TEXT
+    bool                  boolean           BOOLEAN
+    str                   text              TEXT
+    int                   integer           INTEGER
+    dict, list, ...       jsonb             JSON TEXT   (the decoded JSON value)
+
+The type follows a column through aliases, joins, RETURNING and scalar
+subqueries. A computed column (`count(*)`, `'x' AS y`) has no declared type:
+counts come back as `int`s and text as `str`s on both, but a literal boolean
+comes back as 1/0 on SQLite, so queries select typed columns, not literals.
+Parameters take the same types (a dict, or a list bound to a JSON column, is
+sent as JSON); a parameter written `IN (:ids)` takes a list.
 
 The adapters (sqlite.py, postgres.py) own everything dialect-specific:
 placeholders, list expansion, type conversion, connection handling, and
@@ -53,12 +67,14 @@ class IntegrityViolation(DatabaseError):
 
 
 class UniqueViolation(IntegrityViolation):
-    """A unique constraint refused the write; `constraint` follows the
-    `<table>_<col>[_<col>...]_key` naming of the migrations on both dialects."""
+    """A primary key or unique constraint refused the write; `constraint` is
+    its name as the migrations declare it, the same on both dialects
+    (`users_pkey`, `users_email_key`, `idempotency_keys_pkey`, ...)."""
 
 
 class ForeignKeyViolation(IntegrityViolation):
-    """A foreign key refused the write (the referenced row does not exist)."""
+    """A foreign key refused the write (the referenced row does not exist).
+    `constraint` is None on SQLite, which does not say which key failed."""
 
 
 @contextmanager

@@ -2,25 +2,34 @@
 
 `:name` placeholders become `$1, $2, ...` once per query (a name used twice
 is one parameter); `IN (:ids)` becomes `= ANY(:ids)` so a list is one array
-parameter whatever its length. asyncpg already returns `uuid.UUID`, aware
-UTC `datetime`s and `bool`s, so rows need no conversion. asyncpg prepares and
+parameter whatever its length. asyncpg returns each column as its Postgres
+type says: `uuid.UUID` for uuid, aware UTC `datetime` for timestamptz, `bool`,
+`str`, `int`; so rows need no conversion. For json and jsonb, every pooled
+connection gets a codec when it opens (`_init_connection`): values come back
+decoded and parameters (a dict, or a list bound to a JSON column) are sent
+as JSON, spelled as the SQLite adapter spells them. asyncpg prepares and
 caches each statement per connection on first use.
 
 The pool opens connections lazily: the server starts, and answers /readyz
 with 503, while the database is down. A read that fails because its pooled
 connection was dropped (server restart, pg_terminate_backend) is retried once
-on a fresh connection; a write is never retried blindly.
+on a fresh connection; a write is never retried blindly. A connection whose
+protocol lost step (asyncpg's InternalClientError, "another operation is in
+progress", seen after a server restart) counts as dropped too, and is
+terminated rather than handed back to the pool, which opens a new one.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+import json
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from functools import lru_cache
 from typing import Any
 
 import asyncpg
 
+from ..serialize import dumps
 from .base import (
     Database,
     DatabaseError,
@@ -42,6 +51,7 @@ _UNAVAILABLE = (
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
     asyncpg.OperatorInterventionError,  # admin shutdown, pg_terminate_backend
+    asyncpg.InternalClientError,  # the connection's protocol lost step; see _discarding_if_lost
 )
 
 
@@ -84,6 +94,32 @@ def _translate(exc: Exception) -> Exception:
     return exc
 
 
+@contextmanager
+def _discarding_if_lost(conn: asyncpg.Connection) -> Iterator[None]:
+    """Terminate `conn` when its protocol lost step: asyncpg would go on
+    failing every statement on it, and the pool would hand it out again.
+    A terminated connection is replaced by a new one on the next acquire."""
+    try:
+        yield
+    except asyncpg.InternalClientError:
+        conn.terminate()
+        raise
+
+
+@asynccontextmanager
+async def _acquire(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    async with pool.acquire() as conn:
+        with _discarding_if_lost(conn):
+            yield conn
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    """The pool's hook for each new connection: JSON in and out as Python
+    values (asyncpg's default is text both ways)."""
+    for json_type in ("json", "jsonb"):
+        await conn.set_type_codec(json_type, schema="pg_catalog", encoder=dumps, decoder=json.loads)
+
+
 async def _keep_session(conn: asyncpg.Connection) -> None:
     """The pool's reset hook: nothing to reset (see PostgresDatabase.connect)."""
 
@@ -110,16 +146,16 @@ class PostgresTransaction(Transaction):
         self._conn = conn
 
     async def _fetch(self, query: NamedQuery, params: Mapping[str, Any]) -> list[Row]:
-        with translating(_translate):
+        with translating(_translate), _discarding_if_lost(self._conn):
             return await _fetch(self._conn, query, params)
 
     async def _execute(self, query: NamedQuery, params: Mapping[str, Any]) -> int:
-        with translating(_translate):
+        with translating(_translate), _discarding_if_lost(self._conn):
             return await _execute(self._conn, query, params)
 
     async def _execute_many(self, query: NamedQuery, rows: list[Mapping[str, Any]]) -> None:
         sql, order = compile_postgres(query.sql)
-        with translating(_translate):
+        with translating(_translate), _discarding_if_lost(self._conn):
             await self._conn.executemany(sql, [[r[n] for n in order] for r in rows])
 
 
@@ -142,7 +178,7 @@ class PostgresDatabase(Database):
         # open transaction is still rolled back on release.
         self._pool = asyncpg.create_pool(
             self.dsn, min_size=0, max_size=self._pool_size, timeout=self._connect_timeout,
-            command_timeout=60, reset=_keep_session,
+            command_timeout=60, init=_init_connection, reset=_keep_session,
         )
         await self._pool
 
@@ -162,12 +198,12 @@ class PostgresDatabase(Database):
         for attempt in range(attempts):
             try:
                 with translating(_translate):
-                    async with pool.acquire() as conn:
+                    async with _acquire(pool) as conn:
                         return await op(conn, query, params)
             except DatabaseUnavailable:
                 if attempt + 1 == attempts:
                     raise
-                # The pooled connection was dropped; the pool replaces it.
+                # The pooled connection was dropped or discarded; the pool replaces it.
 
     async def _fetch(self, query: NamedQuery, params: Mapping[str, Any]) -> list[Row]:
         return await self._on_fresh_connection(_fetch, query, params)
@@ -182,9 +218,10 @@ class PostgresDatabase(Database):
             conn = await pool.acquire()
         try:
             tx = PostgresTransaction(conn, self.queries)
-            async with conn.transaction():
-                yield tx
-        except _UNAVAILABLE as exc:  # dropped while committing
+            with _discarding_if_lost(conn):
+                async with conn.transaction():
+                    yield tx
+        except _UNAVAILABLE as exc:  # dropped or lost step while beginning, committing or rolling back
             raise _translate(exc) from exc
         finally:
             await pool.release(conn)
@@ -193,7 +230,7 @@ class PostgresDatabase(Database):
     async def ping(self) -> None:
         pool = self._require_pool()
         try:
-            async with pool.acquire() as conn:
+            async with _acquire(pool) as conn:
                 await conn.fetchval("SELECT 1")
         except Exception as exc:
             raise DatabaseUnavailable(f"postgres: {exc.__class__.__name__}: {exc}") from exc
@@ -202,12 +239,12 @@ class PostgresDatabase(Database):
         q = self.queries[query] if isinstance(query, str) else query
         sql, _ = compile_postgres(q.sql)
         with translating(_translate):
-            async with self._require_pool().acquire() as conn:
+            async with _acquire(self._require_pool()) as conn:
                 await conn.prepare(sql)
 
     async def explain(self, query: str | NamedQuery, /, **params: Any) -> str:
         q = self.queries[query] if isinstance(query, str) else query
         sql, args = _args(q, params)
-        async with self._require_pool().acquire() as conn:
+        async with _acquire(self._require_pool()) as conn:
             # Plain EXPLAIN plans without executing, so writes change nothing.
             return "\n".join(r[0] for r in await conn.fetch("EXPLAIN " + sql, *args))

@@ -5,7 +5,9 @@ goes through the single writer connection, serialised by an asyncio lock and
 opened with `BEGIN IMMEDIATE` (the write lock is taken up front, never
 upgraded mid-transaction). Reads outside a transaction go to read-only
 connections; in WAL mode they see the last committed state and never wait
-behind a long write.
+behind a long write. Every connection opens an existing file only
+(`mode=rw`): on a missing file `connect` fails with `DatabaseUnavailable`
+and leaves nothing behind; `pulsestack migrate` (yoyo) creates the file.
 
 A read first runs inline, on a read-only connection of the event loop's own
 thread: the hot reads (a session lookup, an unread count, an inbox page)
@@ -15,12 +17,26 @@ inline read after INLINE_BUDGET_S (a progress handler), and a busy database
 makes it give up at once; either way the read runs again on one of a small
 pool of aiosqlite reader threads, as every read did before.
 
-Values: UUIDs are stored as canonical text, timestamps as fixed-width UTC
-ISO-8601 text (`2026-01-02T03:04:05.123456Z`, so text order is time order),
-booleans as 0/1. Results are converted back by column name: `id` and `*_id`
-become `uuid.UUID`, `*_at` aware `datetime`, `is_*` and `broadcast` `bool`.
-A list parameter (`IN (:ids)`) is sent as one JSON array and read with
-`json_each`, so a thousand ids are one bound value, not a thousand.
+Types: a result column gets its Python type from the type its table
+column declares (the migrations spell them; db/base.py lists them), never
+from its name. Every connection here opens with `PARSE_DECLTYPES`, and
+sqlite3 runs the converter registered for the first word of the declared
+type: `UUID TEXT` -> `uuid.UUID`, `TIMESTAMPTZ TEXT` -> aware UTC
+`datetime`, `BOOLEAN` -> `bool`, `JSON TEXT` -> the decoded value; TEXT and
+INTEGER need none. The declared type follows a column through an alias, a
+join, RETURNING or a scalar subquery; an expression (`count(*)`, `1 AS x`)
+declares nothing and comes back as SQLite returns it. Stored values: UUIDs
+are canonical text, timestamps fixed-width UTC ISO-8601 text
+(`2026-01-02T03:04:05.123456Z`, so text order is time order), booleans
+0/1, JSON text. A dict parameter is sent as JSON text; so is a list, which
+serves both a JSON column and `IN (:ids)`, read with `json_each`, so a
+thousand ids are one bound value, not a thousand.
+
+Constraint names: SQLite's "UNIQUE constraint failed: t.a, t.b" names the
+columns, not the constraint. The adapter reads the schema's declared names
+(`CONSTRAINT x PRIMARY KEY/UNIQUE (...)`, unique indexes) when it opens the
+database and reports the one on those columns, so a violation carries the
+same `constraint` as on Postgres.
 """
 
 from __future__ import annotations
@@ -34,7 +50,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +68,9 @@ from .base import (
     translating,
 )
 from ..ids import isoformat_z
-from .sqlfile import NamedQuery, rewrite_list_params
+from ..serialize import dumps
+from .sqlfile import NamedQuery, _blank_out_literals, rewrite_list_params
 
-BOOLEAN_COLUMNS = frozenset({"broadcast"})
 # How long a read may hold the event loop before it moves to a reader thread.
 # unread-count with wrk (64 connections), A/B: every read on a thread ~1,100 req/s, inline first ~3,100.
 INLINE_BUDGET_S = 0.002
@@ -72,41 +88,34 @@ def to_sqlite(value: Any) -> Any:
     if isinstance(value, datetime):  # always aware: Executor refuses naive ones
         return isoformat_z(value)
     if isinstance(value, (list, tuple, set, frozenset)):
-        return json.dumps([to_sqlite(v) for v in value])
+        return dumps(list(value))
+    if isinstance(value, dict):
+        return dumps(value)
     return value
 
 
-def _parse_timestamp(text: str) -> datetime:
-    return datetime.fromisoformat(text).astimezone(timezone.utc)
+def _timestamptz(raw: bytes) -> datetime:
+    return datetime.fromisoformat(raw.decode()).astimezone(timezone.utc)
 
 
-def _as_uuid(value: Any) -> uuid.UUID:
-    return uuid.UUID(value)
-
-
-@lru_cache(maxsize=1024)
-def _converters(names: tuple[str, ...]) -> tuple[Callable[[Any], Any] | None, ...]:
-    def for_name(name: str) -> Callable[[Any], Any] | None:
-        if name == "id" or name.endswith("_id"):
-            return _as_uuid
-        if name.endswith("_at"):
-            return _parse_timestamp
-        if name.startswith("is_") or name in BOOLEAN_COLUMNS:
-            return bool
-        return None
-
-    return tuple(for_name(n) for n in names)
+# Converters by the first word of a column's declared type; sqlite3 never
+# calls one for NULL. The registry is sqlite3's, process-wide: these names
+# are ours alone (TIMESTAMPTZ, not the TIMESTAMP that sqlite3 and yoyo use).
+CONVERTERS: dict[str, Callable[[bytes], Any]] = {
+    "UUID": lambda raw: uuid.UUID(raw.decode()),
+    "TIMESTAMPTZ": _timestamptz,
+    "BOOLEAN": lambda raw: raw != b"0",
+    "JSON": json.loads,
+}
+for _name, _converter in CONVERTERS.items():
+    sqlite3.register_converter(_name, _converter)
 
 
 def _rows(raw: list[sqlite3.Row]) -> list[Row]:
     if not raw:
         return []
-    names = tuple(raw[0].keys())
-    convs = _converters(names)
-    return [
-        {n: (v if c is None or v is None else c(v)) for n, c, v in zip(names, convs, r)}
-        for r in raw
-    ]
+    names = raw[0].keys()
+    return [dict(zip(names, r)) for r in raw]
 
 
 @lru_cache(maxsize=4096)
@@ -120,20 +129,58 @@ def compile_sqlite(sql: str) -> str:
 
 
 _UNIQUE = re.compile(r"UNIQUE constraint failed: (.+)")
+_UNIQUE_INDEX = re.compile(r"index '(.+)'")
+_CHECK = re.compile(r"CHECK constraint failed: (\w+)$")
+# A named primary key or unique constraint in a CREATE TABLE statement.
+_DECLARED_KEY = re.compile(
+    r'\bCONSTRAINT\s+"?(?P<name>\w+)"?\s+(?:PRIMARY\s+KEY|UNIQUE)\s*\((?P<columns>[^)]*)\)', re.IGNORECASE)
 
 
-def _translate(exc: Exception) -> Exception:
+class ConstraintNames:
+    """The declared name of each primary key, unique constraint and unique
+    index, by table and columns (lower-cased, in index order), read from the
+    schema when the database is opened. A key without a declared name is
+    called what Postgres would call it: `<table>_pkey`, `<table>_<cols>_key`."""
+
+    def __init__(self) -> None:
+        self._names: dict[tuple[str, tuple[str, ...]], str] = {}
+
+    def read(self, conn: sqlite3.Connection) -> None:
+        names: dict[tuple[str, tuple[str, ...]], str] = {}
+        for table, sql in conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'").fetchall():
+            t = table.lower()
+            primary_key = tuple(c.lower() for (c,) in conn.execute(
+                "SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk", (table,)))
+            if primary_key:
+                names[t, primary_key] = f"{table}_pkey"
+            for (index,) in conn.execute(
+                    "SELECT name FROM pragma_index_list(?) WHERE \"unique\" AND origin = 'c'", (table,)).fetchall():
+                columns = tuple(c for (c,) in conn.execute("SELECT name FROM pragma_index_info(?) ORDER BY seqno", (index,)))
+                if None not in columns:  # an index on expressions is reported by its own name
+                    names[t, tuple(c.lower() for c in columns)] = index
+            for m in _DECLARED_KEY.finditer(_blank_out_literals(sql or "")):
+                columns = tuple(item.split()[0].strip('"`[]').lower() for item in m["columns"].split(","))
+                names[t, columns] = m["name"]
+        self._names = names
+
+    def unique(self, table: str, columns: list[str]) -> str:
+        key = (table.lower(), tuple(c.lower() for c in columns))
+        return self._names.get(key) or f"{table}_{'_'.join(columns)}_key"
+
+
+def _translate(exc: Exception, constraints: ConstraintNames) -> Exception:
     """A driver exception as one of db.base's errors."""
     if isinstance(exc, sqlite3.IntegrityError):
         msg = str(exc)
         if m := _UNIQUE.match(msg):
-            cols = [c.strip() for c in m.group(1).split(",")]
-            table = cols[0].split(".")[0]
-            constraint = f"{table}_{'_'.join(c.split('.')[-1] for c in cols)}_key"
-            return UniqueViolation(msg, constraint)
-        if "FOREIGN KEY" in msg:
+            if index := _UNIQUE_INDEX.fullmatch(m.group(1)):
+                return UniqueViolation(msg, index.group(1))
+            columns = [c.strip() for c in m.group(1).split(",")]  # "t.a, t.b"
+            return UniqueViolation(msg, constraints.unique(columns[0].split(".")[0], [c.split(".")[-1] for c in columns]))
+        if "FOREIGN KEY" in msg:  # SQLite does not say which one
             return ForeignKeyViolation(msg)
-        return IntegrityViolation(msg)
+        check = _CHECK.search(msg)
+        return IntegrityViolation(msg, check.group(1) if check else None)
     if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
         return DatabaseUnavailable(f"sqlite: {exc}")
     if isinstance(exc, (sqlite3.ProgrammingError, ValueError)) and "closed" in str(exc).lower():
@@ -148,35 +195,48 @@ def _bind(params: Mapping[str, Any]) -> dict[str, Any]:
     return {k: to_sqlite(v) for k, v in params.items()}
 
 
-async def _fetch(conn: aiosqlite.Connection, sql: str, bound: Mapping[str, Any]) -> list[Row]:
+Translate = Callable[[Exception], Exception]
+
+
+async def _fetch(conn: aiosqlite.Connection, sql: str, bound: Mapping[str, Any], translate: Translate) -> list[Row]:
     # execute_fetchall: one hop to the connection's thread, not three
     # (execute, fetchall, close); it matters for short hot reads.
-    with translating(_translate):
+    with translating(translate):
         raw = await conn.execute_fetchall(sql, bound)
     return _rows(list(raw))
 
 
-async def _execute(conn: aiosqlite.Connection, query: NamedQuery, params: Mapping[str, Any]) -> int:
-    with translating(_translate):
+async def _execute(conn: aiosqlite.Connection, query: NamedQuery, params: Mapping[str, Any], translate: Translate) -> int:
+    with translating(translate):
         async with conn.execute(compile_sqlite(query.sql), _bind(params)) as cur:
             return cur.rowcount
 
 
 class SQLiteTransaction(Transaction):
-    def __init__(self, conn: aiosqlite.Connection, queries: Mapping[str, NamedQuery]):
+    def __init__(self, conn: aiosqlite.Connection, queries: Mapping[str, NamedQuery], translate: Translate):
         super().__init__(queries)
         self._conn = conn
+        self._translate = translate
 
     async def _fetch(self, query: NamedQuery, params: Mapping[str, Any]) -> list[Row]:
-        return await _fetch(self._conn, compile_sqlite(query.sql), _bind(params))
+        return await _fetch(self._conn, compile_sqlite(query.sql), _bind(params), self._translate)
 
     async def _execute(self, query: NamedQuery, params: Mapping[str, Any]) -> int:
-        return await _execute(self._conn, query, params)
+        return await _execute(self._conn, query, params, self._translate)
 
     async def _execute_many(self, query: NamedQuery, rows: list[Mapping[str, Any]]) -> None:
         bound = [_bind(r) for r in rows]
-        with translating(_translate):
+        with translating(self._translate):
             await self._conn.executemany(compile_sqlite(query.sql), bound)
+
+
+def connection_args(path: str) -> dict[str, Any]:
+    """How every connection here opens the file: an existing file only
+    (`mode=rw`: a missing one is an error, never a new empty database; only
+    migrations create it), result types from declared column types, and no
+    implicit transactions (sqlite3 opens none; we say BEGIN ourselves)."""
+    return {"database": Path(path).absolute().as_uri() + "?mode=rw", "uri": True,
+            "detect_types": sqlite3.PARSE_DECLTYPES, "isolation_level": None}
 
 
 class InlineReader:
@@ -185,7 +245,7 @@ class InlineReader:
 
     def __init__(self, path: str):
         # busy_timeout 0: never wait on the loop; the reader threads wait instead.
-        self.conn = sqlite3.connect(path, isolation_level=None)
+        self.conn = sqlite3.connect(**connection_args(path))
         self.conn.row_factory = sqlite3.Row
         self.conn.execute("PRAGMA query_only = ON")
         self.conn.execute("PRAGMA busy_timeout = 0")
@@ -219,10 +279,11 @@ class SQLiteDatabase(Database):
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         self._all_readers: list[aiosqlite.Connection] = []
         self._inline: InlineReader | None = None
+        self._constraints = ConstraintNames()
+        self._translate: Translate = partial(_translate, constraints=self._constraints)
 
     async def _open(self, *pragmas: str) -> aiosqlite.Connection:
-        # isolation_level=None: sqlite3 opens no implicit transactions; we say BEGIN ourselves.
-        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        conn = await aiosqlite.connect(**connection_args(self.path))
         conn.row_factory = sqlite3.Row  # rows carry their column names
         for pragma in (f"busy_timeout = {self._busy_timeout_ms}", "foreign_keys = ON", *pragmas):
             await conn.execute(f"PRAGMA {pragma}")
@@ -233,7 +294,11 @@ class SQLiteDatabase(Database):
             # Open once synchronously first: a file that cannot be opened fails
             # here, cleanly, instead of inside aiosqlite's worker thread (whose
             # failure path races with the event loop closing).
-            sqlite3.connect(self.path).close()
+            first = sqlite3.connect(**connection_args(self.path))
+            try:
+                self._constraints.read(first)
+            finally:
+                first.close()
             # WAL: readers see the last commit while the writer works.
             # synchronous=NORMAL is safe in WAL mode (no corruption; a crash of
             # the process loses nothing, a power cut at most the last commits).
@@ -245,6 +310,9 @@ class SQLiteDatabase(Database):
             self._inline = InlineReader(self.path)
         except (sqlite3.Error, OSError) as exc:
             await self.close()
+            if not Path(self.path).exists():
+                raise DatabaseUnavailable(
+                    f"SQLite database file {self.path} does not exist; run `pulsestack migrate` first") from exc
             raise DatabaseUnavailable(f"cannot open SQLite database {self.path!r}: {exc}") from exc
 
     async def close(self) -> None:
@@ -276,25 +344,25 @@ class SQLiteDatabase(Database):
         sql, bound = compile_sqlite(query.sql), _bind(params)  # once, whichever connection runs it
         if query.writes:  # e.g. INSERT ... RETURNING
             async with self._write_lock:
-                return await _fetch(self._require_writer(), sql, bound)
+                return await _fetch(self._require_writer(), sql, bound, self._translate)
         if self._inline is not None:
-            with translating(_translate):
+            with translating(self._translate):
                 rows = self._inline.fetch(sql, bound)
             if rows is not None:
                 return rows
         async with self._reader() as conn:
-            return await _fetch(conn, sql, bound)
+            return await _fetch(conn, sql, bound, self._translate)
 
     async def _execute(self, query: NamedQuery, params: Mapping[str, Any]) -> int:
         async with self._write_lock:
-            return await _execute(self._require_writer(), query, params)
+            return await _execute(self._require_writer(), query, params, self._translate)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SQLiteTransaction]:
         async with self._write_lock:
             conn = self._require_writer()
             await conn.execute("BEGIN IMMEDIATE")
-            tx = SQLiteTransaction(conn, self.queries)
+            tx = SQLiteTransaction(conn, self.queries, self._translate)
             try:
                 yield tx
                 # Shielded: a cancelled request must not leave the writer mid-COMMIT.

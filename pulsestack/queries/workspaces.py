@@ -42,5 +42,15 @@ async def rename_workspace(db: Executor, workspace_id: UUID, name: str) -> Works
     return one(Workspace, await db.fetch_one("rename_workspace", workspace_id=workspace_id, name=name))
 
 
+async def lock_workspace_for_fan_out(db: Executor, workspace_id: UUID) -> UUID | None:
+    """In a send's transaction, before its fan-out: a member removal waits for it, or it for the removal."""
+    return await db.fetch_value("lock_workspace_for_fan_out", workspace_id=workspace_id)
+
+
+async def lock_workspace_for_member_removal(db: Executor, workspace_id: UUID) -> UUID | None:
+    """In a removal's transaction, before it deletes; None when the workspace is gone."""
+    return await db.fetch_value("lock_workspace_for_member_removal", workspace_id=workspace_id)
+
+
 async def delete_workspace(db: Executor, workspace_id: UUID) -> int:
     return await db.execute("delete_workspace", workspace_id=workspace_id)

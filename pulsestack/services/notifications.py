@@ -19,14 +19,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from ..db import Database, Transaction, UniqueViolation
+from ..db import Database, ForeignKeyViolation, Transaction, UniqueViolation
 from ..errors import Forbidden, NotFound, ValidationFailed
 from ..hub import Hub
 from ..ids import new_id, utcnow
 from ..models.fields import InboxStatus
 from ..models.requests import NewNotification
 from ..models.resources import InboxItem, Notification, SendAnswer, SentNotification, UnreadCounts
-from ..queries import idempotency, members, notifications, receipts
+from ..queries import idempotency, members, notifications, receipts, workspaces
 from .accounts import Principal
 from .workspaces import RANK, access
 
@@ -65,6 +65,9 @@ async def send(db: Database, hub: Hub, principal: Principal, slug: str, request:
     try:
         async with db.transaction() as tx:
             await notifications.create_notification(tx, **notification.model_dump())
+            # A member removal in flight commits first, or waits for this
+            # send: the fan-out never writes a receipt for someone who left.
+            await workspaces.lock_workspace_for_fan_out(tx, acc.id)
             if request.recipients is None:
                 count = await notifications.fan_out_broadcast(tx, notification_id=notification.id, workspace_id=acc.id,
                                                               sender_id=principal.id, created_at=now)
@@ -77,6 +80,10 @@ async def send(db: Database, hub: Hub, principal: Principal, slug: str, request:
             if idempotency_key is not None:
                 await idempotency.delete_expired_idempotency_key(tx, principal.id, idempotency_key, now - IDEMPOTENCY_TTL)
                 await idempotency.create_idempotency_key(tx, principal.id, idempotency_key, body, now)
+    except ForeignKeyViolation:
+        # The workspace was deleted after the access check (its notification
+        # row has nothing to refer to): as if it had never been there.
+        raise NotFound("no such workspace") from None
     except UniqueViolation as exc:
         if idempotency_key is None or not (exc.constraint or "").startswith("idempotency_keys_"):
             raise

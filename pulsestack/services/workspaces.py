@@ -18,7 +18,7 @@ import unicodedata
 from dataclasses import dataclass
 from uuid import UUID
 
-from ..db import Database, UniqueViolation
+from ..db import Database, ForeignKeyViolation, UniqueViolation
 from ..errors import Conflict, Forbidden, NotFound
 from ..hub import Hub
 from ..ids import new_id, utcnow
@@ -118,12 +118,17 @@ async def add_member(db: Database, principal: Principal, slug: str, new: NewMemb
     if found is None:
         raise NotFound("no user with this email", {"email": "no such user"})
     try:
-        await members.add_member(db, id=new_id(), workspace_id=acc.id, user_id=found.user.id, role=new.role, joined_at=utcnow())
+        # One transaction: the answer is the row just written, even if the
+        # workspace is deleted right after.
+        async with db.transaction() as tx:
+            await members.add_member(tx, id=new_id(), workspace_id=acc.id, user_id=found.user.id, role=new.role,
+                                     joined_at=utcnow())
+            member = await members.get_member(tx, acc.id, found.user.id)
     except UniqueViolation:
         raise Conflict("this user is already a member", {"email": "already a member"}) from None
-    member = await members.get_member(db, acc.id, found.user.id)
-    if member is None:  # removed again meanwhile
-        raise NotFound("no such member")
+    except ForeignKeyViolation:  # the workspace was deleted after the access check
+        raise NotFound("no such workspace") from None
+    assert member is not None  # written in the same transaction
     return member
 
 
@@ -149,6 +154,10 @@ async def remove_member(db: Database, hub: Hub, principal: Principal, slug: str,
     if target.role == "owner":
         raise Conflict("the owner cannot leave or be removed; delete the workspace instead", {"user_id": "is the owner"})
     async with db.transaction() as tx:
+        # Waits for a send in flight to commit, so its receipts are deleted
+        # too, and holds new sends' fan-outs off until this has committed.
+        if await workspaces.lock_workspace_for_member_removal(tx, acc.id) is None:
+            raise NotFound("no such workspace")
         if await members.remove_member(tx, acc.id, user_id) == 0:
             raise NotFound("no such member")
         await receipts.delete_member_receipts(tx, acc.id, user_id)

@@ -1,0 +1,1 @@
+-- Undo 0003_declared_types: nothing to undo on Postgres (the step changes nothing here).

@@ -1,0 +1,12 @@
+-- depends: 0002_idempotency_keys
+-- Declared column types and constraint names: nothing to do on Postgres.
+--
+-- The SQLite step of the same number rebuilds its tables so that every
+-- column declares the type the application reads from it, and every
+-- constraint carries a declared name. Postgres already has both: its
+-- columns are uuid, timestamptz, boolean, text, integer (and jsonb for
+-- JSON), which asyncpg returns as uuid.UUID, aware datetimes, bools, strs,
+-- ints (and, through the adapter's codec, decoded JSON); its primary and
+-- foreign keys carry Postgres' own default names (<table>_pkey,
+-- <table>_<column>_fkey), which the SQLite step now declares too. This step
+-- only keeps the numbering the same on both dialects.
