@@ -20,7 +20,6 @@ from .api.middleware import request_context
 from .appkeys import CONFIG, DB, HUB, LOGIN_LIMITER, REGISTRATION_LIMITER
 from .config import Config
 from .db import Database, open_database
-from .eventbus import InProcessBus, PostgresBus
 from .hub import Hub, UnreadHub
 from .services.accounts import LoginLimiter, RegistrationLimiter
 
@@ -62,7 +61,7 @@ def create_app(config: Config, db: Database | None = None, hub: Hub | None = Non
             app[HUB] = hub
             yield
             return
-        bus = PostgresBus(config.database.url, config.hub.flush_ms / 1000) if config.database.dialect == "postgres" else InProcessBus()
+        bus = app[DB].event_bus(config.hub.flush_ms / 1000)
         realtime = UnreadHub(app[DB], bus, flush_ms=config.hub.flush_ms, send_queue=config.hub.send_queue)
         await realtime.start()
         app[HUB] = realtime

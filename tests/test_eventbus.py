@@ -20,7 +20,8 @@ import pytest
 
 from conftest import PostgresServer, with_database
 from pulsestack import eventbus
-from pulsestack.eventbus import CHANNEL, Change, PostgresBus
+from pulsestack.db.postgres_bus import CHANNEL, PostgresBus
+from pulsestack.eventbus import Change
 from wshelpers import poll
 
 HANG_GUARD_S = 30.0

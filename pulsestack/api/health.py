@@ -43,4 +43,4 @@ async def readyz(request: web.Request) -> Ready:
         # The reason (hosts, ports) is for the operator's log, not the caller.
         log.warning("readyz: database unavailable: %s", str(exc) or "ping timed out")
         raise Unavailable("database unavailable", {"database": db.dialect}) from exc
-    return Ready(status="ok", database=db.dialect)  # type: ignore[arg-type]
+    return Ready(status="ok", database=db.dialect)

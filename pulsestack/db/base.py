@@ -41,8 +41,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
+from ..eventbus import EventBus, InProcessBus
 from .sqlfile import NamedQuery
 
 log = logging.getLogger(__name__)
@@ -175,7 +176,7 @@ class Transaction(Executor):
 class Database(Executor):
     """A connected database: the dialect adapters implement this."""
 
-    dialect: str
+    dialect: Literal["sqlite", "postgres"]
 
     def __init__(self, queries: Mapping[str, NamedQuery]):
         self.queries = queries
@@ -205,6 +206,12 @@ class Database(Executor):
         """The plan the database would use for `query` with these parameters
         (EXPLAIN on Postgres, EXPLAIN QUERY PLAN on SQLite), one step a line.
         Writes are planned, never run."""
+
+    def event_bus(self, interval_s: float) -> EventBus:
+        """How this database's server processes tell each other about changes
+        (eventbus.py). This one hears nothing: SQLite has one server process
+        per database file."""
+        return InProcessBus()
 
     async def execute_many(self, query: str | NamedQuery, rows: Iterable[Mapping[str, Any]]) -> None:
         """Run a `:exec` query once per parameter mapping, all in one transaction."""

@@ -41,6 +41,8 @@ from .base import (
     UniqueViolation,
     translating,
 )
+from ..eventbus import EventBus
+from .postgres_bus import PostgresBus
 from .sqlfile import NamedQuery, rewrite_list_params, scan_placeholders
 
 # Errors that mean "the connection or the server is gone", not "your SQL is wrong".
@@ -226,6 +228,10 @@ class PostgresDatabase(Database):
         finally:
             await pool.release(conn)
         tx._run_after_commit()
+
+    def event_bus(self, interval_s: float) -> EventBus:
+        """LISTEN/NOTIFY on connections of its own (db/postgres_bus.py)."""
+        return PostgresBus(self.dsn, interval_s)
 
     async def ping(self) -> None:
         pool = self._require_pool()
