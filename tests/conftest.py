@@ -67,12 +67,18 @@ class PostgresServer:
         self._count += 1
         return f"{self.run_id}_{self._count}"
 
-    def create(self, name: str, template: str | None = None) -> str:
+    def create(self, name: str, template: str | None = None, icu_locale: str | None = None) -> str:
+        """A new database: a copy of `template`, or empty; with `icu_locale`,
+        collated by that ICU locale (as many production databases are) instead
+        of the server's default."""
+        query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if icu_locale:  # a new locale needs the pristine template
+            query += sql.SQL(" TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE {} LOCALE 'C.UTF-8'").format(
+                sql.Literal(icu_locale))
+        elif template:
+            query += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
         with self._admin() as conn:
-            if template:
-                conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template)))
-            else:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            conn.execute(query)
         return with_database(self.url, name)
 
     def drop(self, name: str) -> None:
@@ -189,6 +195,24 @@ def database_url(dialect: str, request: pytest.FixtureRequest, tmp_path: Path) -
         yield url
     finally:
         empty_all_tables(url)
+
+
+@pytest.fixture
+def locale_database_url(dialect: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated database that sorts text as a production database might:
+    Postgres collated by the ICU locale en-US (case-insensitive first, then
+    case), SQLite as SQLite always does."""
+    if dialect == "sqlite":
+        yield request.getfixturevalue("database_url")
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    name = server.new_name()
+    url = server.create(name, icu_locale="en-US")
+    try:
+        apply_migrations(url)
+        yield url
+    finally:
+        server.drop(name)
 
 
 @pytest.fixture

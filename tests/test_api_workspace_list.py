@@ -5,10 +5,14 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from pathlib import Path
 
 import pytest
 
 from apihelpers import create_workspace, expect_error, json_of, register
+from pulsestack.app import create_app
+from pulsestack.config import load_config
+from pulsestack.db import open_database
 
 
 async def test_workspaces_page_by_name_with_no_gap_or_repeat(client):
@@ -66,3 +70,29 @@ async def test_a_cursor_the_server_made_still_works_when_built_by_hand(client):
                                           params={"cursor": cursor_of({"name": "B", "id": str(uuid.UUID(int=0))})}), 200)
 
     assert [w["name"] for w in body["items"]] == ["B", "C"]
+
+
+NAMES = ["beta", "Alpha", "alpha", "Zulu", "zeta", "Ärger", "_under", "10 Downing", "9 Elms", "Beta"]
+
+
+async def test_workspaces_are_ordered_by_code_point_on_every_database_and_locale(aiohttp_client, locale_database_url):
+    """By name in Unicode code point order (upper case before lower case), the
+    same on SQLite and on a Postgres database collated by a human locale."""
+    config = load_config(Path(__file__).with_name("empty.toml"), env={"PULSESTACK_DATABASE_URL": locale_database_url})
+    async with open_database(locale_database_url) as db:
+        client = await aiohttp_client(create_app(config, db=db))
+        _, headers = await register(client)
+        for name in NAMES:
+            await create_workspace(client, headers, name=name)
+
+        me = await json_of(await client.get("/api/me", headers=headers), 200)
+        paged, cursor = [], None
+        while True:
+            params = {"limit": "3", **({"cursor": cursor} if cursor else {})}
+            body = await json_of(await client.get("/api/workspaces", params=params, headers=headers), 200)
+            paged += [w["name"] for w in body["items"]]
+            if (cursor := body["next_cursor"]) is None:
+                break
+
+    assert [w["name"] for w in me["workspaces"]] == sorted(NAMES)
+    assert paged == sorted(NAMES)

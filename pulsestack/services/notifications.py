@@ -55,7 +55,7 @@ async def send(db: Database, hub: Hub, principal: Principal, slug: str, request:
         found = await members.list_member_ids_among(db, acc.id, request.recipients)
         if missing := [str(r) for r in request.recipients if r not in found]:
             # details.recipients: the ids that are not members, so a client can show or drop them.
-            raise ValidationFailed(f"{len(missing)} of the recipients are not members of this workspace",
+            raise ValidationFailed(f"recipients who are not members of this workspace: {len(missing)}",
                                    {"recipients": missing})
 
     notification = Notification(

@@ -1,0 +1,1 @@
+-- Undo 0004_workspace_name_order: nothing was changed on SQLite.

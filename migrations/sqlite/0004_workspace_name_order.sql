@@ -1,0 +1,8 @@
+-- depends: 0003_declared_types
+-- Workspace names sort by Unicode code point: nothing to do on SQLite.
+--
+-- The Postgres step of the same number gives workspaces.name the "C"
+-- collation, so that lists by name (GET /api/workspaces, GET /api/me) page
+-- in the same order on both dialects. SQLite's default collation, BINARY,
+-- already compares UTF-8 bytes, which is code point order. This step only
+-- keeps the numbering the same on both dialects.
