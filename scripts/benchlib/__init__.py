@@ -1,4 +1,4 @@
-"""scripts/bench: PulseStack's benchmark harness (DESIGN.md §9, issue 6).
+"""scripts/bench: PulseStack's benchmark harness (the performance targets of docs/design.md).
 
 Run it as `scripts/bench` (which sets up .venv first); `scripts/bench --help`
 lists the sizes. Modules: procs (child processes, memory, limits), seed

@@ -1,5 +1,6 @@
-"""scripts/bench: measure PulseStack against DESIGN.md §9 on SQLite and
-Postgres, print a table and write docs/performance.md.
+"""scripts/bench: measure PulseStack against its performance targets
+(docs/design.md) on SQLite and Postgres, print a table and write
+docs/performance.md.
 
     scripts/bench                       # both dialects, default sizes (< 10 min on 2 cores)
     scripts/bench --dialect sqlite

@@ -32,7 +32,7 @@ CAUSES: dict[tuple[str, str | None], str] = {
         "`SELECT … FOR KEY SHARE` per receipt). Applied 2026-11-30: receipt ids are UUIDv7 built in SQL from the "
         "notification id's millisecond head (sql/receipts.sql): within noise here (3.30 vs 3.67 s in consecutive "
         "fan-out runs, 5.6 vs 5.1 s in an alternating A/B). Not applied: dropping the two foreign keys would save "
-        "their 2.3 s, but DESIGN.md §4 asks for cascades on notification and user delete, a DBA loses the database's "
+        "their 2.3 s, but receipts cascade on notification and user delete through them, a DBA loses the database's "
         "own guarantee, and the insert alone (2.5 s) would still miss 0.8 s; that is a schema decision, not a patch. "
         "0.8 s at 100,000 members needs not writing five index entries per member inside the request (see Findings)"),
     ("fanout", "sqlite"): (
@@ -56,7 +56,7 @@ CAUSES: dict[tuple[str, str | None], str] = {
         "lookups 70 ms, recount 314 ms, writes 410 ms (p99 843 ms in that run); SQLite 145, 279 and 379 ms; plus "
         "hub.flush_ms (50 ms). The recount "
         "alone nearly fills the 300 ms: it reads ~1,000,000 unread index entries (index-only; 200 ms on an idle "
-        "machine). A maintained per-(user, workspace) counter (DESIGN.md §4 allows one proven equal by tests) would "
+        "machine). A maintained per-(user, workspace) counter (allowed only if tests prove it equal to the count) would "
         "make it read 10,000 rows, but every fan-out would then also update a row per member, and the fan-out is "
         "already the slowest path. The 10,000 writes (~35 µs each: a send(2) on loopback while the clients compete "
         "for the same cores) remain"),
@@ -109,8 +109,8 @@ thing changed at a time. Two rounds: 2026-11-25 (commit 6e33e3b) and
   store a broadcast once and keep per-member state only where it differs
   (read/dismissed rows, or a per-(user, workspace) read watermark), or
   answer after the notification row and write the receipts in batches
-  behind it. Both change DESIGN.md §4's receipt pattern, so they are a
-  decision, not a patch.
+  behind it. Both change the receipt pattern (docs/design.md), so they
+  are a decision, not a patch.
 - **Websocket push.** The hub now does a fixed handful of queries and one
   write per connected recipient; what is left is the recount and the
   writes themselves. A maintained counter would take the recount out; the

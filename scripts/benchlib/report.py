@@ -1,5 +1,5 @@
-"""The results table (stdout) and docs/performance.md, with each DESIGN.md §9
-target marked met or missed and why."""
+"""The results table (stdout) and docs/performance.md, with each performance
+target of docs/design.md marked met or missed and why."""
 
 from __future__ import annotations
 
@@ -201,7 +201,7 @@ def console(machine: dict, runs: dict[str, dict]) -> str:
         for x in rows:
             lines.append(f"  {(x.scenario + ': ' + x.measure).ljust(w1)}  {x.sizes.ljust(w2)}  {x.result}")
         lines.append("")
-    lines.append("== DESIGN.md §9 targets ==")
+    lines.append("== targets (docs/design.md) ==")
     for dialect, d in runs.items():
         for v in verdicts_for(dialect, d):
             lines.append(f"  [{v.verdict.upper():>12}] {DIALECT_NAMES[dialect]:<10} {TARGET_TITLES[v.target]}: "
@@ -213,8 +213,8 @@ def markdown(machine: dict, command: str, runs: dict[str, dict]) -> str:
     md: list[str] = [
         "# PulseStack performance",
         "",
-        "Written by `scripts/bench`; do not edit by hand, run it again. Targets are "
-        "DESIGN.md §9; how each figure is measured is under [Method](#method).",
+        "Written by `scripts/bench`; do not edit by hand, run it again. The targets are "
+        "[design.md's](design.md#performance-targets); how each figure is measured is under [Method](#method).",
         "",
         "| | |",
         "|---|---|",
@@ -353,5 +353,5 @@ METHOD = """
   last, into a table that already holds the ~1,000,000 seeded receipts
   and grows by each repetition, as a live system's would.
 - The load generators share the machine's cores with the server (and with
-  Postgres); so does everything in §9's reference figures.
+  Postgres), as the targets assume.
 """

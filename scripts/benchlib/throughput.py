@@ -5,7 +5,7 @@ connections for a fixed time, after a short warm-up.
 
 Two callers: a typical user (one of the websocket crowd: 100 unread in one
 workspace, among ~1,000,000 receipts), whose figure is held against the
-§9 target, since the target is about what auth, routing, the adapter and
+target, since the target is about what auth, routing, the adapter and
 JSON cost per request; and the hot user of scenario 2 (1,000 unread), to
 show what counting ten times the rows costs on top.
 
@@ -17,7 +17,7 @@ the next, and alternating keeps a slow stretch of the machine from landing
 on one side of the ratio only.
 
 The load generator is wrk when it is on PATH (`apt-get install wrk`,
-`brew install wrk`), as DESIGN.md §9 names; otherwise loadgen.py, a bare
+`brew install wrk`), as the target names (docs/design.md); otherwise loadgen.py, a bare
 asyncio HTTP/1.1 client, in two processes. Either way every answer must be
 a 2xx, or the figure is refused.
 """
