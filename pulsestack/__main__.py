@@ -3,6 +3,7 @@
     pulsestack [--config PATH] serve [--no-migrate] [--host H] [--port P]
     pulsestack [--config PATH] migrate [--rollback N]
     pulsestack [--config PATH] create-admin --email E [--password-stdin]
+    pulsestack openapi
 
 A failure a user can fix (bad configuration, database unreachable, port in
 use, bad input) exits non-zero with one line on stderr, never a traceback.
@@ -185,7 +186,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("create-admin", parents=[common], help="create a system admin (or promote an existing user)")
     p.add_argument("--email", required=True)
     p.add_argument("--password-stdin", action="store_true", help="read the password from the first line of standard input")
+
+    commands.add_parser("openapi", parents=[common], help="print the OpenAPI document (what GET /api/openapi.json serves)")
     return parser
+
+
+def print_openapi(config: Config) -> None:
+    from .api.openapi import DOCUMENT
+    from .app import create_app
+
+    sys.stdout.buffer.write(create_app(config)[DOCUMENT])  # built from the routes; nothing connects
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -202,6 +212,8 @@ def run(argv: list[str] | None = None) -> int:
             migrate(config, args.rollback)
         elif args.command == "create-admin":
             asyncio.run(_create_admin(config, args.email, args.password_stdin))
+        elif args.command == "openapi":
+            print_openapi(config)
     except ConfigError as exc:
         return _fail(f"configuration error: {exc}", 2)
     except CommandError as exc:

@@ -11,8 +11,10 @@
 
 from __future__ import annotations
 
-import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +60,17 @@ async def test_document_is_served(client):
     assert resp.status == 200
     assert resp.content_type == "application/json"
     assert await resp.json() == DOC
+
+
+async def test_pulsestack_openapi_prints_the_served_document(client, tmp_path):
+    served = await (await client.get("/api/openapi.json")).read()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSESTACK_")}
+
+    printed = subprocess.run([sys.executable, "-m", "pulsestack", "openapi"], cwd=tmp_path, env=env,
+                             capture_output=True, timeout=60)
+
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout == served
 
 
 def test_document_is_valid_openapi_3_1():
