@@ -57,7 +57,8 @@ def migrate(config: Config, rollback: int | None = None) -> None:
             return
         result = apply_migrations(url)
     except Exception as exc:  # psycopg, sqlite3 and yoyo each raise their own kinds
-        raise CommandError(f"cannot migrate {redact(url)}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from exc
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CommandError(f"cannot migrate {redact(url)}: {reason}") from exc
     if result.applied:
         log.info("migrate: applied %s on %s", ", ".join(result.applied), redact(url))
     else:

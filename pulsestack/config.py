@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .db import dialect_of, sqlite_path
 
@@ -59,9 +60,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("auth", "open_registration", bool, True, "PULSESTACK_AUTH_OPEN_REGISTRATION",
             "Whether anyone may POST /api/auth/register; false = accounts come from create-admin and admins."),
     Setting("hub", "flush_ms", int, 50, "PULSESTACK_HUB_FLUSH_MS",
-            "Websocket hub: how long changes pile up before unread counts are recomputed and pushed, in milliseconds.", 1, 10_000),
+            "Websocket hub: how long changes pile up before unread counts are recomputed and pushed, in milliseconds.",
+            1, 10_000),
     Setting("hub", "send_queue", int, 256, "PULSESTACK_HUB_SEND_QUEUE",
-            "Websocket hub: frames held per socket while its connection is backed up; a client that falls this far behind is closed with 1013.", 1, 100_000),
+            "Websocket hub: frames held per socket while its connection is backed up; a client that falls this far behind "
+            "is closed with 1013.", 1, 100_000),
     Setting("hub", "heartbeat_s", int, 30, "PULSESTACK_HUB_HEARTBEAT_S",
             "Websocket ping interval in seconds; a peer that misses a pong is disconnected.", 1, 3600),
     Setting("log", "level", str, "info", "PULSESTACK_LOG_LEVEL",
@@ -116,7 +119,7 @@ class Config:
     log: LogConfig
     source: str = "defaults"
 
-    def replace(self, **changes: Mapping[str, Any]) -> "Config":
+    def replace(self, **changes: Mapping[str, Any]) -> Config:
         """A copy with some settings changed: `cfg.replace(database={"url": ...})`."""
         kwargs = {f.name: getattr(self, f.name) for f in fields(self)}
         for section, values in changes.items():
@@ -132,7 +135,8 @@ def _coerce(setting: Setting, value: Any, origin: str, text: bool) -> Any:
     (environment, command line) is parsed."""
     where = f"{setting.name} ({origin})"
     if not text and setting.type is not str and isinstance(value, str):
-        raise ConfigError(f"{where}: expected {'true or false' if setting.type is bool else 'a whole number'}, got the string {value!r}")
+        expected = "true or false" if setting.type is bool else "a whole number"
+        raise ConfigError(f"{where}: expected {expected}, got the string {value!r}")
     if setting.type is bool:
         if isinstance(value, bool):
             return value

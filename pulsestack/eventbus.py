@@ -41,7 +41,7 @@ def reconnect_delay(attempt: int, rand: Callable[[], float] = random.random) -> 
     the connection was lost): RECONNECT_FIRST_S doubling up to RECONNECT_MAX_S,
     shortened by up to RECONNECT_JITTER at random, so the processes that lost
     the database together do not all knock at the same instant."""
-    base = RECONNECT_FIRST_S * 2 ** min(attempt - 1, 10)
+    base = RECONNECT_FIRST_S * 2.0 ** min(attempt - 1, 10)
     return min(base, RECONNECT_MAX_S) * (1 - RECONNECT_JITTER * rand())
 
 
@@ -56,7 +56,7 @@ class Change:
     def __bool__(self) -> bool:
         return bool(self.users or self.workspaces or self.notifications or self.sessions or self.everyone)
 
-    def merge(self, other: "Change") -> None:
+    def merge(self, other: Change) -> None:
         self.users |= other.users
         self.workspaces |= other.workspaces
         self.notifications |= other.notifications
@@ -84,7 +84,7 @@ class Change:
         return out
 
     @classmethod
-    def from_payload(cls, payload: str) -> tuple[str, "Change"]:
+    def from_payload(cls, payload: str) -> tuple[str, Change]:
         data = json.loads(payload)
 
         def ids(key: str) -> set[uuid.UUID]:

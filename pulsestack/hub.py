@@ -91,17 +91,17 @@ class Hub:
         yield
 
     async def connect(self, ws: web.WebSocketResponse, user_id: uuid.UUID, session_id: uuid.UUID,
-                      request: web.Request) -> "Socket":
+                      request: web.Request) -> Socket:
         """Register an authenticated socket and send its `ready` frame."""
         raise RealtimeUnavailable("realtime hub not running")
 
-    def disconnect(self, sock: "Socket") -> None:
+    def disconnect(self, sock: Socket) -> None:
         """The socket's handler is done with it."""
 
-    def expire(self, sock: "Socket") -> None:
+    def expire(self, sock: Socket) -> None:
         """The socket's token has expired: close it as if revoked."""
 
-    def send(self, sock: "Socket", frame: dict) -> None:
+    def send(self, sock: Socket, frame: dict) -> None:
         """Send a reply (pong, error) on one socket."""
 
     async def close(self) -> None:
@@ -381,7 +381,8 @@ class UnreadHub(Hub):
             return set()
         return await hub_queries.list_connected_members(self.db, workspace_ids, connected)
 
-    async def _new_notifications(self, notification_ids: set[uuid.UUID], connected: list[uuid.UUID]) -> dict[uuid.UUID, list[bytes]]:
+    async def _new_notifications(self, notification_ids: set[uuid.UUID],
+                                 connected: list[uuid.UUID]) -> dict[uuid.UUID, list[bytes]]:
         """The `notification` frames owed to each connected recipient, oldest first."""
         if not notification_ids:
             return {}

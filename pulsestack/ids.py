@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def new_id() -> uuid.UUID:
@@ -26,10 +26,10 @@ def new_id() -> uuid.UUID:
 
 def utcnow() -> datetime:
     """Now, UTC-aware, microsecond precision."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def isoformat_z(moment: datetime) -> str:
     """`2026-01-02T03:04:05.123456Z`: the API's (and SQLite's) timestamp
     spelling, fixed width for every year 1-9999, so text order is time order."""
-    return moment.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"

@@ -22,7 +22,9 @@ import contextlib
 import logging
 import sys
 from collections.abc import AsyncIterator
+from typing import TextIO
 
+from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 FLUSH_INTERVAL_S = 0.2
@@ -71,7 +73,7 @@ class MalformedRequestsOneLine(logging.Filter):
 
 
 class BatchingStreamHandler(logging.StreamHandler):
-    def __init__(self, stream=None, capacity: int = 256):
+    def __init__(self, stream: TextIO | None = None, capacity: int = 256):
         super().__init__(stream)
         self.capacity = capacity
         self.pending: list[str] = []
@@ -85,6 +87,7 @@ class BatchingStreamHandler(logging.StreamHandler):
             self.handleError(record)
 
     def flush(self) -> None:
+        assert self.lock is not None  # made by Handler.__init__
         with self.lock:
             if self.pending:
                 text = "".join(self.pending)
@@ -112,7 +115,7 @@ def flush() -> None:
         handler.flush()
 
 
-async def flush_periodically(app) -> AsyncIterator[None]:
+async def flush_periodically(app: web.Application) -> AsyncIterator[None]:
     """An aiohttp cleanup context: flush the log handlers every FLUSH_INTERVAL_S."""
 
     async def flush_forever() -> None:

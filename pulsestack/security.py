@@ -45,7 +45,7 @@ _slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] 
 T = TypeVar("T")
 
 
-async def _hashing(work: Callable[..., T], *args) -> T:
+async def _hashing(work: Callable[..., T], *args: object) -> T:
     loop = asyncio.get_running_loop()
     slots = _slots.get(loop)
     if slots is None:

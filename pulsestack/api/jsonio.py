@@ -71,7 +71,7 @@ def _parse_object(raw: bytes) -> dict[str, Any]:
 
 def parse_query(request: web.Request, model: type[M]) -> M:
     """The query string as `model`; a bad parameter answers 400 naming it."""
-    return _parameters(model, {k: request.query[k] for k in request.query.keys()}, "query parameter")
+    return _parameters(model, {k: request.query[k] for k in request.query}, "query parameter")
 
 
 def parse_headers(request: web.Request, model: type[M]) -> M:

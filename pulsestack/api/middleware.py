@@ -17,6 +17,7 @@ import secrets
 import time
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from ..db import DatabaseUnavailable
 from ..errors import ApiError, BadRequest, Internal, MethodNotAllowed, NotFound, PayloadTooLarge, Unavailable
@@ -58,7 +59,7 @@ def _described(request: web.Request) -> str:
 
 
 @web.middleware
-async def request_context(request: web.Request, handler):
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Give the request an id, log one line when it ends, render every error."""
     request_id = request.headers.get("X-Request-Id", "")[:64] or secrets.token_hex(8)
     request[REQUEST_ID] = request_id
@@ -83,7 +84,8 @@ async def request_context(request: web.Request, handler):
             response = error_response(Unavailable("the database is unavailable; retry shortly"), request_id)
         except Exception:
             errors_log.exception("request %s failed", _described(request))
-            response = error_response(Internal("internal error; quote this request id when reporting it", {"request_id": request_id}), request_id)
+            internal = Internal("internal error; quote this request id when reporting it", {"request_id": request_id})
+            response = error_response(internal, request_id)
         status = response.status
         response.headers.setdefault("X-Request-Id", request_id)
         return response

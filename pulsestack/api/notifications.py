@@ -12,7 +12,16 @@ from aiohttp import web
 
 from ..appkeys import DB, HUB
 from ..models.requests import InboxQuery, NewNotification, PageQuery, ReadAll, ReadMany, SendHeaders, TimeCursor
-from ..models.resources import InboxItem, InboxPage, Notification, NotificationPage, SendAnswer, SentNotification, UnreadCounts, Updated
+from ..models.resources import (
+    InboxItem,
+    InboxPage,
+    Notification,
+    NotificationPage,
+    SendAnswer,
+    SentNotification,
+    UnreadCounts,
+    Updated,
+)
 from ..services import notifications
 from .jsonio import decode_cursor, page_of, path_uuid
 from .routing import Routes, caller

@@ -84,9 +84,9 @@ class Operation:
         """Every error status this operation can answer, with what it means here."""
         implied: dict[int, str] = {}
         if self.body or self.query or self.headers:
-            implied[400] = "bad_request: " + ", ".join(
-                part for part, present in (("the body is not a JSON object", self.body), ("a query parameter is invalid", self.query),
-                                           ("a header is invalid", self.headers)) if present)
+            causes = (("the body is not a JSON object", self.body), ("a query parameter is invalid", self.query),
+                      ("a header is invalid", self.headers))
+            implied[400] = "bad_request: " + ", ".join(cause for cause, present in causes if present)
         if self.auth:
             implied[401] = "unauthorized: no token, or an unknown, expired or revoked one"
         if "{" in self.path:

@@ -44,7 +44,8 @@ def sqlite_path(url: str) -> Path:
     """The file of a sqlite:/// URL: sqlite:///./a.db is relative, sqlite:////abs/a.db absolute."""
     path = url[len(SQLITE_PREFIX):]
     if not path or path == ":memory:":
-        raise ValueError("sqlite URL needs a file path (sqlite:///./pulsestack.db); an in-memory database cannot be shared by the writer and readers")
+        raise ValueError("sqlite URL needs a file path (sqlite:///./pulsestack.db); "
+                         "an in-memory database cannot be shared by the writer and readers")
     return Path(path)
 
 

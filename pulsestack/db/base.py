@@ -218,7 +218,7 @@ class Database(Executor):
         async with self.transaction() as tx:
             await tx.execute_many(query, rows)
 
-    async def __aenter__(self) -> "Database":
+    async def __aenter__(self) -> Database:
         await self.connect()
         return self
 

@@ -10,6 +10,7 @@ starts, or from a thread.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from yoyo import get_backend, read_migrations
 
@@ -31,7 +32,7 @@ class MigrationResult:
     pending_before: int
 
 
-def _backend_and_migrations(url: str):
+def _backend_and_migrations(url: str) -> tuple[Any, Any]:
     backend = get_backend(yoyo_url(url))
     migrations = read_migrations(str(migrations_dir(dialect_of(url))))
     return backend, migrations

@@ -22,13 +22,14 @@ terminated rather than handed back to the pool, which opens a new one.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
+from ..eventbus import EventBus
 from ..serialize import dumps
 from .base import (
     Database,
@@ -41,9 +42,10 @@ from .base import (
     UniqueViolation,
     translating,
 )
-from ..eventbus import EventBus
 from .postgres_bus import PostgresBus
 from .sqlfile import NamedQuery, rewrite_list_params, scan_placeholders
+
+R = TypeVar("R")
 
 # Errors that mean "the connection or the server is gone", not "your SQL is wrong".
 _UNAVAILABLE = (
@@ -194,7 +196,8 @@ class PostgresDatabase(Database):
             raise DatabaseUnavailable("the Postgres pool is not open")
         return self._pool
 
-    async def _on_fresh_connection(self, op, query: NamedQuery, params: Mapping[str, Any]):
+    async def _on_fresh_connection(self, op: Callable[[asyncpg.Connection, NamedQuery, Mapping[str, Any]], Awaitable[R]],
+                                   query: NamedQuery, params: Mapping[str, Any]) -> R:
         pool = self._require_pool()
         attempts = 1 if query.writes else 2
         for attempt in range(attempts):
@@ -206,6 +209,7 @@ class PostgresDatabase(Database):
                 if attempt + 1 == attempts:
                     raise
                 # The pooled connection was dropped or discarded; the pool replaces it.
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _fetch(self, query: NamedQuery, params: Mapping[str, Any]) -> list[Row]:
         return await self._on_fresh_connection(_fetch, query, params)

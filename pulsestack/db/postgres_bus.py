@@ -12,6 +12,7 @@ a LISTEN lives as long as its connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import Callable
@@ -52,10 +53,8 @@ class PostgresBus(EventBus):
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-            except (asyncio.CancelledError, Exception):
-                pass
         if self._listener is not None and not self._listener.is_closed():
             await self._listener.close()
 
@@ -100,7 +99,7 @@ class PostgresBus(EventBus):
             self.connected.clear()
             if self._listener is not None:
                 self._listener.terminate()
-                self._listener: asyncpg.Connection | None = None
+                self._listener = None
             attempt += 1
             await asyncio.sleep(reconnect_delay(attempt))
 

@@ -18,6 +18,7 @@ dialects need different SQL. Nothing here knows a driver: the adapters turn a
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -55,7 +56,7 @@ class NamedQuery:
         return bool(_WRITE.search(_blank_out_literals(self.sql)))
 
     @classmethod
-    def dynamic(cls, name: str, sql: str, shape: str) -> "NamedQuery":
+    def dynamic(cls, name: str, sql: str, shape: str) -> NamedQuery:
         """A query built at run time (pypika), checked like a file's query."""
         used = tuple(dict.fromkeys(n for _, _, n in scan_placeholders(sql)))
         return _checked(cls(name=name, params=used, shape=shape, sql=sql.strip().rstrip(";"), source="<dynamic>"))
@@ -122,7 +123,8 @@ def _blank_out_literals(sql: str) -> str:
 
 def _checked(query: NamedQuery) -> NamedQuery:
     if query.shape not in SHAPES:
-        raise SQLFileError(f"{query.source}: {query.name}: unknown shape :{query.shape} (expected one of {', '.join(':' + s for s in SHAPES)})")
+        expected = ", ".join(":" + s for s in SHAPES)
+        raise SQLFileError(f"{query.source}: {query.name}: unknown shape :{query.shape} (expected one of {expected})")
     if not query.sql:
         raise SQLFileError(f"{query.source}: {query.name}: no SQL after the header")
     used = {name for _, _, name in scan_placeholders(query.sql)}
@@ -159,7 +161,8 @@ def parse_sql(text: str, source: str) -> list[NamedQuery]:
         if stripped.startswith("--") and re.match(r"^--\s*name:", stripped):
             m = _HEADER.match(stripped)
             if not m:
-                raise SQLFileError(f"{source}:{lineno}: malformed header {stripped!r}; expected '-- name: verb_noun(param, ...) :shape'")
+                raise SQLFileError(f"{source}:{lineno}: malformed header {stripped!r}; "
+                                   "expected '-- name: verb_noun(param, ...) :shape'")
             finish()
             params = tuple(p.strip() for p in m.group("params").split(",") if p.strip())
             for p in params:
@@ -202,9 +205,9 @@ def load_queries(sql_dir: Path, dialect: str) -> dict[str, NamedQuery]:
     return queries
 
 
-def rewrite_list_params(sql: str, in_list, not_in_list) -> str:
+def rewrite_list_params(sql: str, in_list: Callable[[str], str], not_in_list: Callable[[str], str]) -> str:
     """Replace every `IN (:name)` / `NOT IN (:name)` with the dialect's spelling."""
-    def sub(m: re.Match) -> str:
+    def sub(m: re.Match[str]) -> str:
         return (not_in_list if m.group("not") else in_list)(m.group("name"))
     # Only rewrite outside literals: match on the blanked text, splice into the original.
     blanked = _blank_out_literals(sql)

@@ -49,13 +49,15 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
+from ..ids import isoformat_z
+from ..serialize import dumps
 from .base import (
     Database,
     DatabaseError,
@@ -67,8 +69,6 @@ from .base import (
     UniqueViolation,
     translating,
 )
-from ..ids import isoformat_z
-from ..serialize import dumps
 from .sqlfile import NamedQuery, _blank_out_literals, rewrite_list_params
 
 # How long a read may hold the event loop before it moves to a reader thread.
@@ -95,7 +95,7 @@ def to_sqlite(value: Any) -> Any:
 
 
 def _timestamptz(raw: bytes) -> datetime:
-    return datetime.fromisoformat(raw.decode()).astimezone(timezone.utc)
+    return datetime.fromisoformat(raw.decode()).astimezone(UTC)
 
 
 # Converters by the first word of a column's declared type; sqlite3 never
@@ -115,7 +115,7 @@ def _rows(raw: list[sqlite3.Row]) -> list[Row]:
     if not raw:
         return []
     names = raw[0].keys()
-    return [dict(zip(names, r)) for r in raw]
+    return [dict(zip(names, r, strict=True)) for r in raw]
 
 
 @lru_cache(maxsize=4096)
@@ -310,7 +310,7 @@ class SQLiteDatabase(Database):
             self._inline = InlineReader(self.path)
         except (sqlite3.Error, OSError) as exc:
             await self.close()
-            if not Path(self.path).exists():
+            if not Path(self.path).exists():  # noqa: ASYNC240 (once, on a failed start-up)
                 raise DatabaseUnavailable(
                     f"SQLite database file {self.path} does not exist; run `pulsestack migrate` first") from exc
             raise DatabaseUnavailable(f"cannot open SQLite database {self.path!r}: {exc}") from exc
@@ -319,7 +319,7 @@ class SQLiteDatabase(Database):
         conns = [c for c in (self._writer, *self._all_readers) if c is not None]
         self._writer, self._all_readers = None, []
         if self._inline is not None:
-            self._inline, inline = None, self._inline
+            inline, self._inline = self._inline, None
             inline.close()
         self._readers = asyncio.Queue()
         for conn in conns:
@@ -391,6 +391,5 @@ class SQLiteDatabase(Database):
     async def explain(self, query: str | NamedQuery, /, **params: Any) -> str:
         q = self.queries[query] if isinstance(query, str) else query
         bound = _bind(params)
-        async with self._write_lock:
-            async with self._require_writer().execute("EXPLAIN QUERY PLAN " + compile_sqlite(q.sql), bound) as cur:
-                return "\n".join(row[3] for row in await cur.fetchall())
+        async with self._write_lock, self._require_writer().execute("EXPLAIN QUERY PLAN " + compile_sqlite(q.sql), bound) as cur:
+            return "\n".join(row[3] for row in await cur.fetchall())

@@ -12,7 +12,7 @@ when it is sent back.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -31,7 +31,7 @@ def _moment(value: Any) -> datetime:
         try:
             moment = datetime.fromisoformat(value)
             if moment.tzinfo is not None:
-                return moment.astimezone(timezone.utc)
+                return moment.astimezone(UTC)
         except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 shifted out of range
             pass
     raise ValueError("must be an ISO-8601 timestamp with a time zone, e.g. 2026-01-02T03:04:05.123456Z")

@@ -87,7 +87,7 @@ class NewNotification(Body):
     recipients: IdList | None = Field(None, description="Member ids to send to (the sender too, if listed).")
 
     @model_validator(mode="after")
-    def one_audience(self) -> "NewNotification":
+    def one_audience(self) -> NewNotification:
         if self.broadcast == (self.recipients is not None):
             problem = ("send broadcast: true or a list of recipients, not both" if self.broadcast
                        else "send broadcast: true, or a list of recipients")

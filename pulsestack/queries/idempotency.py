@@ -9,7 +9,8 @@ from ..db.base import Executor
 
 
 async def get_idempotent_response(db: Executor, sender_id: UUID, key: str, since: datetime) -> str | None:
-    return await db.fetch_value("get_idempotent_response", sender_id=sender_id, key=key, since=since)
+    response: str | None = await db.fetch_value("get_idempotent_response", sender_id=sender_id, key=key, since=since)
+    return response
 
 
 async def delete_expired_idempotency_key(db: Executor, sender_id: UUID, key: str, before: datetime) -> int:

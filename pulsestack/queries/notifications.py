@@ -31,12 +31,14 @@ async def get_notification(db: Executor, workspace_id: UUID, notification_id: UU
     return one(Notification, await db.fetch_one("get_notification", workspace_id=workspace_id, notification_id=notification_id))
 
 
-async def fan_out_broadcast(db: Executor, *, notification_id: UUID, workspace_id: UUID, sender_id: UUID, created_at: datetime) -> int:
+async def fan_out_broadcast(db: Executor, *, notification_id: UUID, workspace_id: UUID, sender_id: UUID,
+                            created_at: datetime) -> int:
     return await db.execute("fan_out_broadcast", notification_id=notification_id, workspace_id=workspace_id,
                             sender_id=sender_id, created_at=created_at)
 
 
-async def fan_out_direct(db: Executor, *, notification_id: UUID, workspace_id: UUID, user_ids: Collection[UUID], created_at: datetime) -> int:
+async def fan_out_direct(db: Executor, *, notification_id: UUID, workspace_id: UUID, user_ids: Collection[UUID],
+                         created_at: datetime) -> int:
     return await db.execute("fan_out_direct", notification_id=notification_id, workspace_id=workspace_id,
                             user_ids=list(user_ids), created_at=created_at)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime
-from functools import lru_cache
+from functools import cache
 from typing import NamedTuple
 from uuid import UUID
 
@@ -35,7 +35,7 @@ class UnreadCount(NamedTuple):
     unread: int
 
 
-@lru_cache(maxsize=None)
+@cache
 def inbox_query(*, workspace: bool, status: str, type_: bool, cursor: bool) -> NamedQuery:
     r, n, w = Table("notification_receipts").as_("r"), Table("notifications").as_("n"), Table("workspaces").as_("w")
     # The slug comes from a correlated subquery rather than a join, so that
@@ -59,7 +59,7 @@ def inbox_query(*, workspace: bool, status: str, type_: bool, cursor: bool) -> N
         q = q.where(n.type == Parameter(":type"))
     if cursor:
         q = q.where(Tuple(r.created_at, r.notification_id) < Tuple(Parameter(":before_created_at"), Parameter(":before_id")))
-    q = q.orderby(r.created_at, order=Order.desc).orderby(r.notification_id, order=Order.desc).limit(Parameter(":limit"))
+    q = q.orderby(r.created_at, order=Order.desc).orderby(r.notification_id, order=Order.desc).limit(Parameter(":limit"))  # type: ignore[arg-type]  # pypika prints the placeholder
     name = f"inbox_page(workspace={workspace}, status={status}, type={type_}, cursor={cursor})"
     return NamedQuery.dynamic(name, q.get_sql(), "many")
 

@@ -19,8 +19,10 @@ class SessionUser:
     expires_at: datetime
 
 
-async def create_session(db: Executor, *, id: UUID, user_id: UUID, token_hash: str, created_at: datetime, expires_at: datetime) -> None:
-    await db.execute("create_session", id=id, user_id=user_id, token_hash=token_hash, created_at=created_at, expires_at=expires_at)
+async def create_session(db: Executor, *, id: UUID, user_id: UUID, token_hash: str, created_at: datetime,
+                         expires_at: datetime) -> None:
+    await db.execute("create_session", id=id, user_id=user_id, token_hash=token_hash, created_at=created_at,
+                     expires_at=expires_at)
 
 
 async def get_session_user(db: Executor, token_hash: str, now: datetime) -> SessionUser | None:

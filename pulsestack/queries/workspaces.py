@@ -29,12 +29,14 @@ async def list_workspaces_for_user(db: Executor, user_id: UUID) -> list[Workspac
     return many(WorkspaceSummary, await db.fetch_all("list_workspaces_for_user", user_id=user_id))
 
 
-async def list_workspaces_page(db: Executor, user_id: UUID, *, limit: int, after: tuple[str, UUID] | None = None) -> list[MyWorkspace]:
+async def list_workspaces_page(db: Executor, user_id: UUID, *, limit: int,
+                               after: tuple[str, UUID] | None = None) -> list[MyWorkspace]:
     """One page by (name, id); `after` is the previous page's last (name, id)."""
     if after is None:
         rows = await db.fetch_all("list_workspaces_page", user_id=user_id, limit=limit)
     else:
-        rows = await db.fetch_all("list_workspaces_page_after", user_id=user_id, after_name=after[0], after_id=after[1], limit=limit)
+        rows = await db.fetch_all("list_workspaces_page_after", user_id=user_id, after_name=after[0], after_id=after[1],
+                                  limit=limit)
     return many(MyWorkspace, rows)
 
 
@@ -44,12 +46,14 @@ async def rename_workspace(db: Executor, workspace_id: UUID, name: str) -> Works
 
 async def lock_workspace_for_fan_out(db: Executor, workspace_id: UUID) -> UUID | None:
     """In a send's transaction, before its fan-out: a member removal waits for it, or it for the removal."""
-    return await db.fetch_value("lock_workspace_for_fan_out", workspace_id=workspace_id)
+    locked: UUID | None = await db.fetch_value("lock_workspace_for_fan_out", workspace_id=workspace_id)
+    return locked
 
 
 async def lock_workspace_for_member_removal(db: Executor, workspace_id: UUID) -> UUID | None:
     """In a removal's transaction, before it deletes; None when the workspace is gone."""
-    return await db.fetch_value("lock_workspace_for_member_removal", workspace_id=workspace_id)
+    locked: UUID | None = await db.fetch_value("lock_workspace_for_member_removal", workspace_id=workspace_id)
+    return locked
 
 
 async def delete_workspace(db: Executor, workspace_id: UUID) -> int:

@@ -18,10 +18,10 @@ from ..db.base import Executor
 from ..errors import Conflict, RateLimited, Unauthorized, ValidationFailed
 from ..hub import Hub
 from ..ids import new_id, utcnow
+from ..models.fields import PASSWORD_MAX
 from ..models.requests import AdminAccount, Login, Registration
 from ..models.resources import Issued, User
 from ..queries import sessions, users
-from ..models.fields import PASSWORD_MAX
 from ..security import hash_password, hash_token, new_token, verify_password
 from .ratelimit import SlidingWindowLimiter
 
@@ -86,7 +86,8 @@ class Principal:
 async def _issue_token(tx: Executor, user: User, ttl: timedelta) -> Issued:
     token, now = new_token(), utcnow()
     expires_at = now + ttl
-    await sessions.create_session(tx, id=new_id(), user_id=user.id, token_hash=hash_token(token), created_at=now, expires_at=expires_at)
+    await sessions.create_session(tx, id=new_id(), user_id=user.id, token_hash=hash_token(token), created_at=now,
+                                  expires_at=expires_at)
     return Issued(user=user, token=token, expires_at=expires_at)
 
 
@@ -124,7 +125,7 @@ async def register(db: Database, registration: Registration, ttl: timedelta,
 class LoginAttempt:
     """A login the limiter admitted; until it ends it counts against both limits."""
 
-    def __init__(self, limiter: "LoginLimiter", email: str, client: str):
+    def __init__(self, limiter: LoginLimiter, email: str, client: str):
         self._limiter, self.email, self.client = limiter, email, client
         self._open = True
 

@@ -153,7 +153,8 @@ async def dismiss(db: Database, hub: Hub, principal: Principal, notification_id:
         tx.after_commit(lambda: hub.users_changed([principal.id]))
 
 
-async def history(db: Database, principal: Principal, slug: str, limit: int, before: tuple[datetime, UUID] | None) -> list[Notification]:
+async def history(db: Database, principal: Principal, slug: str, limit: int,
+                  before: tuple[datetime, UUID] | None) -> list[Notification]:
     acc = await access(db, principal, slug, need="admin")
     return await notifications.list_workspace_notifications(db, acc.id, limit=limit, before=before)
 

@@ -72,7 +72,8 @@ async def create(db: Database, principal: Principal, name: str, slug: str | None
         try:
             now = utcnow()
             async with db.transaction() as tx:
-                ws = await workspaces.create_workspace(tx, id=new_id(), name=name, slug=candidate, owner_id=principal.id, created_at=now)
+                ws = await workspaces.create_workspace(tx, id=new_id(), name=name, slug=candidate, owner_id=principal.id,
+                                                       created_at=now)
                 await members.add_member(tx, id=new_id(), workspace_id=ws.id, user_id=principal.id, role="owner", joined_at=now)
             return MyWorkspace(**ws.model_dump(), role="owner")
         except UniqueViolation:
