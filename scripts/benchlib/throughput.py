@@ -16,8 +16,9 @@ hello alone moved between 7,800 and 12,500 req/s from one 10-second run to
 the next, and alternating keeps a slow stretch of the machine from landing
 on one side of the ratio only.
 
-The load generator is wrk when it is on PATH (`apt-get install wrk`,
-`brew install wrk`), as the target names (docs/design.md); otherwise loadgen.py, a bare
+The load generator is wrk, as the target names (docs/design.md): scripts/bench
+installs it where it can (apt-get), and it is used whenever it is on PATH
+(elsewhere `brew install wrk`); otherwise loadgen.py, a bare
 asyncio HTTP/1.1 client, in two processes. Either way every answer must be
 a 2xx, or the figure is refused.
 """
