@@ -118,6 +118,9 @@ def _parameters(op: Operation) -> list[dict[str, Any]]:
         for name, prop in schema["properties"].items():
             prop = dict(prop)
             description = prop.pop("description", None)
+            if "anyOf" in prop:  # `X | None = None`: a parameter is left out, never null
+                prop.update(next(s for s in prop.pop("anyOf") if s.get("type") != "null"))
+                prop.pop("default", None)
             params.append({"name": name, "in": where, "required": name in schema.get("required", []), "schema": prop,
                            **({"description": description} if description else {})})
     return params

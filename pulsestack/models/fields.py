@@ -90,4 +90,5 @@ def _whole_number(value: Any) -> Any:
     return value
 
 
-Limit = Annotated[int, BeforeValidator(_whole_number), Field(ge=1, le=PAGE_MAX)]
+# The bounds come before the validator, or pydantic leaves them out of the JSON Schema.
+Limit = Annotated[int, Field(ge=1, le=PAGE_MAX), BeforeValidator(_whole_number)]

@@ -1,0 +1,57 @@
+"""docs/api.md states the limits the server enforces.
+
+Every limit is declared once, in pulsestack/models/fields.py, and reaches
+requests through the models; this test reads each one back from the
+models' JSON Schemas and looks for the sentence of docs/api.md that states
+it, so a limit changed in code and not in the docs (or the other way round)
+fails here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from pulsestack.api.jsonio import MAX_BODY_BYTES
+from pulsestack.models.requests import NewMember, NewNotification, NewWorkspace, PageQuery, ReadMany, Registration, SendHeaders
+
+API_MD = (Path(__file__).resolve().parent.parent / "docs" / "api.md").read_text()
+
+
+def field(model: type[BaseModel], name: str) -> dict[str, Any]:
+    """A field's JSON Schema, its `anyOf: [x, null]` unwrapped."""
+    schema = model.model_json_schema(by_alias=True)["properties"][name]
+    return next((s for s in schema.get("anyOf", []) if s.get("type") != "null"), schema)
+
+
+def count(n: int) -> str:
+    return f"{n:,}"
+
+
+def test_every_limit_docs_api_md_states_is_the_one_the_models_enforce():
+    title, message, type_ = field(NewNotification, "title"), field(NewNotification, "message"), field(NewNotification, "type")
+    recipients, ids = field(NewNotification, "recipients"), field(ReadMany, "ids")
+    name, slug = field(NewWorkspace, "name"), field(NewWorkspace, "slug")
+    email, password = field(Registration, "email"), field(Registration, "password")
+    key, limit = field(SendHeaders, "Idempotency-Key"), field(PageQuery, "limit")
+    assert field(NewMember, "email") == email
+
+    stated = [
+        f"`name`: {name['minLength']}–{count(name['maxLength'])} characters after trimming",
+        f"`slug`: {slug['minLength']}–{slug['maxLength']} characters",
+        f"(`{slug['pattern']}`)",
+        f"`title`: {title['minLength']}–{count(title['maxLength'])} characters after trimming",
+        f"`message`: 0–{count(message['maxLength'])} characters",
+        f"`type`: `{type_['pattern']}`",
+        f"(`x@y.z`, at most {email['maxLength']} characters)",
+        f"the password is {password['minLength']}–{count(password['maxLength'])} characters",
+        f"`recipients` ({recipients['minItems']}–{count(recipients['maxItems'])} user ids",
+        f"({ids['minItems']}–{count(ids['maxItems'])} UUIDs)",
+        f"`Idempotency-Key` (optional, {key['minLength']}–{key['maxLength']} printable ASCII characters",
+        f"a whole number from {limit['minimum']} to {limit['maximum']}; default {limit['default']}",
+        f"limited to {MAX_BODY_BYTES // 1024} KiB",
+    ]
+    missing = [sentence for sentence in stated if sentence not in API_MD]
+    assert missing == [], "docs/api.md does not state these limits as the models enforce them"
