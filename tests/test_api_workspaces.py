@@ -10,10 +10,19 @@ import json
 import uuid
 
 import pytest
+from helpers import (
+    MEMBER_KEYS,
+    WORKSPACE_KEYS,
+    add_member,
+    create_workspace,
+    expect_error,
+    join,
+    json_of,
+    make_members,
+    parse_ts,
+    register,
+)
 
-from apihelpers import (MEMBER_KEYS, WORKSPACE_KEYS, add_member, create_workspace, expect_error, join, json_of, parse_ts,
-                        register)
-from factories import make_members
 from pulsestack.db import NamedQuery
 from pulsestack.ids import new_id, utcnow
 from pulsestack.queries import notifications, users

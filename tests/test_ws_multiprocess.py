@@ -29,11 +29,10 @@ import aiohttp
 import asyncpg
 import psycopg
 import pytest
+from helpers import DB_PREFIX, HANG_GUARD_S, Conn, PostgresServer, _pid_alive, expect_close, poll
 from psycopg import sql
 
-from conftest import DB_PREFIX, PostgresServer, _pid_alive
 from pulsestack.db.migrate import apply_migrations
-from wshelpers import HANG_GUARD_S, Conn, expect_close, poll
 
 CHANNEL = "pulsestack_changes"
 PASSWORD = "correct horse battery staple"
