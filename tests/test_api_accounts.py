@@ -1,4 +1,4 @@
-"""Accounts over HTTP (DESIGN.md §5): register, login, logout, /api/me, bearer tokens.
+"""Accounts over HTTP (docs/api.md "Accounts"): register, login, logout, /api/me, bearer tokens.
 
 Every test runs on SQLite and on PostgreSQL through a real aiohttp test server.
 """

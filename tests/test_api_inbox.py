@@ -1,4 +1,4 @@
-"""The inbox, unread counts and read state over HTTP (DESIGN.md §5).
+"""The inbox, unread counts and read state over HTTP (docs/api.md "Inbox").
 
 Every test runs on SQLite and on PostgreSQL through a real aiohttp test
 server (the `api` fixture of tests/conftest.py: recording hub, no 5xx

@@ -1,5 +1,6 @@
 """Sending notifications, Idempotency-Key, a workspace's history and retraction,
-and the hub hooks (DESIGN.md §4 "The receipt pattern", §5 HTTP API).
+and the hub hooks (docs/api.md "Sending notifications"; the receipt pattern in
+docs/design.md).
 
 Every test runs on SQLite and on PostgreSQL through a real aiohttp test
 server. The `api` fixture builds the app with a RecordingHub (every

@@ -1,4 +1,4 @@
-"""Workspaces and members over HTTP (DESIGN.md §5): tenancy, roles, and the 404-not-403 rule.
+"""Workspaces and members over HTTP (docs/api.md): tenancy, roles, and the 404-not-403 rule.
 
 Every test runs on SQLite and on PostgreSQL through a real aiohttp test server.
 """
@@ -351,8 +351,8 @@ async def test_system_admin_can_get_rename_and_delete_a_workspace_they_are_not_i
 
 
 async def test_system_admin_who_is_a_plain_member_still_acts_as_owner(client, db):
-    # A system admin "acts in any workspace as its owner would, member or not" (services/workspaces.py,
-    # DESIGN.md §5: DELETE is for the owner and system admins).
+    # A system admin "acts in any workspace as its owner would, member or not" (services/workspaces.py;
+    # docs/api.md: DELETE is for the owner and system admins).
     _, owner = await register(client)
     await create_workspace(client, owner, name="Acme", slug="acme")
     admin_user, admin = await join(client, owner, "acme", "member")

@@ -1,4 +1,4 @@
-"""The websocket protocol and the hub (DESIGN.md §6), with real websocket clients.
+"""The websocket protocol (docs/websocket.md) and the hub, with real websocket clients.
 
 Every test runs on SQLite and on PostgreSQL (the `client` fixture: the whole
 app on a real aiohttp test server, with the real UnreadHub). Frames are read
@@ -156,7 +156,7 @@ async def test_an_expired_token_closes_4401(client, db):
 
 
 async def test_no_auth_frame_in_time_closes_4408(client, monkeypatch):
-    assert ws_api.AUTH_TIMEOUT_S == 10  # DESIGN.md §6: within 10 s; shortened here
+    assert ws_api.AUTH_TIMEOUT_S == 10  # docs/websocket.md: within 10 s; shortened here
     monkeypatch.setattr(ws_api, "AUTH_TIMEOUT_S", 0.2)
     ws = await open_ws(client)
 
@@ -166,7 +166,7 @@ async def test_no_auth_frame_in_time_closes_4408(client, monkeypatch):
 
 
 async def test_websockets_are_served_without_compression(client):
-    """DESIGN.md §6: per-message deflate costs hundreds of KiB per socket, so it is off."""
+    """Per-message deflate costs hundreds of KiB per socket, so it is off (docs/websocket.md: not offered)."""
     alice = await person(client)
     ws = await client.ws_connect("/ws", compress=15)  # the client offers permessage-deflate
     assert ws.compress == 0

@@ -1,6 +1,6 @@
-"""Two real server processes on one Postgres database (DESIGN.md §6: events
-cross instances through LISTEN/NOTIFY, and a listener that lost its
-connection recounts everyone once it is back).
+"""Two real server processes on one Postgres database (docs/websocket.md,
+"How it scales": events cross instances through LISTEN/NOTIFY, and a
+listener that lost its connection recounts everyone once it is back).
 
 Postgres only. Process A and process B are `python -m pulsestack serve`
 subprocesses; B connects as its own login role, so the test can find B's
