@@ -8,20 +8,23 @@ cloning a database per test took ~0.6 s). The Postgres server is
 $PULSESTACK_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/postgres).
 When it does not answer, the Postgres half is skipped with a loud warning,
 except under CI=true, where every Postgres test fails instead.
+
+On the test's database, `client` is the whole app on a real aiohttp test
+server; `api` is the same with a RecordingHub (the `hub` fixture, which keeps
+every hub call) and fails a test that provoked a 5xx. Helpers that are not
+fixtures (PostgresServer among them) are in tests/helpers.py.
 """
 
 from __future__ import annotations
 
 import os
-import re
-import secrets
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
+from helpers import PostgresServer, RecordingHub, with_database
 from psycopg import sql
 
 from pulsestack.app import create_app
@@ -32,7 +35,6 @@ from pulsestack.db.migrate import apply_migrations
 PG_SERVER_URL = os.environ.get("PULSESTACK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() in ("true", "1", "yes")
 DIALECTS = ("sqlite", "postgres")
-DB_PREFIX = "pulsestack_test_"
 
 _postgres_problem: list[str] = []
 
@@ -45,64 +47,6 @@ def cheap_password_hashing() -> None:
     from pulsestack import security
 
     security.use_hasher(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-
-
-def with_database(url: str, dbname: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + dbname))
-
-
-class PostgresServer:
-    """Creates and drops the run's databases through the server's admin database."""
-
-    def __init__(self, url: str):
-        self.url = url
-        self.run_id = f"{DB_PREFIX}{os.getpid()}_{secrets.token_hex(3)}"
-        self._count = 0
-
-    def _admin(self) -> psycopg.Connection:
-        return psycopg.connect(self.url, autocommit=True, connect_timeout=5)
-
-    def new_name(self) -> str:
-        self._count += 1
-        return f"{self.run_id}_{self._count}"
-
-    def create(self, name: str, template: str | None = None, icu_locale: str | None = None) -> str:
-        """A new database: a copy of `template`, or empty; with `icu_locale`,
-        collated by that ICU locale (as many production databases are) instead
-        of the server's default."""
-        query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
-        if icu_locale:  # a new locale needs the pristine template
-            query += sql.SQL(" TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE {} LOCALE 'C.UTF-8'").format(
-                sql.Literal(icu_locale))
-        elif template:
-            query += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
-        with self._admin() as conn:
-            conn.execute(query)
-        return with_database(self.url, name)
-
-    def drop(self, name: str) -> None:
-        with self._admin() as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-    def drop_leftovers(self) -> None:
-        """Drop databases of earlier runs whose process is gone (killed runs)."""
-        with self._admin() as conn:
-            names = [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (DB_PREFIX + "%",))]
-        for name in names:
-            m = re.match(rf"{DB_PREFIX}(\d+)_", name)
-            if m and not _pid_alive(int(m.group(1))):
-                self.drop(name)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @pytest.fixture(scope="session")
@@ -231,3 +175,24 @@ async def db(database_url: str) -> AsyncIterator[Database]:
 async def client(aiohttp_client, config: Config, db: Database):
     """A real aiohttp test server running the whole app on this test's database."""
     return await aiohttp_client(create_app(config, db=db))
+
+
+@pytest.fixture
+def hub() -> RecordingHub:
+    return RecordingHub()
+
+
+@pytest.fixture
+async def api(aiohttp_client, config, db, hub):
+    """A real test server on this test's database, with the recording hub; no response may be a 5xx."""
+    app = create_app(config, db=db, hub=hub)
+    server_errors: list[str] = []
+
+    async def watch(request, response) -> None:
+        if response.status >= 500:
+            server_errors.append(f"{request.method} {request.path_qs} -> {response.status}")
+
+    app.on_response_prepare.append(watch)
+    client = await aiohttp_client(app)
+    yield client
+    assert not server_errors, f"the server answered 5xx: {server_errors}"

@@ -1,4 +1,4 @@
-"""Accounts over HTTP (DESIGN.md §5): register, login, logout, /api/me, bearer tokens.
+"""Accounts over HTTP (docs/api.md "Accounts"): register, login, logout, /api/me, bearer tokens.
 
 Every test runs on SQLite and on PostgreSQL through a real aiohttp test server.
 """
@@ -14,9 +14,20 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from helpers import (
+    PASSWORD,
+    USER_KEYS,
+    bearer,
+    create_workspace,
+    expect_error,
+    json_of,
+    login,
+    parse_ts,
+    poll,
+    register,
+    unique_email,
+)
 
-from apihelpers import (PASSWORD, USER_KEYS, bearer, create_workspace, expect_error, json_of, login, parse_ts,
-                        register, unique_email)
 from pulsestack import security
 from pulsestack.app import create_app
 from pulsestack.appkeys import LOGIN_LIMITER, REGISTRATION_LIMITER
@@ -24,7 +35,6 @@ from pulsestack.db import NamedQuery
 from pulsestack.ids import utcnow
 from pulsestack.queries import users
 from pulsestack.services.accounts import LoginLimiter, RegistrationLimiter
-from wshelpers import poll
 
 USER_ROW = NamedQuery.dynamic("user_row", "SELECT id, email, password_hash, system_role FROM users WHERE email = :email", "one")
 COUNT_USERS = NamedQuery.dynamic("count_users", "SELECT count(*) FROM users", "scalar")

@@ -1,8 +1,8 @@
-"""The inbox, unread counts and read state over HTTP (DESIGN.md §5).
+"""The inbox, unread counts and read state over HTTP (docs/api.md "Inbox").
 
 Every test runs on SQLite and on PostgreSQL through a real aiohttp test
-server (the `api` fixture of tests/test_api_notifications.py: recording hub,
-no 5xx allowed). Unread counts are checked against two independent recounts:
+server (the `api` fixture of tests/conftest.py: recording hub, no 5xx
+allowed). Unread counts are checked against two independent recounts:
 the unread inbox, page by page, and a direct SQL count.
 """
 
@@ -14,20 +14,20 @@ import uuid
 from collections import Counter
 from datetime import timedelta, timezone
 
-from apihelpers import expect_error, json_of, parse_ts
-from test_api_notifications import (  # noqa: F401  (api and hub are fixtures)
+from helpers import (
     API_TS,
     ITEM_KEYS,
     Person,
     add_to,
-    api,
     broadcast,
     direct,
-    hub,
+    expect_error,
     inbox,
     inbox_all,
     inbox_ids,
+    json_of,
     make_team,
+    parse_ts,
     person,
     sql_receipts,
     sql_unread,

@@ -1,39 +1,48 @@
 """Sending notifications, Idempotency-Key, a workspace's history and retraction,
-and the hub hooks (DESIGN.md §4 "The receipt pattern", §5 HTTP API).
+and the hub hooks (docs/api.md "Sending notifications"; the receipt pattern in
+docs/design.md).
 
 Every test runs on SQLite and on PostgreSQL through a real aiohttp test
 server. The `api` fixture builds the app with a RecordingHub (every
 users_changed / workspace_changed call is kept) and watches every response
 the server prepares: a test that provoked a 5xx fails at teardown.
 
-The helpers and fixtures at the top are shared with tests/test_api_inbox.py.
+The `api` and `hub` fixtures are in tests/conftest.py; the helpers this file
+shares with tests/test_api_inbox.py are in tests/helpers.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import re
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
-from datetime import timedelta
 
-import pytest
+from helpers import (
+    API_TS,
+    NOTIFICATION_KEYS,
+    Person,
+    Team,
+    add_to,
+    bearer,
+    broadcast,
+    direct,
+    expect_error,
+    inbox,
+    inbox_all,
+    inbox_ids,
+    json_of,
+    make_team,
+    person,
+    raw_request,
+    send,
+    sql_receipts,
+    sql_unread,
+    unread_count,
+)
 
-from apihelpers import Person, bearer, expect_error, json_of, raw_request, unique_email
 from pulsestack.app import create_app
-from pulsestack.appkeys import DB
 from pulsestack.db import NamedQuery
-from pulsestack.hub import Hub
-from pulsestack.ids import new_id, utcnow
-from pulsestack.queries import members as members_q
-from pulsestack.queries import sessions, users, workspaces
-from pulsestack.security import hash_token, new_token
-
-NOTIFICATION_KEYS = {"id", "workspace_id", "sender_id", "title", "message", "type", "broadcast", "created_at"}
-ITEM_KEYS = NOTIFICATION_KEYS | {"is_read", "read_at", "workspace_slug"}
-API_TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")  # docs/api.md: exactly six fractional digits
 
 # --- direct SQL, independent of the product's own queries (joins notifications, not receipts.workspace_id) ---
 
@@ -44,15 +53,6 @@ SQL_RECEIPTS_OF_WORKSPACE = NamedQuery.dynamic(
     "SELECT count(*) AS n FROM notification_receipts AS r"
     " WHERE r.workspace_id = :workspace_id"
     "    OR r.notification_id IN (SELECT id FROM notifications WHERE workspace_id = :workspace_id)", "scalar")
-SQL_RECEIPTS_OF_NOTIFICATION = NamedQuery.dynamic(
-    "t_receipts_of_notification",
-    "SELECT user_id, is_read FROM notification_receipts WHERE notification_id = :notification_id", "many")
-SQL_UNREAD_BY_WORKSPACE = NamedQuery.dynamic(
-    "t_unread_by_workspace",
-    "SELECT n.workspace_id AS workspace_id, count(*) AS unread"
-    "  FROM notification_receipts AS r JOIN notifications AS n ON n.id = r.notification_id"
-    " WHERE r.user_id = :user_id AND NOT r.is_read"
-    " GROUP BY n.workspace_id", "many")
 
 
 async def sql_notification_count(db, workspace_id: str) -> int:
@@ -63,164 +63,7 @@ async def sql_receipt_count(db, workspace_id: str) -> int:
     return int(await db.fetch_value(SQL_RECEIPTS_OF_WORKSPACE, workspace_id=uuid.UUID(workspace_id)))
 
 
-async def sql_receipts(db, notification_id: str) -> dict[str, bool]:
-    """{user_id: is_read} of one notification's receipts."""
-    rows = await db.fetch_all(SQL_RECEIPTS_OF_NOTIFICATION, notification_id=uuid.UUID(notification_id))
-    return {str(r["user_id"]): bool(r["is_read"]) for r in rows}
-
-
-async def sql_unread(db, user_id: str) -> dict[str, int]:
-    rows = await db.fetch_all(SQL_UNREAD_BY_WORKSPACE, user_id=uuid.UUID(user_id))
-    return {str(r["workspace_id"]): int(r["unread"]) for r in rows}
-
-
-# --- the app under test ------------------------------------------------------------------------
-
-class RecordingHub(Hub):
-    """Keeps every hub call as ("users", sorted ids), ("workspace", id) or ("notification", id), ids as strings."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, object]] = []
-
-    def users_changed(self, user_ids) -> None:
-        self.calls.append(("users", sorted(str(i) for i in user_ids)))
-
-    def workspace_changed(self, workspace_id) -> None:
-        self.calls.append(("workspace", str(workspace_id)))
-
-    def notification_sent(self, notification_id) -> None:
-        self.calls.append(("notification", str(notification_id)))
-
-
-@pytest.fixture
-def hub() -> RecordingHub:
-    return RecordingHub()
-
-
-@pytest.fixture
-async def api(aiohttp_client, config, db, hub):
-    """A real test server on this test's database, with the recording hub; no response may be a 5xx."""
-    app = create_app(config, db=db, hub=hub)
-    server_errors: list[str] = []
-
-    async def watch(request, response) -> None:
-        if response.status >= 500:
-            server_errors.append(f"{request.method} {request.path_qs} -> {response.status}")
-
-    app.on_response_prepare.append(watch)
-    client = await aiohttp_client(app)
-    yield client
-    assert not server_errors, f"the server answered 5xx: {server_errors}"
-
-
-# --- people and workspaces ----------------------------------------------------------------------
-
-@dataclass
-class Team:
-    ws: dict
-    owner: Person
-    admins: list[Person] = field(default_factory=list)
-    members: list[Person] = field(default_factory=list)
-
-    @property
-    def slug(self) -> str:
-        return self.ws["slug"]
-
-    @property
-    def id(self) -> str:
-        return self.ws["id"]
-
-    @property
-    def everyone(self) -> list[Person]:
-        return [self.owner, *self.admins, *self.members]
-
-
-# Setup writes rows straight through the query layer (one transaction per team, as tests/factories.py
-# does): registering and adding members over HTTP would cost ~25 ms a team in every test. What the
-# tests exercise, sending and reading, always goes through the HTTP API.
-
-async def _new_person(tx) -> Person:
-    now = utcnow()
-    user = await users.create_user(tx, id=new_id(), email=unique_email(), password_hash="not-a-real-hash",
-                                   system_role="user", created_at=now)
-    token = new_token()
-    await sessions.create_session(tx, id=new_id(), user_id=user.id, token_hash=hash_token(token), created_at=now,
-                                  expires_at=now + timedelta(days=1))
-    return Person({"id": str(user.id), "email": user.email}, bearer(token))
-
-
-async def person(api) -> Person:
-    """A new account with a valid token, in no workspace."""
-    async with api.app[DB].transaction() as tx:
-        return await _new_person(tx)
-
-
-async def make_team(api, members: int = 2, admins: int = 0, owner: Person | None = None) -> Team:
-    """A new workspace owned by `owner` (or a new user) with `admins` admins and `members` plain members."""
-    async with api.app[DB].transaction() as tx:
-        owner = owner or await _new_person(tx)
-        slug, now = f"ws-{new_id().hex[-12:]}", utcnow()
-        ws = await workspaces.create_workspace(tx, id=new_id(), name=slug, slug=slug, owner_id=uuid.UUID(owner.id), created_at=now)
-        team = Team({"id": str(ws.id), "slug": slug}, owner)
-        for role, count, group in (("owner", 1, None), ("admin", admins, team.admins), ("member", members, team.members)):
-            for _ in range(count):
-                p = owner if group is None else await _new_person(tx)
-                await members_q.add_member(tx, id=new_id(), workspace_id=ws.id, user_id=uuid.UUID(p.id), role=role, joined_at=now)
-                if group is not None:
-                    group.append(p)
-    return team
-
-
-async def add_to(api, team: Team, who: Person, role: str = "member") -> None:
-    resp = await api.post(f"/api/workspaces/{team.slug}/members", json={"email": who.user["email"], "role": role},
-                          headers=team.owner.headers)
-    await json_of(resp, 201)
-    (team.admins if role == "admin" else team.members).append(who)
-
-
-# --- sending and reading ------------------------------------------------------------------------
-
-def send(api, who: Person, slug: str, payload: dict, key: str | None = None):
-    headers = {**who.headers, **({"Idempotency-Key": key} if key is not None else {})}
-    return api.post(f"/api/workspaces/{slug}/notifications", json=payload, headers=headers)
-
-
-async def broadcast(api, who: Person, team: Team, title: str = "hello", **extra) -> dict:
-    """A broadcast that must succeed; returns the notification."""
-    body = await json_of(await send(api, who, team.slug, {"title": title, "broadcast": True, **extra}), 201)
-    return body["notification"]
-
-
-async def direct(api, who: Person, team: Team, to: list[Person], title: str = "psst", **extra) -> dict:
-    """A direct send that must succeed; returns the notification."""
-    payload = {"title": title, "recipients": [p.id for p in to], **extra}
-    body = await json_of(await send(api, who, team.slug, payload), 201)
-    return body["notification"]
-
-
-async def inbox(api, who: Person, **params) -> dict:
-    return await json_of(await api.get("/api/notifications", params=params, headers=who.headers), 200)
-
-
-async def inbox_all(api, who: Person, limit: int = 100, **params) -> list[dict]:
-    """Every inbox item, following next_cursor to the end."""
-    items: list[dict] = []
-    cursor = None
-    while True:
-        page = await inbox(api, who, limit=limit, **params, **({"cursor": cursor} if cursor else {}))
-        items.extend(page["items"])
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return items
-
-
-async def inbox_ids(api, who: Person, **params) -> list[str]:
-    return [i["id"] for i in await inbox_all(api, who, **params)]
-
-
-async def unread_count(api, who: Person) -> dict:
-    return await json_of(await api.get("/api/notifications/unread-count", headers=who.headers), 200)
-
+# --- a workspace's history ----------------------------------------------------------------------
 
 async def history(api, who: Person, team: Team, **params) -> dict:
     return await json_of(await api.get(f"/api/workspaces/{team.slug}/notifications", params=params, headers=who.headers), 200)

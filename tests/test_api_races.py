@@ -17,9 +17,8 @@ import asyncio
 import uuid
 
 import pytest
+from helpers import create_workspace, expect_error, join, json_of, make_members, register
 
-from apihelpers import create_workspace, expect_error, join, json_of, register
-from factories import make_members
 from pulsestack.db import NamedQuery
 from pulsestack.queries import members as members_q
 from pulsestack.queries import receipts as receipts_q

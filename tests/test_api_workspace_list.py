@@ -8,8 +8,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+from helpers import create_workspace, expect_error, json_of, register
 
-from apihelpers import create_workspace, expect_error, json_of, register
 from pulsestack.app import create_app
 from pulsestack.config import load_config
 from pulsestack.db import open_database

@@ -1,4 +1,4 @@
-"""Workspaces and members over HTTP (DESIGN.md §5): tenancy, roles, and the 404-not-403 rule.
+"""Workspaces and members over HTTP (docs/api.md): tenancy, roles, and the 404-not-403 rule.
 
 Every test runs on SQLite and on PostgreSQL through a real aiohttp test server.
 """
@@ -10,10 +10,19 @@ import json
 import uuid
 
 import pytest
+from helpers import (
+    MEMBER_KEYS,
+    WORKSPACE_KEYS,
+    add_member,
+    create_workspace,
+    expect_error,
+    join,
+    json_of,
+    make_members,
+    parse_ts,
+    register,
+)
 
-from apihelpers import (MEMBER_KEYS, WORKSPACE_KEYS, add_member, create_workspace, expect_error, join, json_of, parse_ts,
-                        register)
-from factories import make_members
 from pulsestack.db import NamedQuery
 from pulsestack.ids import new_id, utcnow
 from pulsestack.queries import notifications, users
@@ -342,8 +351,8 @@ async def test_system_admin_can_get_rename_and_delete_a_workspace_they_are_not_i
 
 
 async def test_system_admin_who_is_a_plain_member_still_acts_as_owner(client, db):
-    # A system admin "acts in any workspace as its owner would, member or not" (services/workspaces.py,
-    # DESIGN.md §5: DELETE is for the owner and system admins).
+    # A system admin "acts in any workspace as its owner would, member or not" (services/workspaces.py;
+    # docs/api.md: DELETE is for the owner and system admins).
     _, owner = await register(client)
     await create_workspace(client, owner, name="Acme", slug="acme")
     admin_user, admin = await join(client, owner, "acme", "member")

@@ -3,8 +3,9 @@
 Runs the harness (scripts/benchlib, what scripts/bench executes after
 setting up .venv) with --tiny on each dialect, writing its report to a temp
 path, and checks that it exits 0, cleans up after itself, and that the
-report holds every row and every DESIGN.md §9 target. Benchmarks are not
-tests: nothing here looks at a single timing (the timeout is a hang guard).
+report holds every row and every target scripts/bench checks (docs/design.md,
+"Performance targets"). Benchmarks are not tests: nothing here looks at a
+single timing (the timeout is a hang guard).
 """
 
 from __future__ import annotations

@@ -8,42 +8,17 @@ lines also go to stderr, so error cases look at the last line.
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import sqlite3
 import subprocess
-import sys
-import threading
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
+from helpers import Server, clean_env, free_port, http_status, run_cli, sqlite_url
 
 APP_TABLES = {"users", "sessions", "workspaces", "workspace_members", "notifications", "notification_receipts"}
 UNREACHABLE_POSTGRES = "postgresql://postgres@127.0.0.1:1/postgres"
-COMMAND_TIMEOUT_S = 60  # a hang guard, not a timing assertion
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations" / "sqlite"  # the same steps as postgres/
-
-
-def clean_env(**settings: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSESTACK_")}
-    env.update(settings)
-    return env
-
-
-def run_cli(cwd: Path, *args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pulsestack", *args],
-        cwd=cwd,
-        env=clean_env() if env is None else env,
-        input=stdin if stdin is not None else "",
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT_S,
-    )
 
 
 def stderr_lines(result: subprocess.CompletedProcess) -> list[str]:
@@ -65,10 +40,6 @@ def assert_one_line_failure(result: subprocess.CompletedProcess, *needles: str, 
     return last
 
 
-def sqlite_url(path: Path) -> str:
-    return f"sqlite:///{path}"
-
-
 def tables_in(path: Path) -> set[str]:
     with sqlite3.connect(path) as conn:
         return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -81,12 +52,6 @@ def users_in(path: Path) -> list[dict]:
         return [dict(r) for r in conn.execute("SELECT * FROM users ORDER BY email")]
     finally:
         conn.close()
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- bad configuration: one line, no traceback ------------------------------
@@ -322,85 +287,6 @@ def test_create_admin_against_unreachable_postgres_is_one_line(tmp_path):
 
 
 # --- serve --------------------------------------------------------------------
-
-
-def http_status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return resp.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-
-
-class Server:
-    """`pulsestack serve` in a subprocess; its stderr is read line by line as it comes."""
-
-    def __init__(self, cwd: Path, *args: str, env: dict[str, str]):
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pulsestack", "serve", *args],
-            cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )
-        self.lines: list[str] = []
-        self._more = threading.Condition()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        for line in self.proc.stderr:
-            with self._more:
-                self.lines.append(line)
-                self._more.notify_all()
-
-    def stderr(self) -> str:
-        with self._more:
-            return "".join(self.lines)
-
-    def wait_for_line(self, needle: str, limit_s: float = 15.0) -> str:
-        """The first stderr line containing `needle`, once it is written (bounded; not a timing check)."""
-        def found() -> str | None:
-            return next((line for line in self.lines if needle in line), None)
-
-        with self._more:
-            if not self._more.wait_for(lambda: found() is not None or self.proc.poll() is not None, limit_s):
-                pytest.fail(f"no {needle!r} line within {limit_s} s:\n{''.join(self.lines)}")
-        line = found()
-        if line is None:
-            self._reader.join(COMMAND_TIMEOUT_S)
-            pytest.fail(f"server exited with {self.proc.returncode} before a {needle!r} line:\n{self.stderr()}")
-        return line
-
-    def wait_ready(self, base: str, limit_s: float = 15.0) -> None:
-        """Poll /healthz until it answers 200 (readiness, not a timing check)."""
-        deadline = time.monotonic() + limit_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self._reader.join(COMMAND_TIMEOUT_S)
-                pytest.fail(f"server exited with {self.proc.returncode} before it was ready:\n{self.stderr()}")
-            try:
-                if http_status(base + "/healthz") == 200:
-                    return
-            except (urllib.error.URLError, ConnectionError, OSError):
-                pass
-            time.sleep(0.05)
-        pytest.fail(f"server did not answer /healthz within {limit_s} s")
-
-    def stop(self) -> tuple[int, str]:
-        """SIGTERM, then (exit code, everything written to stderr)."""
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            pytest.fail(f"server did not exit within 10 s of SIGTERM:\n{self.stderr()}")
-        self._reader.join(COMMAND_TIMEOUT_S)
-        return self.proc.returncode, self.stderr()
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self._reader.join(COMMAND_TIMEOUT_S)
 
 
 def test_serve_migrates_answers_health_checks_and_stops_on_sigterm(tmp_path):

@@ -7,8 +7,8 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from helpers import make_members, make_user, make_workspace
 
-from factories import make_members, make_user, make_workspace
 from pulsestack.db import DatabaseUnavailable, ForeignKeyViolation, IntegrityViolation, NamedQuery, UniqueViolation
 from pulsestack.ids import new_id, utcnow
 from pulsestack.queries import idempotency, members, notifications, receipts, sessions, users

@@ -16,13 +16,11 @@ import uuid
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-import pytest
+from helpers import PostgresServer, poll, with_database
 
-from conftest import PostgresServer, with_database
 from pulsestack import eventbus
 from pulsestack.db.postgres_bus import CHANNEL, PostgresBus
 from pulsestack.eventbus import Change
-from wshelpers import poll
 
 HANG_GUARD_S = 30.0
 LISTENER = "pulsestack-bus-listener"  # the name of the bus's listening task

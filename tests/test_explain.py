@@ -8,8 +8,8 @@ and the named index doing the work.
 from __future__ import annotations
 
 import pytest
+from helpers import make_members, make_user, make_workspace
 
-from factories import make_members, make_user, make_workspace
 from pulsestack.db import NamedQuery
 from pulsestack.ids import new_id, utcnow
 from pulsestack.queries import receipts

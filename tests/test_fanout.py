@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from factories import make_members, make_user, make_workspace
+from helpers import make_members, make_user, make_workspace
+
 from pulsestack.db import NamedQuery
 from pulsestack.ids import new_id, utcnow
 from pulsestack.queries import members, notifications, receipts, workspaces

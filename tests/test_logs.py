@@ -8,9 +8,9 @@ import socket
 
 import pytest
 from aiohttp.http_exceptions import BadStatusLine
+from helpers import COMMAND_TIMEOUT_S, Server, clean_env, free_port, sqlite_url
 
 from pulsestack.logs import BatchingStreamHandler, MalformedRequestsOneLine, printable
-from test_cli import COMMAND_TIMEOUT_S, Server, clean_env, free_port, sqlite_url
 
 
 def make_logger(stream: io.StringIO, capacity: int = 3) -> tuple[logging.Logger, BatchingStreamHandler]:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from helpers import make_members, make_user, make_workspace, with_database
 
-from factories import make_members, make_user, make_workspace
 from pulsestack.db import ForeignKeyViolation, NamedQuery, open_database
 from pulsestack.db.migrate import apply_migrations, pending_migrations, rollback_migrations
 from pulsestack.ids import new_id, utcnow
@@ -147,8 +147,6 @@ def postgres_schema(url: str) -> dict:
 
 
 def test_both_dialects_end_with_the_same_schema(sqlite_template, postgres_server, postgres_database):
-    from conftest import with_database
-
     lite = sqlite_schema(sqlite_template)
     pg = postgres_schema(with_database(postgres_server.url, postgres_database))
     assert set(lite["columns"]) == TABLES

@@ -6,8 +6,8 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
+from helpers import make_user
 
-from factories import make_user
 from pulsestack.db import DatabaseError, NamedQuery
 from pulsestack.db.sqlite import InlineReader
 from pulsestack.queries import users

@@ -1,8 +1,8 @@
-"""The websocket protocol and the hub (DESIGN.md §6), with real websocket clients.
+"""The websocket protocol (docs/websocket.md) and the hub, with real websocket clients.
 
 Every test runs on SQLite and on PostgreSQL (the `client` fixture: the whole
 app on a real aiohttp test server, with the real UnreadHub). Frames are read
-with a hang guard (wshelpers.HANG_GUARD_S), never timed.
+with a hang guard (helpers.HANG_GUARD_S), never timed.
 
 Absence of a frame is shown with a barrier, not a sleep: frames reach a socket
 in the order the hub queued them, so once a later frame (a pong, or the
@@ -22,16 +22,31 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from helpers import (
+    Person,
+    connect,
+    create_workspace,
+    expect_close,
+    inbox_item,
+    join,
+    json_of,
+    login,
+    open_ws,
+    poll,
+    raw_read_until_close,
+    raw_ws_connect,
+    register,
+    token_of,
+)
+from helpers import get_unread_count as unread_count  # by bearer headers; helpers.unread_count takes a Person
+from helpers import post_notification as send  # by bearer headers; helpers.send takes a Person and a payload
 
-from apihelpers import Person, create_workspace, join, json_of, login, register
 from pulsestack.api import ws as ws_api
 from pulsestack.app import create_app
 from pulsestack.appkeys import HUB
 from pulsestack.db import NamedQuery
 from pulsestack.hub import UnreadHub
 from pulsestack.ids import utcnow
-from wshelpers import (connect, expect_close, inbox_item, open_ws, poll, raw_read_until_close, raw_ws_connect, send,
-                       token_of, unread_count)
 
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_AUTH_TIMEOUT = 4408
@@ -141,7 +156,7 @@ async def test_an_expired_token_closes_4401(client, db):
 
 
 async def test_no_auth_frame_in_time_closes_4408(client, monkeypatch):
-    assert ws_api.AUTH_TIMEOUT_S == 10  # DESIGN.md §6: within 10 s; shortened here
+    assert ws_api.AUTH_TIMEOUT_S == 10  # docs/websocket.md: within 10 s; shortened here
     monkeypatch.setattr(ws_api, "AUTH_TIMEOUT_S", 0.2)
     ws = await open_ws(client)
 
@@ -151,7 +166,7 @@ async def test_no_auth_frame_in_time_closes_4408(client, monkeypatch):
 
 
 async def test_websockets_are_served_without_compression(client):
-    """DESIGN.md §6: per-message deflate costs hundreds of KiB per socket, so it is off."""
+    """Per-message deflate costs hundreds of KiB per socket, so it is off (docs/websocket.md: not offered)."""
     alice = await person(client)
     ws = await client.ws_connect("/ws", compress=15)  # the client offers permessage-deflate
     assert ws.compress == 0

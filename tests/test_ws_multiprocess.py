@@ -1,6 +1,6 @@
-"""Two real server processes on one Postgres database (DESIGN.md §6: events
-cross instances through LISTEN/NOTIFY, and a listener that lost its
-connection recounts everyone once it is back).
+"""Two real server processes on one Postgres database (docs/websocket.md,
+"How it scales": events cross instances through LISTEN/NOTIFY, and a
+listener that lost its connection recounts everyone once it is back).
 
 Postgres only. Process A and process B are `python -m pulsestack serve`
 subprocesses; B connects as its own login role, so the test can find B's
@@ -29,11 +29,10 @@ import aiohttp
 import asyncpg
 import psycopg
 import pytest
+from helpers import DB_PREFIX, HANG_GUARD_S, Conn, PostgresServer, _pid_alive, expect_close, poll
 from psycopg import sql
 
-from conftest import DB_PREFIX, PostgresServer, _pid_alive
 from pulsestack.db.migrate import apply_migrations
-from wshelpers import HANG_GUARD_S, Conn, expect_close, poll
 
 CHANNEL = "pulsestack_changes"
 PASSWORD = "correct horse battery staple"
