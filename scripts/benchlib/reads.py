@@ -86,7 +86,7 @@ async def measure(db: Database, base_url: str, seeded: Seeded, depths: list[int]
     # -- unread count ------------------------------------------------------
     async def db_count():
         rows = await receipts.count_unread_by_workspace(db, [hot])
-        assert sum(r["unread"] for r in rows) == expect_unread, rows
+        assert sum(r.unread for r in rows) == expect_unread, rows
 
     count_query = db.queries["count_unread_by_workspace"]
     result["unread_db"] = summary(await _time(iterations, db_count))

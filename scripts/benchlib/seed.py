@@ -131,8 +131,8 @@ async def _workspace(db: Database, owner_id: UUID, slug: str) -> UUID:
     now = utcnow()
     async with db.transaction() as tx:
         ws = await workspaces.create_workspace(tx, id=new_id(), name=slug, slug=slug, owner_id=owner_id, created_at=now)
-        await members.add_member(tx, id=new_id(), workspace_id=ws["id"], user_id=owner_id, role="owner", joined_at=now)
-    return ws["id"]
+        await members.add_member(tx, id=new_id(), workspace_id=ws.id, user_id=owner_id, role="owner", joined_at=now)
+    return ws.id
 
 
 async def broadcasts_via_product(db: Database, workspace_id: UUID, sender_id: UUID, count: int) -> list[int]:
@@ -230,7 +230,7 @@ async def seed(db: Database, sizes: Sizes, log) -> Seeded:
     await _hot_batch(db, hot_ws, sender_id, sizes.hot_read, now - timedelta(days=2))
     await receipts.mark_all_read(db, hot_id, utcnow())
     await _hot_batch(db, hot_ws, sender_id, sizes.hot_unread, now - timedelta(days=1))
-    unread = sum(r["unread"] for r in await receipts.count_unread_by_workspace(db, [hot_id]))
+    unread = sum(r.unread for r in await receipts.count_unread_by_workspace(db, [hot_id]))
     if unread != sizes.hot_unread:
         raise RuntimeError(f"hot user holds {unread} unread, expected {sizes.hot_unread}")
     t = step(f"hot user: {sizes.hot_read:,} read + {sizes.hot_unread:,} unread", t)
