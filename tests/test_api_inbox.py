@@ -14,6 +14,8 @@ import uuid
 from collections import Counter
 from datetime import timedelta, timezone
 
+import pytest
+
 from helpers import (
     API_TS,
     ITEM_KEYS,
@@ -358,6 +360,23 @@ async def test_read_then_unread_one_notification(api, db):
     assert reread["is_read"] is True
     assert parse_ts(reread["read_at"]) >= parse_ts(first["read_at"])
     assert [(i["is_read"], i["read_at"]) for i in await inbox_all(api, me)] == [(True, reread["read_at"])]
+
+
+@pytest.mark.parametrize("method, path, allow", [
+    ("DELETE", "/api/notifications/read", "POST"),
+    ("DELETE", "/api/notifications/read-all", "POST"),
+    ("DELETE", "/api/notifications/unread-count", "GET, HEAD"),
+    ("GET", "/api/notifications/read", "POST"),
+])
+async def test_a_fixed_path_is_never_taken_for_a_notification_id(api, method, path, allow):
+    """`read` is no notification id: a method the fixed path lacks is 405 with
+    the methods it has, not "DELETE the notification `read`" (404)."""
+    owner = await person(api)
+
+    resp = await api.request(method, path, headers=owner.headers)
+
+    await expect_error(resp, 405, "method_not_allowed")
+    assert resp.headers["Allow"] == allow
 
 
 async def test_someone_elses_or_an_unknown_or_a_malformed_id_is_404_and_changes_nothing(api, db):

@@ -116,6 +116,20 @@ def test_every_error_response_uses_the_error_shape():
                 assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
 
 
+def test_no_pydantic_spelling_leaks_into_the_schemas():
+    """Bounds must reach clients as JSON Schema (minimum, maximum), which tools
+    enforce; pydantic's own names (ge, le, ...) would be silently ignored."""
+    def keys(node: Any) -> set[str]:
+        if isinstance(node, dict):
+            return set(node) | {k for v in node.values() for k in keys(v)}
+        if isinstance(node, list):
+            return {k for v in node for k in keys(v)}
+        return set()
+
+    leaked = keys(DOC["components"]["schemas"]) | keys([p for *_, o in operations() for p in o.get("parameters", [])])
+    assert not leaked & {"ge", "le", "gt", "lt", "multiple_of", "min_length", "max_length"}
+
+
 def test_request_limits_in_the_document_are_the_validators():
     """The document is generated from the models that validate requests, so a
     limit in one is the limit in the other: probe each at its edge."""

@@ -24,6 +24,7 @@ parameter, 503 when it uses the database).
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,10 @@ from ..services.accounts import Principal
 from .jsonio import parse_headers, parse_query, read_json, respond
 
 PRINCIPAL = web.RequestKey("principal", Principal)
+# Path parameters that only a UUID fills: /api/notifications/read is then
+# the read route for every method, never "DELETE the notification `read`".
+UUID_PATTERN = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+ID_PARAMETER = re.compile(r"{(\w+_id)}")
 
 Handler = Callable[..., Awaitable[Any]]
 
@@ -147,7 +152,8 @@ class Routes:
 
     def add_to(self, app: web.Application) -> None:
         for op in self.operations:
+            path = ID_PARAMETER.sub(lambda m: f"{{{m.group(1)}:{UUID_PATTERN}}}", op.path)
             if op.method == "GET":
-                app.router.add_get(op.path, op.handle)  # also answers HEAD
+                app.router.add_get(path, op.handle)  # also answers HEAD
             else:
-                app.router.add_route(op.method, op.path, op.handle)
+                app.router.add_route(op.method, path, op.handle)
