@@ -4,6 +4,7 @@ Every helper that more than one test file uses lives here (a helper that one
 file uses stays in that file), and test files import from this module only:
 never from another test file, nor from conftest.py. Sections:
 
+- Limits, read from the models that enforce them.
 - HTTP API: accounts, workspaces, error bodies, raw requests.
 - Rows through the query layer (factories).
 - Notifications: teams, sending and reading, the recording hub, direct SQL.
@@ -43,14 +44,41 @@ import pytest
 from aiohttp import WSMsgType
 from psycopg import sql
 
+from pulsestack.api.jsonio import MAX_BODY_BYTES
 from pulsestack.appkeys import DB
 from pulsestack.db import Database, NamedQuery
 from pulsestack.hub import Hub
 from pulsestack.ids import new_id, utcnow
+from pulsestack.models.requests import NewNotification, NewWorkspace, PageQuery, ReadMany, Registration, SendHeaders
 from pulsestack.models.resources import User, Workspace
 from pulsestack.queries import members, sessions, users, workspaces
 from pulsestack.queries import members as members_q
 from pulsestack.security import hash_token, new_token
+
+# ================================================================================================
+# Limits, read from the models that enforce them (never copied into a test)
+# ================================================================================================
+
+def field_schema(model: type[Any], name: str) -> dict[str, Any]:
+    """A request field's JSON Schema, as the OpenAPI document gives it (`X | None` unwrapped)."""
+    schema = model.model_json_schema(by_alias=True)["properties"][name]
+    return next((s for s in schema.get("anyOf", []) if s.get("type") != "null"), schema)
+
+
+TITLE_MAX = field_schema(NewNotification, "title")["maxLength"]
+MESSAGE_MAX = field_schema(NewNotification, "message")["maxLength"]
+TYPE_MAX = field_schema(NewNotification, "type")["maxLength"]
+RECIPIENTS_MAX = field_schema(NewNotification, "recipients")["maxItems"]
+IDS_MAX = field_schema(ReadMany, "ids")["maxItems"]
+NAME_MAX = field_schema(NewWorkspace, "name")["maxLength"]
+SLUG_MAX = field_schema(NewWorkspace, "slug")["maxLength"]
+EMAIL_MAX = field_schema(Registration, "email")["maxLength"]
+PASSWORD_MIN = field_schema(Registration, "password")["minLength"]
+PASSWORD_MAX = field_schema(Registration, "password")["maxLength"]
+IDEMPOTENCY_KEY_MAX = field_schema(SendHeaders, "Idempotency-Key")["maxLength"]
+PAGE_MAX = field_schema(PageQuery, "limit")["maximum"]
+BODY_MAX = MAX_BODY_BYTES
+
 
 # ================================================================================================
 # HTTP API: accounts, workspaces, error bodies

@@ -15,7 +15,11 @@ from datetime import timedelta
 
 import pytest
 from helpers import (
+    BODY_MAX,
+    EMAIL_MAX,
     PASSWORD,
+    PASSWORD_MAX,
+    PASSWORD_MIN,
     USER_KEYS,
     bearer,
     create_workspace,
@@ -109,7 +113,7 @@ async def test_register_taken_email_is_409(client, db, second):
 
 
 @pytest.mark.parametrize("email", ["", "   ", "not-an-email", "a@b", "ann@", "@example.com", "a b@example.com",
-                                   "x" * 250 + "@example.com", 42, None, ["ann@example.com"]])
+                                   "x" * (EMAIL_MAX - 11) + "@example.com", 42, None, ["ann@example.com"]])
 async def test_register_bad_email_is_422_naming_email(client, db, email):
     resp = await client.post("/api/auth/register", json={"email": email, "password": PASSWORD})
 
@@ -118,7 +122,7 @@ async def test_register_bad_email_is_422_naming_email(client, db, email):
     assert await db.fetch_value(COUNT_USERS) == 0
 
 
-@pytest.mark.parametrize("password", ["x" * 7, "x" * 1025, "", 12345678, None, ["a", "b"], {"p": "longenough"}])
+@pytest.mark.parametrize("password", ["x" * (PASSWORD_MIN - 1), "x" * (PASSWORD_MAX + 1), "", 12345678, None, ["a", "b"], {"p": "longenough"}])
 async def test_register_bad_password_is_422_naming_password(client, db, password):
     resp = await client.post("/api/auth/register", json={"email": unique_email(), "password": password})
 
@@ -212,7 +216,7 @@ async def test_register_json_with_a_huge_number_is_a_client_error_not_500(client
 
 
 async def test_register_body_over_64_kib_is_413(client, db):
-    payload = {"email": unique_email(), "password": PASSWORD, "padding": "x" * (64 * 1024)}
+    payload = {"email": unique_email(), "password": PASSWORD, "padding": "x" * BODY_MAX}
 
     resp = await client.post("/api/auth/register", data=json.dumps(payload), headers={"Content-Type": "application/json"})
 
@@ -222,8 +226,8 @@ async def test_register_body_over_64_kib_is_413(client, db):
 
 async def test_register_body_of_exactly_64_kib_is_accepted(client):
     raw = json.dumps({"email": unique_email(), "password": PASSWORD}).encode()
-    raw = raw[:-1] + b" " * (64 * 1024 - len(raw)) + b"}"
-    assert len(raw) == 64 * 1024
+    raw = raw[:-1] + b" " * (BODY_MAX - len(raw)) + b"}"
+    assert len(raw) == BODY_MAX
 
     resp = await client.post("/api/auth/register", data=raw, headers={"Content-Type": "application/json"})
 
@@ -591,8 +595,15 @@ AUTHENTICATED = [
     ("POST", "/api/workspaces/acme/members"),
     ("PATCH", f"/api/workspaces/acme/members/{uuid.uuid4()}"),
     ("DELETE", f"/api/workspaces/acme/members/{uuid.uuid4()}"),
-    ("PATCH", "/api/workspaces/acme/members/not-a-uuid"),
 ]
+
+async def test_an_id_that_is_not_a_uuid_names_no_route_with_or_without_a_token(client):
+    """Only a UUID fills an id in a path: anything else is no resource (404), token or not."""
+    _, headers = await register(client)
+    for auth in ({}, headers):
+        resp = await client.patch("/api/workspaces/acme/members/not-a-uuid", json={"role": "member"}, headers=auth)
+        await expect_error(resp, 404, "not_found")
+
 
 BAD_AUTHORIZATION = [
     None,  # no header

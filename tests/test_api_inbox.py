@@ -15,10 +15,12 @@ from collections import Counter
 from datetime import timedelta, timezone
 
 import pytest
-
 from helpers import (
     API_TS,
+    IDS_MAX,
     ITEM_KEYS,
+    PAGE_MAX,
+    TYPE_MAX,
     Person,
     add_to,
     broadcast,
@@ -201,8 +203,8 @@ async def test_bad_inbox_query_parameters_are_400(api):
     await broadcast(api, team.owner, team)
     bad = [
         {"status": "bogus"}, {"status": ""}, {"status": "UNREAD"},
-        {"limit": "0"}, {"limit": "101"}, {"limit": "-1"}, {"limit": "ten"}, {"limit": ""},
-        {"type": "Bad Type"}, {"type": "1x"}, {"type": "a" * 65},
+        {"limit": "0"}, {"limit": str(PAGE_MAX + 1)}, {"limit": "-1"}, {"limit": "ten"}, {"limit": ""},
+        {"type": "Bad Type"}, {"type": "1x"}, {"type": "a" * (TYPE_MAX + 1)},
         {"cursor": "garbage!!"}, {"cursor": "e30"},  # e30 = "{}"
         {"cursor": cursor_of({"t": "yesterday", "id": str(uuid.uuid4())})},
         {"cursor": cursor_of({"t": "2026-01-01T00:00:00", "id": str(uuid.uuid4())})},  # naive
@@ -431,7 +433,7 @@ async def test_bulk_read_with_bad_ids_is_422_naming_ids(api):
     team = await make_team(api, members=1)
     me = team.members[0]
     n = await broadcast(api, team.owner, team)
-    too_many = [n["id"]] + [str(uuid.uuid4()) for _ in range(1000)]
+    too_many = [n["id"]] + [str(uuid.uuid4()) for _ in range(IDS_MAX)]
 
     for body in ({"ids": []}, {"ids": too_many}, {"ids": [n["id"], "nope"]}, {"ids": [n["id"], 7]},
                  {"ids": n["id"]}, {"ids": None}, {}):

@@ -20,7 +20,13 @@ from collections import Counter
 
 from helpers import (
     API_TS,
+    IDEMPOTENCY_KEY_MAX,
+    MESSAGE_MAX,
     NOTIFICATION_KEYS,
+    PAGE_MAX,
+    RECIPIENTS_MAX,
+    TITLE_MAX,
+    TYPE_MAX,
     Person,
     Team,
     add_to,
@@ -222,13 +228,13 @@ async def test_details_recipients_is_the_list_of_ids_that_are_not_members(api, d
 BAD_SENDS = {  # name: (payload given a member's id, fields the 422 must name)
     "title-missing": (lambda m: {"broadcast": True}, {"title"}),
     "title-empty": (lambda m: {"title": "", "broadcast": True}, {"title"}),
-    "title-201": (lambda m: {"title": "t" * 201, "broadcast": True}, {"title"}),
+    "title-too-long": (lambda m: {"title": "t" * (TITLE_MAX + 1), "broadcast": True}, {"title"}),
     "title-not-string": (lambda m: {"title": 5, "broadcast": True}, {"title"}),
-    "message-10001": (lambda m: {"title": "t", "message": "m" * 10001, "broadcast": True}, {"message"}),
+    "message-too-long": (lambda m: {"title": "t", "message": "m" * (MESSAGE_MAX + 1), "broadcast": True}, {"message"}),
     "message-not-string": (lambda m: {"title": "t", "message": None, "broadcast": True}, {"message"}),
     "type-with-space": (lambda m: {"title": "t", "type": "Bad Type", "broadcast": True}, {"type"}),
     "type-digit-first": (lambda m: {"title": "t", "type": "1x", "broadcast": True}, {"type"}),
-    "type-65": (lambda m: {"title": "t", "type": "a" * 65, "broadcast": True}, {"type"}),
+    "type-too-long": (lambda m: {"title": "t", "type": "a" * (TYPE_MAX + 1), "broadcast": True}, {"type"}),
     "type-empty": (lambda m: {"title": "t", "type": "", "broadcast": True}, {"type"}),
     "type-upper": (lambda m: {"title": "t", "type": "Info", "broadcast": True}, {"type"}),
     "broadcast-and-recipients": (lambda m: {"title": "t", "broadcast": True, "recipients": [m]}, {"broadcast", "recipients"}),
@@ -236,7 +242,7 @@ BAD_SENDS = {  # name: (payload given a member's id, fields the 422 must name)
     "broadcast-false-alone": (lambda m: {"title": "t", "broadcast": False}, {"broadcast", "recipients"}),
     "broadcast-not-bool": (lambda m: {"title": "t", "broadcast": "yes"}, {"broadcast"}),
     "recipients-empty": (lambda m: {"title": "t", "recipients": []}, {"recipients"}),
-    "recipients-1001": (lambda m: {"title": "t", "recipients": [m] + [str(uuid.uuid4()) for _ in range(1000)]}, {"recipients"}),
+    "recipients-too-many": (lambda m: {"title": "t", "recipients": [m] + [str(uuid.uuid4()) for _ in range(RECIPIENTS_MAX)]}, {"recipients"}),
     "recipients-not-uuid": (lambda m: {"title": "t", "recipients": [m, "not-a-uuid"]}, {"recipients"}),
     "recipients-number": (lambda m: {"title": "t", "recipients": [m, 5]}, {"recipients"}),
     "recipients-not-list": (lambda m: {"title": "t", "recipients": m}, {"recipients"}),
@@ -285,7 +291,7 @@ async def test_titles_are_trimmed_and_one_of_only_whitespace_is_422(api, db):
 
 async def test_the_longest_valid_fields_are_accepted(api):
     team = await make_team(api, members=1)
-    payload = {"title": "t" * 200, "message": "m" * 10000, "type": "a" + "b" * 63, "recipients": [team.members[0].id]}
+    payload = {"title": "t" * TITLE_MAX, "message": "m" * MESSAGE_MAX, "type": "a" + "b" * (TYPE_MAX - 1), "recipients": [team.members[0].id]}
 
     body = await json_of(await send(api, team.owner, team.slug, payload), 201)
 
@@ -445,7 +451,7 @@ async def test_concurrent_duplicates_with_one_key_create_one_notification(api, d
 async def test_a_bad_idempotency_key_is_400_and_sends_nothing(api, db):
     team = await make_team(api, members=1)
 
-    for key in ("", "k" * 256):
+    for key in ("", "k" * (IDEMPOTENCY_KEY_MAX + 1)):
         resp = await send(api, team.owner, team.slug, {"title": "t", "broadcast": True}, key=key)
 
         await expect_error(resp, 400, "bad_request")
@@ -470,7 +476,7 @@ async def test_an_idempotency_key_that_is_not_printable_ascii_is_400_and_sends_n
 async def test_a_key_of_255_characters_is_accepted(api):
     team = await make_team(api, members=1)
 
-    resp = await send(api, team.owner, team.slug, {"title": "t", "broadcast": True}, key="k" * 255)
+    resp = await send(api, team.owner, team.slug, {"title": "t", "broadcast": True}, key="k" * IDEMPOTENCY_KEY_MAX)
 
     await json_of(resp, 201)
 
@@ -539,7 +545,7 @@ async def test_history_is_403_for_a_plain_member_and_404_for_a_non_member(api):
 async def test_history_with_a_bad_limit_or_cursor_is_400(api):
     team = await make_team(api, members=0)
 
-    for params in ({"limit": "0"}, {"limit": "101"}, {"limit": "x"}, {"cursor": "garbage!"}, {"cursor": "eyJ0IjogMX0"}):
+    for params in ({"limit": "0"}, {"limit": str(PAGE_MAX + 1)}, {"limit": "x"}, {"cursor": "garbage!"}, {"cursor": "eyJ0IjogMX0"}):
         resp = await api.get(f"/api/workspaces/{team.slug}/notifications", params=params, headers=team.owner.headers)
 
         await expect_error(resp, 400, "bad_request")

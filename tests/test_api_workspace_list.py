@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from helpers import create_workspace, expect_error, json_of, register
+from helpers import PAGE_MAX, create_workspace, expect_error, json_of, register
 
 from pulsestack.app import create_app
 from pulsestack.config import load_config
@@ -37,7 +37,7 @@ async def test_workspaces_page_by_name_with_no_gap_or_repeat(client):
 
 async def test_workspace_list_refuses_bad_limits_and_cursors(client):
     _, headers = await register(client)
-    for params in ({"limit": "0"}, {"limit": "101"}, {"cursor": "garbage"}, {"cursor": "eyJuYW1lIjogMX0"}):
+    for params in ({"limit": "0"}, {"limit": str(PAGE_MAX + 1)}, {"cursor": "garbage"}, {"cursor": "eyJuYW1lIjogMX0"}):
         await expect_error(await client.get("/api/workspaces", params=params, headers=headers), 400, "bad_request")
 
 

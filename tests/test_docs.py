@@ -10,20 +10,15 @@ fails here.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from pydantic import BaseModel
+from helpers import BODY_MAX, field_schema
 
-from pulsestack.api.jsonio import MAX_BODY_BYTES
 from pulsestack.models.requests import NewMember, NewNotification, NewWorkspace, PageQuery, ReadMany, Registration, SendHeaders
 
 API_MD = (Path(__file__).resolve().parent.parent / "docs" / "api.md").read_text()
 
 
-def field(model: type[BaseModel], name: str) -> dict[str, Any]:
-    """A field's JSON Schema, its `anyOf: [x, null]` unwrapped."""
-    schema = model.model_json_schema(by_alias=True)["properties"][name]
-    return next((s for s in schema.get("anyOf", []) if s.get("type") != "null"), schema)
+field = field_schema
 
 
 def count(n: int) -> str:
@@ -51,7 +46,7 @@ def test_every_limit_docs_api_md_states_is_the_one_the_models_enforce():
         f"({ids['minItems']}–{count(ids['maxItems'])} UUIDs)",
         f"`Idempotency-Key` (optional, {key['minLength']}–{key['maxLength']} printable ASCII characters",
         f"a whole number from {limit['minimum']} to {limit['maximum']}; default {limit['default']}",
-        f"limited to {MAX_BODY_BYTES // 1024} KiB",
+        f"limited to {BODY_MAX // 1024} KiB",
     ]
     missing = [sentence for sentence in stated if sentence not in API_MD]
     assert missing == [], "docs/api.md does not state these limits as the models enforce them"

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from helpers import BODY_MAX, IDEMPOTENCY_KEY_MAX
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_spec
 from referencing import Registry, Resource
@@ -208,7 +209,7 @@ async def test_live_answers_match_the_document(client):
     assert (await call("POST", reg, json={"email": "nope", "password": "short"}))[0] == 422
     assert (await call("POST", reg, json={}))[0] == 422
     assert (await call("POST", reg, data=b"{not json"))[0] == 400
-    assert (await call("POST", reg, data=b"x" * (64 * 1024 + 1)))[0] == 413
+    assert (await call("POST", reg, data=b"x" * (BODY_MAX + 1)))[0] == 413
 
     login = "/api/auth/login"
     status, session = await call("POST", login, json={"email": "ANN@example.com", "password": "correct horse"})
@@ -299,7 +300,7 @@ async def test_live_notification_answers_match_the_document(client):
     assert (await call("POST", sends, url, token=C, json={"title": "x", "recipients": [ids["dan"]]}))[0] == 422
     assert (await call("POST", sends, url, token=A, json={"title": "x"}))[0] == 422
     assert (await call("POST", sends, url, token=D, json={"title": "x", "broadcast": True}))[0] == 404
-    assert (await call("POST", sends, url, token=A, headers={"Idempotency-Key": "k" * 256}, json={"title": "x", "broadcast": True}))[0] == 400
+    assert (await call("POST", sends, url, token=A, headers={"Idempotency-Key": "k" * (IDEMPOTENCY_KEY_MAX + 1)}, json={"title": "x", "broadcast": True}))[0] == 400
     resp = await client.post(url, headers={"Authorization": f"Bearer {A}", "Idempotency-Key": "once"}, json={"title": "once", "broadcast": True})
     first = await documented(resp, "post", sends)
     resp = await client.post(url, headers={"Authorization": f"Bearer {A}", "Idempotency-Key": "once"}, json={"title": "once", "broadcast": True})
