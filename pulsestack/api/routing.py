@@ -17,8 +17,8 @@ document cannot describe anything the server does not do.
 
 `errors` lists the operation's own error statuses; the ones every operation
 of a kind can answer are added from what it declares (401 with auth, 400
-with a body, query or header, 413 and 422 with a body, 404 with a path
-parameter, 503 when it uses the database).
+always and for more reasons with a body, query or header, 413 and 422 with a
+body, 404 with a path parameter, 503 when it uses the database).
 """
 
 from __future__ import annotations
@@ -87,11 +87,10 @@ class Operation:
 
     def error_statuses(self) -> dict[int, str]:
         """Every error status this operation can answer, with what it means here."""
-        implied: dict[int, str] = {}
-        if self.body or self.query or self.headers:
-            causes = (("the body is not a JSON object", self.body), ("a query parameter is invalid", self.query),
-                      ("a header is invalid", self.headers))
-            implied[400] = "bad_request: " + ", ".join(cause for cause, present in causes if present)
+        causes = (("the body is not a JSON object", self.body), ("a query parameter is invalid", self.query),
+                  ("a header is invalid", self.headers), ("the query string holds NUL or unpaired surrogates", True))
+        # The last cause is the middleware's, for every route: no database could store such text.
+        implied = {400: "bad_request: " + ", ".join(cause for cause, present in causes if present)}
         if self.auth:
             implied[401] = "unauthorized: no token, or an unknown, expired or revoked one"
         if "{" in self.path:
