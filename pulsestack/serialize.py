@@ -21,5 +21,9 @@ def _default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+# One encoder for every call: json.dumps with options builds a new one each time.
+_ENCODER = json.JSONEncoder(default=_default, separators=(",", ":"))
+
+
 def dumps(data: Any) -> str:
-    return json.dumps(data, default=_default, separators=(",", ":"))
+    return _ENCODER.encode(data)

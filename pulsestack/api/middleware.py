@@ -90,4 +90,5 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         response.headers.setdefault("X-Request-Id", request_id)
         return response
     finally:
-        log.info("%s %d %.1fms", _described(request), status, (time.perf_counter() - started) * 1000)
+        if log.isEnabledFor(logging.INFO):  # escaping the line costs; skip it when nobody reads it
+            log.info("%s %d %.1fms", _described(request), status, (time.perf_counter() - started) * 1000)

@@ -119,7 +119,8 @@ class Operation:
         if self.answer is None:
             assert result is None, f"{self.name} answers no body"
             return web.Response(status=self.status)
-        assert isinstance(result, self.answer), f"{self.name} must answer {self.answer.__name__}, not {type(result).__name__}"
+        assert type(result) is self.answer or isinstance(result, self.answer), \
+            f"{self.name} must answer {self.answer.__name__}, not {type(result).__name__}"
         return respond(result, self.status)
 
 

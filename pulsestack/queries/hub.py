@@ -9,7 +9,7 @@ from uuid import UUID
 
 from ..db.base import Executor
 from ..models.resources import InboxItem
-from . import column, many
+from . import column, make, many
 
 
 class NewReceipt(NamedTuple):
@@ -32,4 +32,4 @@ async def list_new_receipts(db: Executor, notification_ids: Collection[UUID], us
 async def list_notifications_by_ids(db: Executor, notification_ids: Collection[UUID]) -> list[InboxItem]:
     """New notifications as their recipients' inboxes show them, fresh from the send (unread), oldest first."""
     rows = await db.fetch_all("list_notifications_by_ids", notification_ids=list(notification_ids))
-    return [InboxItem.model_validate({**row, "is_read": False, "read_at": None}) for row in rows]
+    return [make(InboxItem, {**row, "is_read": False, "read_at": None}) for row in rows]

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from ..db.base import Executor
 from ..models.resources import User
+from . import make
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ async def get_session_user(db: Executor, token_hash: str, now: datetime) -> Sess
     if row is None:
         return None
     session_id, expires_at = row.pop("session_id"), row.pop("expires_at")
-    return SessionUser(User.model_validate(row), session_id, expires_at)
+    return SessionUser(make(User, row), session_id, expires_at)
 
 
 async def delete_session(db: Executor, session_id: UUID) -> int:

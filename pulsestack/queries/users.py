@@ -8,7 +8,7 @@ from uuid import UUID
 
 from ..db.base import Executor
 from ..models.resources import User
-from . import one
+from . import make, one
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ async def create_user(db: Executor, *, id: UUID, email: str, password_hash: str,
     row = await db.fetch_one("create_user", id=id, email=email, password_hash=password_hash,
                              system_role=system_role, created_at=created_at)
     assert row is not None  # INSERT ... RETURNING
-    return User.model_validate(row)
+    return make(User, row)
 
 
 async def get_user(db: Executor, user_id: UUID) -> User | None:
@@ -35,7 +35,7 @@ async def get_user_credentials_by_email(db: Executor, email: str) -> Credentials
     if row is None:
         return None
     password_hash = row.pop("password_hash")
-    return Credentials(User.model_validate(row), password_hash)
+    return Credentials(make(User, row), password_hash)
 
 
 async def update_password_hash(db: Executor, user_id: UUID, password_hash: str) -> int:

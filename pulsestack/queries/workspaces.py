@@ -7,13 +7,13 @@ from uuid import UUID
 
 from ..db.base import Executor
 from ..models.resources import MyWorkspace, Workspace, WorkspaceSummary
-from . import many, one
+from . import make, many, one
 
 
 async def create_workspace(db: Executor, *, id: UUID, name: str, slug: str, owner_id: UUID, created_at: datetime) -> Workspace:
     row = await db.fetch_one("create_workspace", id=id, name=name, slug=slug, owner_id=owner_id, created_at=created_at)
     assert row is not None  # INSERT ... RETURNING
-    return Workspace.model_validate(row)
+    return make(Workspace, row)
 
 
 async def get_workspace_by_slug(db: Executor, slug: str) -> Workspace | None:
