@@ -110,13 +110,6 @@ def _discarding_if_lost(conn: asyncpg.Connection) -> Iterator[None]:
         raise
 
 
-@asynccontextmanager
-async def _acquire(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
-    async with pool.acquire() as conn:
-        with _discarding_if_lost(conn):
-            yield conn
-
-
 async def _init_connection(conn: asyncpg.Connection) -> None:
     """The pool's hook for each new connection: JSON in and out as Python
     values (asyncpg's default is text both ways)."""
@@ -203,8 +196,9 @@ class PostgresDatabase(Database):
         for attempt in range(attempts):
             try:
                 with translating(_translate):
-                    async with _acquire(pool) as conn:
-                        return await op(conn, query, params)
+                    async with pool.acquire() as conn:
+                        with _discarding_if_lost(conn):
+                            return await op(conn, query, params)
             except DatabaseUnavailable:
                 if attempt + 1 == attempts:
                     raise
@@ -240,8 +234,9 @@ class PostgresDatabase(Database):
     async def ping(self) -> None:
         pool = self._require_pool()
         try:
-            async with _acquire(pool) as conn:
-                await conn.fetchval("SELECT 1")
+            async with pool.acquire() as conn:
+                with _discarding_if_lost(conn):
+                    await conn.fetchval("SELECT 1")
         except Exception as exc:
             raise DatabaseUnavailable(f"postgres: {exc.__class__.__name__}: {exc}") from exc
 
@@ -249,12 +244,14 @@ class PostgresDatabase(Database):
         q = self.queries[query] if isinstance(query, str) else query
         sql, _ = compile_postgres(q.sql)
         with translating(_translate):
-            async with _acquire(self._require_pool()) as conn:
-                await conn.prepare(sql)
+            async with self._require_pool().acquire() as conn:
+                with _discarding_if_lost(conn):
+                    await conn.prepare(sql)
 
     async def explain(self, query: str | NamedQuery, /, **params: Any) -> str:
         q = self.queries[query] if isinstance(query, str) else query
         sql, args = _args(q, params)
-        async with _acquire(self._require_pool()) as conn:
-            # Plain EXPLAIN plans without executing, so writes change nothing.
-            return "\n".join(r[0] for r in await conn.fetch("EXPLAIN " + sql, *args))
+        async with self._require_pool().acquire() as conn:
+            with _discarding_if_lost(conn):
+                # Plain EXPLAIN plans without executing, so writes change nothing.
+                return "\n".join(r[0] for r in await conn.fetch("EXPLAIN " + sql, *args))

@@ -26,7 +26,7 @@ R = TypeVar("R")
 
 def make(kind: type[R], row: Row) -> R:
     """`row` as a `kind`: a model of models/resources.py, or a named tuple or dataclass."""
-    if issubclass(kind, BaseModel):
+    if issubclass(kind, BaseModel):  # cached by ABCMeta after the first call of each kind
         return kind.model_construct(**row)
     return kind(**row)
 
