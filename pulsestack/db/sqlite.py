@@ -87,8 +87,8 @@ def to_sqlite(value: Any) -> Any:
         return str(value)
     if isinstance(value, datetime):  # always aware: Executor refuses naive ones
         return isoformat_z(value)
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return dumps(list(value))
+    if isinstance(value, (list, tuple, set, frozenset)):  # IN (:ids): ids as text, so no encoder callback
+        return dumps([str(v) if isinstance(v, uuid.UUID) else v for v in value])
     if isinstance(value, dict):
         return dumps(value)
     return value

@@ -13,11 +13,20 @@ from . import make
 
 @dataclass(frozen=True)
 class SessionUser:
-    """The user behind a valid token, and that token's session."""
+    """The user behind a valid token, and that token's session: who is
+    calling (services call it the principal)."""
 
     user: User
     session_id: UUID
     expires_at: datetime
+
+    @property
+    def id(self) -> UUID:
+        return self.user.id
+
+    @property
+    def is_system_admin(self) -> bool:
+        return self.user.system_role == "admin"
 
 
 async def create_session(db: Executor, *, id: UUID, user_id: UUID, token_hash: str, created_at: datetime,

@@ -10,8 +10,7 @@ import contextlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from uuid import UUID
+from datetime import timedelta
 
 from ..db import Database, UniqueViolation
 from ..db.base import Executor
@@ -66,21 +65,8 @@ async def find_user_by_email(db: Database, email: str) -> User | None:
 BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="pulsestack"'}
 
 
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: the user behind a valid token, and that token's session."""
-
-    user: User
-    session_id: UUID
-    expires_at: datetime
-
-    @property
-    def id(self) -> UUID:
-        return self.user.id
-
-    @property
-    def is_system_admin(self) -> bool:
-        return self.user.system_role == "admin"
+# Who is calling: the user behind a valid token, and that token's session.
+Principal = sessions.SessionUser
 
 
 async def _issue_token(tx: Executor, user: User, ttl: timedelta) -> Issued:
@@ -200,10 +186,10 @@ async def authenticate(db: Database, authorization: str | None) -> Principal:
     token = token.strip()
     if scheme.lower() != "bearer" or not token or len(token) > 512 or not token.isascii():
         raise Unauthorized("Authorization header must be 'Bearer <token>'", headers=BEARER_CHALLENGE)
-    found = await sessions.get_session_user(db, hash_token(token), utcnow())
-    if found is None:
+    principal = await sessions.get_session_user(db, hash_token(token), utcnow())
+    if principal is None:
         raise Unauthorized("invalid or expired token", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-    return Principal(user=found.user, session_id=found.session_id, expires_at=found.expires_at)
+    return principal
 
 
 async def logout(db: Database, hub: Hub, principal: Principal) -> None:

@@ -104,8 +104,7 @@ async def inbox(db: Database, principal: Principal, *, limit: int, workspace_slu
 
 async def unread_count(db: Database, principal: Principal) -> UnreadCounts:
     rows = await receipts.count_unread_by_workspace(db, [principal.id])
-    # Typed values from typed rows: nothing for pydantic to check on this hot path.
-    return UnreadCounts.model_construct(total=sum(r.unread for r in rows), workspaces={r.workspace_id: r.unread for r in rows})
+    return UnreadCounts(total=sum(r.unread for r in rows), workspaces={r.workspace_id: r.unread for r in rows})
 
 
 async def _change_one(db: Database, hub: Hub, principal: Principal, notification_id: UUID,
