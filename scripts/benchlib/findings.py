@@ -18,7 +18,8 @@ SHORT: dict[tuple[str, str | None], str] = {
     ("fanout", "sqlite"): "the bare INSERT…SELECT is as slow: its inbox and unread indexes take a leaf-page write per member",
     ("websocket", None): "one flush for 10,000 users on 2 cores shared with the clients: the recount of ~1,000,000 "
                          "unread receipts (~280-310 ms) and 10,000 socket writes (~380-410 ms)",
-    ("throughput", "sqlite"): "the database adapter's thread hops (reads now run inline: 10.9% -> 21.8% on 2026-11-30)",
+    ("throughput", "sqlite"): "per-request work around two inline reads on a core shared with wrk; the ratio moves "
+                              "18-20% between runs on this machine (the same code met it at 21.9% on 2026-11-30)",
     ("throughput", "postgres"): "two statements per request, each a pool checkout and a round trip to a server on the "
                                 "same 2 cores, and the access-log line",
 }
@@ -65,7 +66,10 @@ CAUSES: dict[tuple[str, str | None], str] = {
         "2026-11-25: one hop per read instead of three, `NamedQuery.writes` computed once (5.8% -> 10.9%). Applied "
         "2026-11-30: reads run inline on a read-only connection of the event loop's thread; SQLite interrupts one "
         "that passes 2 ms and it runs again on a reader thread (pulsestack/db/sqlite.py). A/B on one machine: "
-        "~1,100 -> ~3,100 req/s; in the full runs 10.9% -> 21.8%"),
+        "~1,100 -> ~3,100 req/s; in the full runs 10.9% -> 21.8%. 2026-12-01 (one declaration per API shape): "
+        "three alternating throughput runs of the code before and after, 19.8/18.0/20.3% against 19.5/18.3/19.4%, "
+        "hello at 15,300-17,200 req/s (12,500 on 2026-11-30); what remains is Python per request: the middleware, "
+        "authentication, two statements' parameters and rows, the answer and the access-log line"),
     ("throughput", "postgres"): (
         "per-request work around two statements. py-spy of a loaded server (64 connections, 2026-11-30): socket "
         "writes 15% (two round trips to Postgres and the answer), the access-log line 12% (building and formatting "
@@ -79,29 +83,31 @@ CAUSES: dict[tuple[str, str | None], str] = {
         "lifetime on other processes: a security decision"),
 }
 
-# The table's figures before the fixes of 2026-11-30 (the full run of
-# 2026-11-25, commit 6e33e3b), shown in Findings beside this run's.
-BEFORE_LABEL = "2026-11-25, commit 6e33e3b"
+# The table's figures in the previous full run (2026-11-30, commit a3c1750:
+# before one declaration per API shape, typed rows and declared column
+# types), shown in Findings beside this run's.
+BEFORE_LABEL = "2026-11-30, commit a3c1750"
 BEFORE: dict[tuple[str, str], str] = {
-    ("fanout", "sqlite"): "6.882 s, 1.00× bare (6.896 s)",
-    ("unread", "sqlite"): "database p50 0.47 ms, HTTP p50 1.54 ms",
-    ("inbox", "sqlite"): "HTTP p50 2.70 ms at depth 0, 2.91 ms at depth 50, 2.69 ms at depth 500",
-    ("websocket", "sqlite"): "p99 1,633 ms, max 1,639 ms, lost 0",
-    ("memory", "sqlite"): "22.6 KiB over 10,000 sockets",
-    ("throughput", "sqlite"): "1,245 / 11,384 req/s = 10.9%",
-    ("fanout", "postgres"): "3.925 s, 0.98× bare (4.015 s)",
-    ("unread", "postgres"): "database p50 0.41 ms, HTTP p50 1.24 ms",
-    ("inbox", "postgres"): "HTTP p50 1.88 ms at depth 0, 1.82 ms at depth 50, 1.84 ms at depth 500",
-    ("websocket", "postgres"): "p99 3,050 ms, max 3,057 ms, lost 0",
-    ("memory", "postgres"): "21.7 KiB over 10,000 sockets",
-    ("throughput", "postgres"): "1,752 / 9,902 req/s = 17.7%",
+    ("fanout", "sqlite"): "3.761 s, 0.88× bare (4.284 s)",
+    ("unread", "sqlite"): "database p50 0.27 ms, HTTP p50 0.90 ms",
+    ("inbox", "sqlite"): "HTTP p50 1.45 ms at depth 0, 1.48 ms at depth 50, 2.00 ms at depth 500",
+    ("websocket", "sqlite"): "p99 952 ms, max 963 ms, lost 0",
+    ("memory", "sqlite"): "18.5 KiB over 10,000 sockets",
+    ("throughput", "sqlite"): "2,745 / 12,519 req/s = 21.9%",
+    ("fanout", "postgres"): "3.356 s, 1.05× bare (3.186 s)",
+    ("unread", "postgres"): "database p50 0.49 ms, HTTP p50 1.51 ms",
+    ("inbox", "postgres"): "HTTP p50 2.79 ms at depth 0, 2.39 ms at depth 50, 2.05 ms at depth 500",
+    ("websocket", "postgres"): "p99 1,005 ms, max 1,015 ms, lost 0",
+    ("memory", "postgres"): "17.3 KiB over 10,000 sockets",
+    ("throughput", "postgres"): "1,606 / 10,191 req/s = 15.8%",
 }
 
 NOTES = """
 Profiled with py-spy on the measured server process, EXPLAIN (ANALYZE,
 BUFFERS, WAL), the hub's per-flush debug line, and A/B runs in which one
-thing changed at a time. Two rounds: 2026-11-25 (commit 6e33e3b) and
-2026-11-30 (the commits after it).
+thing changed at a time. Three rounds: 2026-11-25 (commit 6e33e3b),
+2026-11-30 (the commits after it), and 2026-12-01 (one declaration per
+API shape: pydantic models, typed rows, declared SQLite column types).
 
 - **Fan-out.** The product adds little to the bare INSERT…SELECT (the
   ratio is met); the absolute time is the statement's. Meeting 0.8 s /
@@ -118,6 +124,19 @@ thing changed at a time. Two rounds: 2026-11-25 (commit 6e33e3b) and
 - **Throughput.** SQLite meets it since its reads stopped crossing to a
   thread. On Postgres each request still makes two round trips to a
   server that shares the two cores.
+- **One declaration per API shape (2026-12-01).** Declaring every shape
+  once (pydantic), validating typed rows and reading SQLite types from
+  declared column types first cost unread-count throughput: alternating
+  runs of the code before and after, SQLite 19.6/20.2% against 17.7/18.5%.
+  A second validation of each row (`model_construct`, which turned out
+  slower than pydantic-core's `model_validate`), a JSON encoder built per
+  list parameter, a stack walk per log record (`findCaller`) and a
+  timestamp formatted per log line made the difference. Fixed, then
+  three alternating throughput runs: SQLite 19.8/18.0/20.3% before,
+  19.5/18.3/19.4% after; Postgres 11.8/13.6/11.4% before, 14.0/11.7/12.8%
+  after: unchanged within the spread. Deterministically, callgrind counts
+  701,000 instructions per request after against 724,000 before (2,000
+  requests, SQLite, access log on): 3.1% fewer.
 - **Memory per socket** fell with the per-socket queue and sender task.
 - **Reads** (unread count, inbox at any depth) are within their targets;
   their p99 runs up to about twice their p50 on this 2-core machine,
