@@ -62,7 +62,9 @@ CAUSES: dict[tuple[str, str | None], str] = {
         "already the slowest path. The 10,000 writes (~35 µs each: a send(2) on loopback while the clients compete "
         "for the same cores) remain"),
     ("throughput", "sqlite"): (
-        "the database adapter, not HTTP: each statement crossed to an aiosqlite thread and back. Applied "
+        "the ratio sits at the target, moving 18-20% between runs on this machine whatever the code: Python work per "
+        "request around two inline reads, on a core that wrk shares. History: at first the database adapter, not HTTP: "
+        "each statement crossed to an aiosqlite thread and back. Applied "
         "2026-11-25: one hop per read instead of three, `NamedQuery.writes` computed once (5.8% -> 10.9%). Applied "
         "2026-11-30: reads run inline on a read-only connection of the event loop's thread; SQLite interrupts one "
         "that passes 2 ms and it runs again on a reader thread (pulsestack/db/sqlite.py). A/B on one machine: "

@@ -270,7 +270,7 @@ def markdown(machine: dict, command: str, runs: dict[str, dict]) -> str:
     md += ["## Findings", ""]
     before = [(v, findings.BEFORE.get((v.target, v.dialect))) for v in verdicts]
     if any(b for _, b in before):
-        md += [f"Before the latest round of fixes ({findings.BEFORE_LABEL}) and in this run:", "",
+        md += [f"Before the latest round of changes ({findings.BEFORE_LABEL}) and in this run:", "",
                f"| target | dialect | {findings.BEFORE_LABEL} | this run |", "|---|---|---|---|"]
         md += [f"| {TARGET_TITLES[v.target]} | {DIALECT_NAMES[v.dialect]} | {b} | {v.measured} |" for v, b in before if b]
         md.append("")
