@@ -48,12 +48,12 @@ class NamedQuery:
     @cached_property  # these run on every call: scan the SQL once
     def list_params(self) -> frozenset[str]:
         """Parameters written as `IN (:name)`: they take a sequence."""
-        return frozenset(m.group("name") for m in _LIST_IN.finditer(_blank_out_literals(self.sql)))
+        return frozenset(m.group("name") for m in _LIST_IN.finditer(blank_out_literals(self.sql)))
 
     @cached_property
     def writes(self) -> bool:
         """True when the statement may write; such statements go to the writer."""
-        return bool(_WRITE.search(_blank_out_literals(self.sql)))
+        return bool(_WRITE.search(blank_out_literals(self.sql)))
 
     @classmethod
     def dynamic(cls, name: str, sql: str, shape: str) -> NamedQuery:
@@ -97,7 +97,7 @@ def scan_placeholders(sql: str) -> list[tuple[int, int, str]]:
     return found
 
 
-def _blank_out_literals(sql: str) -> str:
+def blank_out_literals(sql: str) -> str:
     """`sql` with comments and string literals replaced by spaces (same length)."""
     out = list(sql)
     i, n = 0, len(sql)
@@ -149,7 +149,7 @@ def parse_sql(text: str, source: str) -> list[NamedQuery]:
         sql = "\n".join(current["body"]).strip()
         if sql.endswith(";"):
             sql = sql[:-1].rstrip()
-        if ";" in _blank_out_literals(sql):
+        if ";" in blank_out_literals(sql):
             raise SQLFileError(f"{current['source']}: {current['name']}: one statement per query")
         queries.append(_checked(NamedQuery(
             name=current["name"], params=current["params"], shape=current["shape"],
@@ -210,7 +210,7 @@ def rewrite_list_params(sql: str, in_list: Callable[[str], str], not_in_list: Ca
     def sub(m: re.Match[str]) -> str:
         return (not_in_list if m.group("not") else in_list)(m.group("name"))
     # Only rewrite outside literals: match on the blanked text, splice into the original.
-    blanked = _blank_out_literals(sql)
+    blanked = blank_out_literals(sql)
     parts, last = [], 0
     for m in _LIST_IN.finditer(blanked):
         parts.append(sql[last:m.start()])

@@ -69,7 +69,7 @@ from .base import (
     UniqueViolation,
     translating,
 )
-from .sqlfile import NamedQuery, _blank_out_literals, rewrite_list_params
+from .sqlfile import NamedQuery, blank_out_literals, rewrite_list_params
 
 # How long a read may hold the event loop before it moves to a reader thread.
 # unread-count with wrk (64 connections), A/B: every read on a thread ~1,100 req/s, inline first ~3,100.
@@ -158,7 +158,7 @@ class ConstraintNames:
                 columns = tuple(c for (c,) in conn.execute("SELECT name FROM pragma_index_info(?) ORDER BY seqno", (index,)))
                 if None not in columns:  # an index on expressions is reported by its own name
                     names[t, tuple(c.lower() for c in columns)] = index
-            for m in _DECLARED_KEY.finditer(_blank_out_literals(sql or "")):
+            for m in _DECLARED_KEY.finditer(blank_out_literals(sql or "")):
                 columns = tuple(item.split()[0].strip('"`[]').lower() for item in m["columns"].split(","))
                 names[t, columns] = m["name"]
         self._names = names
