@@ -65,17 +65,17 @@ def operations(app: web.Application) -> list[Operation]:
 
 def document(app: web.Application) -> dict[str, Any]:
     ops = operations(app)
-    schemas = _schemas(ops)
+    refs, schemas = _schemas(ops)
     paths: dict[str, dict[str, Any]] = {}
     for op in ops:
-        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, schemas)
+        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, refs)
     return {
         "openapi": "3.1.0",
         "info": INFO,
         "tags": [{"name": tag} for tag in dict.fromkeys(op.tag for op in ops)],
         "paths": paths,
         "components": {
-            "schemas": schemas["$defs"],
+            "schemas": schemas,
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
                                                "description": "A token from register or login."}},
             "headers": {
@@ -90,8 +90,13 @@ def render(app: web.Application) -> bytes:
     return json.dumps(document(app), indent=2, ensure_ascii=False).encode() + b"\n"
 
 
-def _schemas(ops: list[Operation]) -> dict[str, Any]:
-    """JSON Schemas of every model the operations use: {(model, mode): ref, "$defs": {...}}."""
+Refs = dict[type[Any], dict[str, Any]]
+
+
+def _schemas(ops: list[Operation]) -> tuple[Refs, dict[str, Any]]:
+    """({model: its $ref}, the JSON Schemas of every model the operations use).
+    Bodies are read (validation mode), answers written (serialization mode);
+    no model is both."""
     used: list[tuple[type[BaseModel], Any]] = [(ErrorBody, "serialization")]
     for op in ops:
         if op.body is not None:
@@ -99,12 +104,7 @@ def _schemas(ops: list[Operation]) -> dict[str, Any]:
         if op.answer is not None:
             used.append((op.answer, "serialization"))
     keys, defs = models_json_schema(list(dict.fromkeys(used)), ref_template=REF)
-    return {"keys": keys, "$defs": defs.get("$defs", {})}
-
-
-def _ref(schemas: dict[str, Any], model: type[BaseModel], mode: str) -> dict[str, Any]:
-    ref: dict[str, Any] = schemas["keys"][(model, mode)]
-    return ref
+    return {model: ref for (model, _), ref in keys.items()}, defs.get("$defs", {})
 
 
 def _parameters(op: Operation) -> list[dict[str, Any]]:
@@ -126,7 +126,7 @@ def _parameters(op: Operation) -> list[dict[str, Any]]:
     return params
 
 
-def _operation(op: Operation, schemas: dict[str, Any]) -> dict[str, Any]:
+def _operation(op: Operation, refs: Refs) -> dict[str, Any]:
     out: dict[str, Any] = {"operationId": op.name, "tags": [op.tag], "summary": op.summary}
     if op.description:
         out["description"] = op.description
@@ -134,26 +134,26 @@ def _operation(op: Operation, schemas: dict[str, Any]) -> dict[str, Any]:
         out["parameters"] = params
     if op.body is not None:
         out["requestBody"] = {"required": not op.body_optional,
-                              "content": {"application/json": {"schema": _ref(schemas, op.body, "validation")}}}
+                              "content": {"application/json": {"schema": refs[op.body]}}}
     out["security"] = [{"bearerAuth": []}] if op.auth else []
-    out["responses"] = {str(op.status): _answer(op, schemas)}
+    out["responses"] = {str(op.status): _answer(op, refs)}
     for status, description in op.error_statuses().items():
         out["responses"][str(status)] = {
             "description": description,
             "headers": {**REQUEST_ID, **_error_headers(status)},
-            "content": {"application/json": {"schema": _ref(schemas, ErrorBody, "serialization")}},
+            "content": {"application/json": {"schema": refs[ErrorBody]}},
         }
     return out
 
 
-def _answer(op: Operation, schemas: dict[str, Any]) -> dict[str, Any]:
+def _answer(op: Operation, refs: Refs) -> dict[str, Any]:
     if op.status == 101:
         return {"description": "Switching Protocols: the websocket is open."}
     answer: dict[str, Any] = {"description": op.summary, "headers": dict(REQUEST_ID)}
     for name, description in op.answer_headers.items():
         answer["headers"][name] = {"description": description, "schema": {"type": "string"}}
     if op.answer is not None:
-        answer["content"] = {"application/json": {"schema": _ref(schemas, op.answer, "serialization")}}
+        answer["content"] = {"application/json": {"schema": refs[op.answer]}}
     elif op.status != 204:  # the document itself
         answer["content"] = {"application/json": {"schema": {"type": "object"}}}
     return answer

@@ -45,10 +45,11 @@ Timestamp = Annotated[
 ]
 
 EMAIL_MAX = 254
-# Trimmed and lower-cased before it is checked or stored, so `Ann@Example.com `
-# and `ann@example.com` are one account.
-Email = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, max_length=EMAIL_MAX,
-                                         pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+# Trimmed and lower-cased before it is checked, stored or looked up, so
+# `Ann@Example.com ` and `ann@example.com` are one account.
+EmailKey = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True)]
+# An address a new account or member may have.
+Email = Annotated[EmailKey, StringConstraints(max_length=EMAIL_MAX, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 PASSWORD_MAX = 1024  # login checks no longer password than this against a hash
 Password = Annotated[str, Field(min_length=8, max_length=PASSWORD_MAX)]
 

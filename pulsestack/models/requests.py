@@ -18,6 +18,7 @@ from .fields import (
     PAGE_DEFAULT,
     AssignableRole,
     Email,
+    EmailKey,
     IdempotencyKey,
     IdList,
     InboxStatus,
@@ -44,7 +45,7 @@ class Registration(Body):
 class Login(Body):
     # Not checked beyond being strings: an unknown email or a wrong
     # password answers the same 401 either way.
-    email: str
+    email: EmailKey
     password: str
 
 

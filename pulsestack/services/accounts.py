@@ -163,7 +163,7 @@ async def login(db: Database, credentials: Login, ttl: timedelta, limiter: Login
     also take the same time. The attempt counts against the rate limits from
     before its lookup and hash: concurrent guesses cannot outrun the count.
     """
-    email, password = credentials.email.strip().lower(), credentials.password
+    email, password = credentials.email, credentials.password
     with limiter.attempt(email, client) as attempt:
         found = await users.get_user_credentials_by_email(db, email) if len(password) <= PASSWORD_MAX else None
         matches, needs_rehash = await verify_password(found.password_hash if found else None, password[:PASSWORD_MAX])
