@@ -44,16 +44,17 @@ import struct
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from aiohttp import WSCloseCode, web
 
 from .db import Database, DatabaseError
 from .eventbus import Change, EventBus
-from .models.resources import InboxItem
+from .models.resources import InboxItem, UnreadCounts
 from .queries import hub as hub_queries
 from .queries import receipts
+from .queries.receipts import NO_UNREAD
 from .serialize import dumps
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ log = logging.getLogger(__name__)
 CLOSE_SLOW = WSCloseCode.TRY_AGAIN_LATER  # 1013
 CLOSE_SHUTDOWN = WSCloseCode.GOING_AWAY  # 1001
 CLOSE_UNAUTHORIZED = 4401
+CHANGED_MAX = 100  # receipts a `changed` frame names at most; past that, `refresh`
 CLOSE_TIMEOUT = 5.0  # seconds a close handshake may take before the connection is cut
 FLUSH_RETRY_S = 1.0  # pause after a failed flush before its change is tried again
 
@@ -85,6 +87,21 @@ class Hub:
     def session_revoked(self, session_id: uuid.UUID) -> None:
         """A token was revoked (logout); its sockets are closed."""
 
+    def receipts_changed(self, user_id: uuid.UUID, notification_ids: Collection[uuid.UUID]) -> None:
+        """These receipts of the user changed state (read, unread, archive, unarchive): a `changed`
+        frame with their state now (a `refresh` when there are more than CHANGED_MAX), and new counts."""
+
+    def receipts_removed(self, user_id: uuid.UUID, notification_ids: Collection[uuid.UUID]) -> None:
+        """These receipts of the user are gone (dismissed): a `changed` frame naming them in `removed`,
+        and new counts."""
+
+    def notification_retracted(self, workspace_id: uuid.UUID, notification_id: uuid.UUID) -> None:
+        """A notification and all its receipts are gone: `removed` for the workspace's members, and new counts."""
+
+    def inboxes_replaced(self, user_ids: Iterable[uuid.UUID]) -> None:
+        """Too much changed to list (more than CHANGED_MAX receipts, or a whole workspace's): a `refresh`
+        frame, and new counts."""
+
     @contextlib.contextmanager
     def authenticating(self, ws: web.WebSocketResponse) -> Iterator[None]:
         """While a socket waits for its auth frame (so shutdown can close it too)."""
@@ -108,12 +125,9 @@ class Hub:
         """Close every socket (1001) and stop."""
 
 
-def counts_frame(kind: str, counts: dict[uuid.UUID, int], **extra: object) -> str:
-    return dumps({"type": kind, **extra, **unread_state(counts)})
-
-
-def unread_state(counts: dict[uuid.UUID, int]) -> dict:
-    return {"total": sum(counts.values()), "workspaces": {str(k): v for k, v in counts.items()}}
+def unread_frame(counts: UnreadCounts) -> str:
+    """`unread`: the unread-count answer's fields at the top level."""
+    return '{"type":"unread",' + counts.model_dump_json()[1:]
 
 
 def notification_frame(item: InboxItem) -> str:
@@ -155,7 +169,7 @@ class UnreadHub(Hub):
         self.flush_s = flush_ms / 1000
         self.send_queue = send_queue
         self.sockets: dict[uuid.UUID, set[Socket]] = {}
-        self._last: dict[uuid.UUID, dict[uuid.UUID, int]] = {}  # counts last sent to each user
+        self._last: dict[uuid.UUID, UnreadCounts] = {}  # counts last sent to each user
         self._pending = Change()
         self._wake = asyncio.Event()
         self._flusher: asyncio.Task | None = None
@@ -203,6 +217,18 @@ class UnreadHub(Hub):
     def session_revoked(self, session_id: uuid.UUID) -> None:
         self._publish(Change(sessions={session_id}))
 
+    def receipts_changed(self, user_id: uuid.UUID, notification_ids: Collection[uuid.UUID]) -> None:
+        self.users_changed([user_id])
+
+    def receipts_removed(self, user_id: uuid.UUID, notification_ids: Collection[uuid.UUID]) -> None:
+        self.users_changed([user_id])
+
+    def notification_retracted(self, workspace_id: uuid.UUID, notification_id: uuid.UUID) -> None:
+        self.workspace_changed(workspace_id)
+
+    def inboxes_replaced(self, user_ids: Iterable[uuid.UUID]) -> None:
+        self.users_changed(user_ids)
+
     def _publish(self, change: Change) -> None:
         self._apply(change)
         self.bus.publish(change)
@@ -236,13 +262,14 @@ class UnreadHub(Hub):
         first = user_id not in self.sockets
         self.sockets.setdefault(user_id, set()).add(sock)
         try:
-            counts = (await self._count([user_id])).get(user_id, {})
+            counts = (await self._count([user_id])).get(user_id, NO_UNREAD)
         except BaseException:
             self.disconnect(sock)
             raise
         if sock.closing:
             return sock
-        self._deliver(sock, wire_frame(dumps({"type": "ready", "user_id": user_id, "unread": unread_state(counts)})))
+        self._deliver(sock, wire_frame(dumps({"type": "ready", "user_id": user_id,
+                                              "unread": counts.model_dump(mode="json")})))
         sock.ready = True
         if first:
             self._last[user_id] = counts
@@ -355,19 +382,19 @@ class UnreadHub(Hub):
         dirty &= self.sockets.keys()
         counts = await self._count(dirty) if dirty else {}
         lap("count")
-        encoded: dict[tuple, bytes] = {}  # one `unread` frame per distinct state
+        encoded: dict[str, bytes] = {}  # one `unread` frame per distinct state
         for user_id in dirty:
             socks = self.sockets.get(user_id)
             if not socks:
                 continue
             frames = news.get(user_id, [])
-            new = counts.get(user_id, {})
+            new = counts.get(user_id, NO_UNREAD)
             if new != self._last.get(user_id):
                 self._last[user_id] = new
-                state = tuple(sorted(new.items()))
-                if state not in encoded:
-                    encoded[state] = wire_frame(counts_frame("unread", new))
-                frames = [*frames, encoded[state]]
+                text = unread_frame(new)
+                if text not in encoded:
+                    encoded[text] = wire_frame(text)
+                frames = [*frames, encoded[text]]
             if frames:
                 for sock in list(socks):
                     if sock.ready:
@@ -398,11 +425,8 @@ class UnreadHub(Hub):
                 owed.setdefault(r.user_id, []).append(order[r.notification_id])
         return {user_id: [frames[i] for i in sorted(positions)] for user_id, positions in owed.items()}
 
-    async def _count(self, user_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, dict[uuid.UUID, int]]:
-        counts: dict[uuid.UUID, dict[uuid.UUID, int]] = {}
-        for r in await receipts.count_unread_by_workspace(self.db, list(user_ids)):
-            counts.setdefault(r.user_id, {})[r.workspace_id] = r.unread
-        return counts
+    async def _count(self, user_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, UnreadCounts]:
+        return await receipts.count_unread(self.db, list(user_ids))
 
 
 class Laps:

@@ -19,11 +19,12 @@ SELECT r.notification_id, r.user_id
 
 -- name: list_notifications_by_ids(notification_ids) :many
 -- The content of new notifications, oldest first so frames go out in the
--- order they were sent. The hub adds is_read (false) and read_at (null) to
+-- order they were sent. The hub adds the receipt's state fresh from the send
+-- (unread, unseen, not archived) to
 -- make each an inbox item fresh from the send: a literal column would have
 -- no declared type, and SQLite would return false as 0. Served by
 -- notifications' primary key.
-SELECT n.id, n.workspace_id, n.sender_id, n.title, n.message, n.type, n.broadcast, n.created_at,
+SELECT n.id, n.workspace_id, n.sender_id, n.title, n.message, n.type, n.broadcast, n.created_at, n.url, n.data,
        w.slug AS workspace_slug
   FROM notifications AS n
   JOIN workspaces AS w ON w.id = n.workspace_id

@@ -62,3 +62,19 @@ DELETE FROM workspace_members
 SELECT user_id
   FROM workspace_members
  WHERE workspace_id = :workspace_id;
+
+-- name: mark_seen(user_id, until) :exec
+-- The user opened the bell: every membership's seen cut-off moves forward
+-- to `until`, never back. One row per membership, never one per receipt.
+UPDATE workspace_members
+   SET seen_until = :until
+ WHERE user_id = :user_id
+   AND (seen_until IS NULL OR seen_until < :until);
+
+-- name: mark_seen_in(workspace_id, user_id, until) :exec
+-- The same for one workspace.
+UPDATE workspace_members
+   SET seen_until = :until
+ WHERE workspace_id = :workspace_id
+   AND user_id = :user_id
+   AND (seen_until IS NULL OR seen_until < :until);

@@ -221,8 +221,8 @@ async def make_members(db: Database, workspace_id: UUID, count: int, role: str =
 # For tests/test_api_notifications.py and tests/test_api_inbox.py, which run
 # against the `api` fixture of tests/conftest.py (a RecordingHub, no 5xx allowed).
 
-NOTIFICATION_KEYS = {"id", "workspace_id", "sender_id", "title", "message", "type", "broadcast", "created_at"}
-ITEM_KEYS = NOTIFICATION_KEYS | {"is_read", "read_at", "workspace_slug"}
+NOTIFICATION_KEYS = {"id", "workspace_id", "sender_id", "title", "message", "type", "broadcast", "created_at", "url", "data"}
+ITEM_KEYS = NOTIFICATION_KEYS | {"is_read", "read_at", "is_seen", "archived", "archived_at", "workspace_slug"}
 API_TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")  # docs/api.md: exactly six fractional digits
 
 # --- direct SQL, independent of the product's own queries (joins notifications, not receipts.workspace_id) ---
@@ -235,6 +235,14 @@ SQL_UNREAD_BY_WORKSPACE = NamedQuery.dynamic(
     "SELECT n.workspace_id AS workspace_id, count(*) AS unread"
     "  FROM notification_receipts AS r JOIN notifications AS n ON n.id = r.notification_id"
     " WHERE r.user_id = :user_id AND NOT r.is_read"
+    " GROUP BY n.workspace_id", "many")
+# Unseen, recounted the plain way: unread, and created after the membership's seen_until (or never looked).
+SQL_UNSEEN_BY_WORKSPACE = NamedQuery.dynamic(
+    "t_unseen_by_workspace",
+    "SELECT n.workspace_id AS workspace_id, count(*) AS unseen"
+    "  FROM notification_receipts AS r JOIN notifications AS n ON n.id = r.notification_id"
+    "  JOIN workspace_members AS m ON m.workspace_id = n.workspace_id AND m.user_id = r.user_id"
+    " WHERE r.user_id = :user_id AND NOT r.is_read AND (m.seen_until IS NULL OR n.created_at > m.seen_until)"
     " GROUP BY n.workspace_id", "many")
 
 
@@ -249,10 +257,24 @@ async def sql_unread(db, user_id: str) -> dict[str, int]:
     return {str(r["workspace_id"]): int(r["unread"]) for r in rows}
 
 
+async def sql_unseen(db, user_id: str) -> dict[str, int]:
+    rows = await db.fetch_all(SQL_UNSEEN_BY_WORKSPACE, user_id=uuid.UUID(user_id))
+    return {str(r["workspace_id"]): int(r["unseen"]) for r in rows}
+
+
+def counts(unread: dict[str, int], unseen: dict[str, int] | None = None) -> dict:
+    """An unread-count answer: unread per workspace id, and unseen (the same as unread unless given)."""
+    unseen = dict(unread) if unseen is None else unseen
+    return {"total": sum(unread.values()), "workspaces": unread,
+            "unseen": {"total": sum(unseen.values()), "workspaces": unseen}}
+
+
 # --- the app under test: the `hub` and `api` fixtures of tests/conftest.py use it ---------------
 
 class RecordingHub(Hub):
-    """Keeps every hub call as ("users", sorted ids), ("workspace", id) or ("notification", id), ids as strings."""
+    """Keeps every hub call, ids as strings: ("users", sorted ids), ("workspace", id), ("notification", id),
+    ("changed", user id, sorted ids), ("removed", user id, sorted ids), ("retracted", workspace id, id),
+    ("refresh", sorted user ids)."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, object]] = []
@@ -265,6 +287,18 @@ class RecordingHub(Hub):
 
     def notification_sent(self, notification_id) -> None:
         self.calls.append(("notification", str(notification_id)))
+
+    def receipts_changed(self, user_id, notification_ids) -> None:
+        self.calls.append(("changed", str(user_id), sorted(str(i) for i in notification_ids)))
+
+    def receipts_removed(self, user_id, notification_ids) -> None:
+        self.calls.append(("removed", str(user_id), sorted(str(i) for i in notification_ids)))
+
+    def notification_retracted(self, workspace_id, notification_id) -> None:
+        self.calls.append(("retracted", str(workspace_id), str(notification_id)))
+
+    def inboxes_replaced(self, user_ids) -> None:
+        self.calls.append(("refresh", sorted(str(i) for i in user_ids)))
 
 
 # --- people and workspaces ----------------------------------------------------------------------
@@ -401,9 +435,9 @@ def token_of(headers: dict[str, str]) -> str:
 
 
 def state_of(frame: dict) -> dict:
-    """{total, workspaces} of a `ready` or `unread` frame."""
+    """{total, workspaces, unseen} of a `ready` or `unread` frame: the unread-count answer."""
     state = frame["unread"] if frame["type"] == "ready" else frame
-    return {"total": state["total"], "workspaces": state["workspaces"]}
+    return {"total": state["total"], "workspaces": state["workspaces"], "unseen": state["unseen"]}
 
 
 class Closed(AssertionError):
@@ -451,7 +485,7 @@ class Conn:
             assert set(frame) == {"type", "item"}, frame
             self.notifications.append(frame["item"])
         elif frame["type"] == "unread":
-            assert set(frame) == {"type", "total", "workspaces"}, frame
+            assert set(frame) == {"type", "total", "workspaces", "unseen"}, frame
             assert frame["total"] == sum(frame["workspaces"].values()), f"total is not the sum of the workspaces: {frame}"
             assert all(n > 0 for n in frame["workspaces"].values()), f"zero entries in an unread frame: {frame}"
             self.state = state_of(frame)
@@ -542,7 +576,7 @@ async def connect(client, headers: dict[str, str]) -> Conn:
     ready = json.loads(msg.data)
     assert ready["type"] == "ready", f"the first frame is not ready: {ready}"
     assert set(ready) == {"type", "user_id", "unread"}, ready
-    assert set(ready["unread"]) == {"total", "workspaces"}, ready
+    assert set(ready["unread"]) == {"total", "workspaces", "unseen"}, ready
     assert ready["unread"]["total"] == sum(ready["unread"]["workspaces"].values()), ready
     return Conn(ws, ready)
 

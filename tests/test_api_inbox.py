@@ -24,6 +24,7 @@ from helpers import (
     Person,
     add_to,
     broadcast,
+    counts,
     direct,
     expect_error,
     inbox,
@@ -35,10 +36,11 @@ from helpers import (
     person,
     sql_receipts,
     sql_unread,
+    sql_unseen,
     unread_count,
 )
 
-NO_UNREAD = {"total": 0, "workspaces": {}}
+NO_UNREAD = counts({})
 
 
 def read(api, who: Person, nid: str):
@@ -84,9 +86,12 @@ async def assert_counts_agree(api, db, people: list[Person]) -> dict[str, int]:
         assert all(not i["is_read"] and i["read_at"] is None for i in unread_items)
         by_inbox = Counter(i["workspace_id"] for i in unread_items)
         by_full_inbox = Counter(i["workspace_id"] for i in await inbox_all(api, p) if not i["is_read"])
-        assert reported == {"total": sum(by_inbox.values()), "workspaces": dict(by_inbox)}, p.user["email"]
+        unseen_items = Counter(i["workspace_id"] for i in unread_items if not i["is_seen"])
+        assert reported == counts(dict(by_inbox), dict(unseen_items)), p.user["email"]
         assert by_full_inbox == by_inbox
         assert reported["workspaces"] == await sql_unread(db, p.id)
+        assert reported["unseen"]["workspaces"] == await sql_unseen(db, p.id)
+        assert reported["unseen"]["workspaces"] == await sql_unseen(db, p.id)
         assert all(n > 0 for n in reported["workspaces"].values())
         totals[p.id] = reported["total"]
     return totals
@@ -266,9 +271,9 @@ async def test_unread_count_is_per_workspace_with_only_non_zero_entries(api):
     await broadcast(api, b.owner, b)
     await broadcast(api, b.owner, b)
 
-    assert await unread_count(api, me) == {"total": 3, "workspaces": {a.id: 1, b.id: 2}}
+    assert await unread_count(api, me) == counts({a.id: 1, b.id: 2})
     await json_of(await read(api, me, a1["id"]), 200)
-    assert await unread_count(api, me) == {"total": 2, "workspaces": {b.id: 2}}
+    assert await unread_count(api, me) == counts({b.id: 2})
     assert await unread_count(api, a.owner) == NO_UNREAD
 
 
@@ -327,7 +332,7 @@ async def test_unread_counts_agree_with_the_inbox_and_sql_after_every_operation(
     await step(2)
     assert (await api.delete(f"/api/workspaces/{b.slug}", headers=b.owner.headers)).status == 204
     await step(1)
-    assert await unread_count(api, me) == {"total": 1, "workspaces": {a.id: 1}}
+    assert await unread_count(api, me) == counts({a.id: 1})
 
 
 # ================================================================================================
@@ -356,7 +361,7 @@ async def test_read_then_unread_one_notification(api, db):
     assert {k: back[k] for k in n} == n
     assert await json_of(await unread(api, me, n["id"]), 200) == back
     assert [(i["is_read"], i["read_at"]) for i in await inbox_all(api, me)] == [(False, None)]
-    assert await unread_count(api, me) == {"total": 1, "workspaces": {team.id: 1}}
+    assert await unread_count(api, me) == counts({team.id: 1})
 
     reread = await json_of(await read(api, me, n["id"]), 200)
     assert reread["is_read"] is True
@@ -394,7 +399,7 @@ async def test_someone_elses_or_an_unknown_or_a_malformed_id_is_404_and_changes_
     assert [(i["id"], i["is_read"]) for i in await inbox_all(api, owner_of_it)] == [
         (sent_by_me["id"], False), (theirs["id"], False)]
     assert await sql_receipts(db, theirs["id"]) == {owner_of_it.id: False}
-    assert await unread_count(api, owner_of_it) == {"total": 2, "workspaces": {team.id: 2}}
+    assert await unread_count(api, owner_of_it) == counts({team.id: 2})
 
 
 # ================================================================================================
@@ -415,7 +420,7 @@ async def test_bulk_read_counts_only_my_unread_receipts(api, db):
         (mine[3]["id"], False), (mine[2]["id"], True), (mine[1]["id"], True), (mine[0]["id"], True)]
     assert await sql_receipts(db, theirs["id"]) == {other.id: False}
     assert (await unread_count(api, other))["total"] == 5
-    assert await unread_count(api, me) == {"total": 1, "workspaces": {team.id: 1}}
+    assert await unread_count(api, me) == counts({team.id: 1})
     assert await updated(read_many(api, me, ids)) == 0
 
 
@@ -441,7 +446,7 @@ async def test_bulk_read_with_bad_ids_is_422_naming_ids(api):
 
         err = await expect_error(resp, 422, "validation_error")
         assert "ids" in err["error"]["details"]
-    assert await unread_count(api, me) == {"total": 1, "workspaces": {team.id: 1}}
+    assert await unread_count(api, me) == counts({team.id: 1})
 
 
 # ================================================================================================
@@ -478,7 +483,7 @@ async def test_read_all_of_one_workspace_leaves_the_others(api):
 
     assert await updated(read_all(api, me, {"workspace": a.slug})) == 2
 
-    assert await unread_count(api, me) == {"total": 1, "workspaces": {b.id: 1}}
+    assert await unread_count(api, me) == counts({b.id: 1})
     assert await inbox_ids(api, me, status="unread") == [kept["id"]]
     assert (await unread_count(api, other))["total"] == 2
 
@@ -508,7 +513,7 @@ async def test_read_all_before_keeps_what_arrived_after_the_user_looked(api):
 
     assert await inbox_ids(api, me, status="unread") == [arrived_later["id"]]
     assert await inbox_ids(api, me, status="read") == [seen_newest["id"], older["id"]]
-    assert await unread_count(api, me) == {"total": 1, "workspaces": {team.id: 1}}
+    assert await unread_count(api, me) == counts({team.id: 1})
 
 
 async def test_read_all_before_is_inclusive_and_accepts_any_zone_spelling(api):
@@ -578,7 +583,7 @@ async def test_dismiss_removes_only_my_receipt(api, db):
     assert resp.status == 204
     assert await resp.read() == b""
     assert await inbox_ids(api, me) == [kept["id"]]
-    assert await unread_count(api, me) == {"total": 1, "workspaces": {team.id: 1}}
+    assert await unread_count(api, me) == counts({team.id: 1})
     assert await sql_receipts(db, n["id"]) == {other.id: False}
     assert await inbox_ids(api, other) == [n["id"], kept["id"]]
     await expect_error(await dismiss(api, me, n["id"]), 404, "not_found")
@@ -595,7 +600,7 @@ async def test_dismissing_a_read_notification_keeps_the_counts(api):
 
     assert (await dismiss(api, me, n["id"])).status == 204
 
-    assert await unread_count(api, me) == {"total": 1, "workspaces": {team.id: 1}}
+    assert await unread_count(api, me) == counts({team.id: 1})
     assert len(await inbox_ids(api, me)) == 1
 
 
@@ -612,6 +617,6 @@ async def test_the_inbox_of_a_removed_member_keeps_other_workspaces_and_unread_s
     assert (await api.delete(f"/api/workspaces/{a.slug}/members/{me.id}", headers=a.owner.headers)).status == 204
 
     assert [(i["id"], i["is_read"]) for i in await inbox_all(api, me)] == [(b_unread["id"], False), (b_read["id"], True)]
-    assert await unread_count(api, me) == {"total": 1, "workspaces": {b.id: 1}}
+    assert await unread_count(api, me) == counts({b.id: 1})
     await expect_error(await api.get("/api/notifications", params={"workspace": a.slug}, headers=me.headers),
                        404, "not_found")

@@ -32,6 +32,7 @@ from helpers import (
     add_to,
     bearer,
     broadcast,
+    counts,
     direct,
     expect_error,
     inbox,
@@ -206,7 +207,7 @@ async def test_a_non_member_recipient_is_422_naming_it_and_nothing_is_created(ap
     assert await sql_notification_count(db, team.id) == 0
     assert await sql_receipt_count(db, team.id) == 0
     assert await inbox_ids(api, bob) == []
-    assert await unread_count(api, bob) == {"total": 0, "workspaces": {}}
+    assert await unread_count(api, bob) == counts({})
     assert await inbox_ids(api, other.members[0]) == []
 
 
@@ -260,7 +261,7 @@ async def test_an_invalid_send_is_422_naming_each_bad_field_and_sends_nothing(ap
         assert fields <= set(body["error"]["details"]), (case, body)
     assert await sql_notification_count(db, team.id) == 0
     assert await inbox_ids(api, member) == []
-    assert await unread_count(api, member) == {"total": 0, "workspaces": {}}
+    assert await unread_count(api, member) == counts({})
 
 
 async def test_a_typo_in_a_field_name_is_422_naming_it_and_sends_nothing(api, db):
@@ -604,7 +605,7 @@ async def test_retraction_by_an_admin_removes_every_receipt(api, db):
     assert await sql_receipts(db, n["id"]) == {}
     for p in (team.admins[0], *team.members):
         assert await inbox_ids(api, p) == [kept["id"]]
-        assert await unread_count(api, p) == ({"total": 1, "workspaces": {team.id: 1}})
+        assert await unread_count(api, p) == counts({team.id: 1})
     assert [x["id"] for x in (await history(api, team.owner, team))["items"]] == [kept["id"]]
     await expect_error(await api.get(url, headers=team.owner.headers), 404, "not_found")
     await expect_error(await api.delete(url, headers=team.owner.headers), 404, "not_found")
@@ -656,7 +657,7 @@ async def test_removing_a_member_deletes_their_receipts_of_that_workspace_only(a
 
     assert resp.status == 204
     assert await inbox_ids(api, bob) == [there["id"]]
-    assert await unread_count(api, bob) == {"total": 1, "workspaces": {elsewhere.id: 1}}
+    assert await unread_count(api, bob) == counts({elsewhere.id: 1})
     assert await sql_unread(db, bob.id) == {elsewhere.id: 1}
     assert await inbox_ids(api, carol) == [n["id"] for n in reversed(here)]
     for n in here:
@@ -673,7 +674,7 @@ async def test_leaving_deletes_the_leavers_receipts_of_that_workspace(api, db):
 
     assert resp.status == 204
     assert await inbox_ids(api, bob) == []
-    assert await unread_count(api, bob) == {"total": 0, "workspaces": {}}
+    assert await unread_count(api, bob) == counts({})
     assert await sql_receipts(db, n["id"]) == {carol.id: False}
 
 
@@ -692,10 +693,10 @@ async def test_deleting_a_workspace_deletes_all_its_receipts(api, db):
     assert await sql_notification_count(db, team.id) == 0
     assert await sql_receipt_count(db, team.id) == 0
     assert await inbox_ids(api, bob) == [there["id"]]
-    assert await unread_count(api, bob) == {"total": 1, "workspaces": {elsewhere.id: 1}}
+    assert await unread_count(api, bob) == counts({elsewhere.id: 1})
     for p in (carol, team.owner):
         assert await inbox_ids(api, p) == []
-        assert await unread_count(api, p) == {"total": 0, "workspaces": {}}
+        assert await unread_count(api, p) == counts({})
 
 
 # ================================================================================================
@@ -743,7 +744,8 @@ async def test_hub_hears_read_state_changes_only_when_something_changed(api, hub
     me = team.members[0]
     n1 = await broadcast(api, team.owner, team, title="one")
     n2 = await broadcast(api, team.owner, team, title="two")
-    mine = [("users", [me.id])]
+    def mine(*ns: dict) -> list:
+        return [("changed", me.id, sorted(n["id"] for n in ns))]
 
     async def calls_of(request) -> list:
         hub.calls.clear()
@@ -756,18 +758,25 @@ async def test_hub_hears_read_state_changes_only_when_something_changed(api, hub
     bulk = lambda ids: api.post("/api/notifications/read", json={"ids": ids}, headers=me.headers)  # noqa: E731
     read_all = lambda body: api.post("/api/notifications/read-all", json=body, headers=me.headers)  # noqa: E731
 
-    assert await calls_of(read(n1["id"])) == mine
+    archive = lambda nid: api.post(f"/api/notifications/{nid}/archive", headers=me.headers)  # noqa: E731
+    unarchive = lambda nid: api.post(f"/api/notifications/{nid}/unarchive", headers=me.headers)  # noqa: E731
+
+    assert await calls_of(read(n1["id"])) == mine(n1)
     assert await calls_of(read(n1["id"])) == []  # already read
-    assert await calls_of(unread(n1["id"])) == mine
+    assert await calls_of(unread(n1["id"])) == mine(n1)
     assert await calls_of(unread(n1["id"])) == []  # already unread
-    assert await calls_of(bulk([n1["id"]])) == mine
+    assert await calls_of(bulk([n1["id"]])) == mine(n1)
     assert await calls_of(bulk([n1["id"], str(uuid.uuid4())])) == []
-    assert await calls_of(read_all({})) == mine  # n2
+    assert await calls_of(read_all({})) == mine(n2)
     assert await calls_of(read_all({})) == []
     assert await calls_of(read_all({"workspace": team.slug})) == []
-    assert await calls_of(unread(n2["id"])) == mine
-    assert await calls_of(read_all({"workspace": team.slug})) == mine
-    assert await calls_of(api.delete(f"/api/notifications/{n1['id']}", headers=me.headers)) == mine
+    assert await calls_of(unread(n2["id"])) == mine(n2)
+    assert await calls_of(read_all({"workspace": team.slug})) == mine(n2)
+    assert await calls_of(archive(n2["id"])) == mine(n2)
+    assert await calls_of(archive(n2["id"])) == []  # already archived
+    assert await calls_of(unarchive(n2["id"])) == mine(n2)
+    assert await calls_of(unarchive(n2["id"])) == []
+    assert await calls_of(api.delete(f"/api/notifications/{n1['id']}", headers=me.headers)) == [("removed", me.id, [n1["id"]])]
 
 
 async def test_hub_hears_nothing_from_refused_inbox_calls(api, hub):
@@ -786,7 +795,7 @@ async def test_hub_hears_nothing_from_refused_inbox_calls(api, hub):
     assert hub.calls == []
 
 
-async def test_hub_hears_a_retraction_as_a_workspace_change(api, hub):
+async def test_hub_hears_a_retraction_as_the_workspace_losing_it(api, hub):
     team = await make_team(api, members=2)
     n = await direct(api, team.members[0], team, [team.members[1]])
     hub.calls.clear()
@@ -794,7 +803,7 @@ async def test_hub_hears_a_retraction_as_a_workspace_change(api, hub):
     resp = await api.delete(f"/api/workspaces/{team.slug}/notifications/{n['id']}", headers=team.owner.headers)
 
     assert resp.status == 204
-    assert hub.calls == [("workspace", team.id)]
+    assert hub.calls == [("retracted", team.id, n["id"])]
 
 
 async def test_hub_hears_a_member_removal_and_a_leave_as_that_user(api, hub):
@@ -803,10 +812,10 @@ async def test_hub_hears_a_member_removal_and_a_leave_as_that_user(api, hub):
     hub.calls.clear()
 
     assert (await api.delete(f"/api/workspaces/{team.slug}/members/{bob.id}", headers=team.owner.headers)).status == 204
-    assert hub.calls == [("users", [bob.id])]
+    assert hub.calls == [("refresh", [bob.id])]
     hub.calls.clear()
     assert (await api.delete(f"/api/workspaces/{team.slug}/members/{carol.id}", headers=carol.headers)).status == 204
-    assert hub.calls == [("users", [carol.id])]
+    assert hub.calls == [("refresh", [carol.id])]
 
 
 async def test_hub_hears_a_workspace_deletion_as_all_its_former_members(api, hub):
@@ -815,7 +824,7 @@ async def test_hub_hears_a_workspace_deletion_as_all_its_former_members(api, hub
 
     assert (await api.delete(f"/api/workspaces/{team.slug}", headers=team.owner.headers)).status == 204
 
-    assert hub.calls == [("users", sorted(p.id for p in team.everyone))]
+    assert hub.calls == [("refresh", sorted(p.id for p in team.everyone))]
 
 
 async def test_hub_calls_tally_over_a_mixed_session(api, hub):
@@ -831,4 +840,4 @@ async def test_hub_calls_tally_over_a_mixed_session(api, hub):
     await inbox(api, carol)
     await history(api, team.owner, team)
 
-    assert Counter(kind for kind, _ in hub.calls) == {"notification": 2, "users": 1}
+    assert Counter(call[0] for call in hub.calls) == {"notification": 2, "changed": 1}

@@ -116,7 +116,7 @@ async def test_booleans_and_counts(db):
     assert row.broadcast is True
     assert await notifications.fan_out_broadcast(db, notification_id=nid, workspace_id=ws.id, sender_id=owner.id,
                                                  created_at=row.created_at) == 1
-    assert await receipts.count_unread_by_workspace(db, [member, owner.id]) == [(member, ws.id, 1)]
+    assert await receipts.count_unread_by_workspace(db, [member, owner.id]) == [(member, ws.id, 1, 1)]
 
 
 @pytest.mark.parametrize("count", [0, 1, 1000])

@@ -12,7 +12,7 @@ from helpers import make_members, make_user, make_workspace
 
 from pulsestack.db import NamedQuery
 from pulsestack.ids import new_id, utcnow
-from pulsestack.queries import receipts
+from pulsestack.queries import members, receipts
 
 MEMBERS = 10
 NOTIFICATIONS = 300  # per member: enough that a sort of a user's whole inbox costs more than the index walk
@@ -64,6 +64,8 @@ async def seeded(db):
     await seed_broadcasts(db, ws.id, owner.id, NOTIFICATIONS)
     nid = await db.fetch_value(NamedQuery.dynamic("any_notification", "SELECT id FROM notifications WHERE workspace_id = :w ORDER BY id LIMIT 1", "scalar"), w=ws.id)
     await receipts.mark_all_read(db, member_ids[0], utcnow())
+    await receipts.archive_all(db, member_ids[0], utcnow(), workspace_id=None, before=None, only_read=True)
+    await members.mark_seen(db, member_ids[1], utcnow())
     if db.dialect == "postgres":
         # The run's Postgres database is shared by every test and emptied with DELETE, which
         # leaves tables and indexes at the size earlier tests grew them to (a race test writes
@@ -91,18 +93,27 @@ async def plan(seeded, query, **params) -> str:
     return await seeded["db"].explain(query, **params)
 
 
-async def test_inbox_pages_walk_the_inbox_index(seeded, dialect):
+INBOX_INDEX = {"exclude": "receipts_inbox_active_idx", "include": "receipts_inbox_idx", "only": "receipts_inbox_archived_idx"}
+
+
+@pytest.mark.parametrize("archived", INBOX_INDEX)
+async def test_inbox_pages_walk_the_inbox_index_of_their_archived_filter(seeded, dialect, archived):
+    """The default page (archived excluded) walks the index of unarchived receipts only, so archived
+    ones never lie between a page's rows; `only` has its own; `include` the full one."""
     u, now = seeded["user"], utcnow()
-    for kwargs in ({}, {"status": "unread"}, {"before": (now, new_id())}, {"workspace_id": seeded["ws"].id, "status": "read"}):
+    for kwargs in ({}, {"status": "unread"}, {"before": (now, new_id())}, {"workspace_id": seeded["ws"].id, "status": "read"},
+                   {"after": (now, new_id())}, {"before": (now, new_id()), "after": (now, new_id())}):
         query = receipts.inbox_query(workspace="workspace_id" in kwargs, status=kwargs.get("status", "all"),
-                                     type_=False, cursor="before" in kwargs)
+                                     type_=False, cursor="before" in kwargs, archived=archived, after="after" in kwargs)
         params = {"user_id": u, "limit": 21}
         if "workspace_id" in kwargs:
             params["workspace_id"] = kwargs["workspace_id"]
         if "before" in kwargs:
             params["before_created_at"], params["before_id"] = kwargs["before"]
+        if "after" in kwargs:
+            params["after_created_at"], params["after_id"] = kwargs["after"]
         p = await plan(seeded, query, **params)
-        assert uses(p, dialect, "receipts_inbox_idx"), p
+        assert uses(p, dialect, INBOX_INDEX[archived]), p
         assert no_receipts_scan(p, dialect), p
         if dialect == "sqlite":
             assert "TEMP B-TREE" not in p, p  # the index gives the order: no sort
@@ -124,6 +135,16 @@ async def test_read_all_uses_the_unread_index(seeded, dialect):
     assert no_receipts_scan(p, dialect), p
 
 
+async def test_archive_all_walks_only_unarchived_receipts(seeded, dialect):
+    for only_read in (True, False):
+        for query in ("archive_all_receipts", "list_archivable_ids"):
+            params = {"now": utcnow()} if query == "archive_all_receipts" else {"limit": 101}
+            p = await plan(seeded, query, user_id=seeded["user"], workspace_id=None, before=None, only_read=only_read,
+                           **params)
+            assert uses(p, dialect, "receipts_inbox_active_idx"), p
+            assert no_receipts_scan(p, dialect), p
+
+
 async def test_single_receipt_statements_use_the_unique_key(seeded, dialect):
     s, now = seeded, utcnow()
     statements = {
@@ -132,6 +153,9 @@ async def test_single_receipt_statements_use_the_unique_key(seeded, dialect):
         "mark_read_many": {"user_id": s["user"], "notification_ids": [s["nid"], new_id()], "now": now},
         "delete_receipt": {"user_id": s["user"], "notification_id": s["nid"]},
         "get_inbox_item": {"user_id": s["user"], "notification_id": s["nid"]},
+        "archive_receipt": {"user_id": s["user"], "notification_id": s["nid"], "now": now},
+        "unarchive_receipt": {"user_id": s["user"], "notification_id": s["nid"]},
+        "archive_receipts": {"user_id": s["user"], "notification_ids": [s["nid"], new_id()], "now": now},
     }
     index = "notification_receipts_notification_id_user_id_key" if dialect == "postgres" else "sqlite_autoindex_notification_receipts_2"
     for query, params in statements.items():

@@ -18,7 +18,7 @@ from pulsestack.ids import new_id, utcnow
 from pulsestack.queries import idempotency, notifications, receipts, sessions
 from pulsestack.resources import migrations_dir
 
-TABLES = {"users", "sessions", "workspaces", "workspace_members", "notifications", "notification_receipts", "idempotency_keys"}
+TABLES = {"users", "sessions", "workspaces", "workspace_members", "notifications", "notification_receipts", "idempotency_keys", "workspace_mutes"}
 YOYO_TABLES = {"_yoyo_migration", "_yoyo_log", "_yoyo_version", "yoyo_lock"}
 # The column types SQLite declares (its adapter converts by them) and the
 # Postgres type of the same column; nothing else may appear on SQLite.
@@ -91,7 +91,8 @@ def sqlite_schema(path: Path) -> dict:
             elif origin == "c":
                 indexes[name] = (t, cols, bool(unique), bool(partial))
         for fk in conn.execute(f"PRAGMA foreign_key_list({t})"):
-            fks.add((t, fk[3], fk[2], fk[6].upper()))
+            if fk[1] == 0:  # a composite key by its first column, as the Postgres side reads it
+                fks.add((t, fk[3], fk[2], fk[6].upper()))
     conn.close()
     return {"columns": columns, "types": types, "uniques": uniques, "indexes": indexes, "foreign_keys": fks,
             "constraints": constraints}
@@ -155,8 +156,9 @@ def test_both_dialects_end_with_the_same_schema(sqlite_template, postgres_server
     # Every primary key is named as Postgres names it, so a violation reports the same name.
     assert {("idempotency_keys", "idempotency_keys_pkey"), ("users", "users_pkey")} <= lite["constraints"]
     # The indexes the hot paths rely on are there, by name.
-    assert pg["indexes"]["receipts_unread_idx"] == ("notification_receipts", ("user_id", "workspace_id", "is_read"), False, True)
+    assert pg["indexes"]["receipts_unread_idx"] == ("notification_receipts", ("user_id", "workspace_id", "created_at", "is_read"), False, True)
     assert pg["indexes"]["receipts_inbox_idx"][1] == ("user_id", "created_at", "notification_id")
+    assert pg["indexes"]["receipts_inbox_active_idx"] == ("notification_receipts", ("user_id", "created_at", "notification_id"), False, True)
 
 
 async def read_everything(db) -> dict:

@@ -346,7 +346,7 @@ async def test_live_notification_answers_match_the_document(client):
     assert status == 200 and done == {"updated": 2}
     assert (await call("POST", "/api/notifications/read-all", token=C))[0] == 200  # no body at all
     status, counts = await call("GET", "/api/notifications/unread-count", token=B)
-    assert counts == {"total": 0, "workspaces": {}}
+    assert counts == {"total": 0, "workspaces": {}, "unseen": {"total": 0, "workspaces": {}}}
 
     dismiss = "/api/notifications/{notification_id}"
     assert (await call("DELETE", dismiss, f"/api/notifications/{nid}", token=B))[0] == 204

@@ -110,7 +110,7 @@ def test_a_name_is_defined_once(tmp_path):
 
 def test_every_query_has_a_verb_first_name_and_a_doc_or_obvious_shape():
     queries = load_queries(sql_dir(), "postgres")
-    verbs = ("get_", "list_", "count_", "create_", "add_", "update_", "set_", "rename_", "delete_", "remove_", "fan_out_", "mark_", "lock_")
+    verbs = ("get_", "list_", "count_", "create_", "add_", "update_", "set_", "rename_", "delete_", "remove_", "fan_out_", "mark_", "lock_", "archive_", "unarchive_")
     assert queries, "sql/ holds no queries"
     for q in queries.values():
         assert q.name.startswith(verbs), f"{q.source}: {q.name} should start with a verb"

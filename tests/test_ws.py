@@ -25,6 +25,7 @@ import pytest
 from helpers import (
     Person,
     connect,
+    counts,
     create_workspace,
     expect_close,
     inbox_item,
@@ -96,7 +97,7 @@ async def test_ready_reflects_the_existing_unread_state(client):
     conn = await connect(client, alice.headers)
 
     assert conn.ready == {"type": "ready", "user_id": alice.id,
-                          "unread": {"total": 3, "workspaces": {ws1["id"]: 2, ws2["id"]: 1}}}
+                          "unread": counts({ws1["id"]: 2, ws2["id"]: 1})}
     assert conn.state == await unread_count(client, alice.headers)
     # Nothing sent before the connect is replayed: the next thing to arrive is the pong.
     await conn.ping()
@@ -109,7 +110,7 @@ async def test_ready_of_a_user_without_notifications(client):
 
     conn = await connect(client, nobody.headers)
 
-    assert conn.ready == {"type": "ready", "user_id": nobody.id, "unread": {"total": 0, "workspaces": {}}}
+    assert conn.ready == {"type": "ready", "user_id": nobody.id, "unread": counts({})}
     await conn.ping()
 
 
@@ -199,11 +200,11 @@ async def test_sends_and_read_state_changes_push_counts_and_notifications(client
     owner, ws, [alice, bob] = await team(client, 2)
     slug = ws["slug"]
     a = await connect(client, alice.headers)
-    assert a.state == {"total": 0, "workspaces": {}}
+    assert a.state == counts({})
 
     # broadcast
     n1 = await send(client, owner.headers, slug, title="Broadcast one", message="hello all")
-    assert await a.until_unread(1) == {"total": 1, "workspaces": {ws["id"]: 1}}
+    assert await a.until_unread(1) == counts({ws["id"]: 1})
     item = await a.until_notification(n1["id"])
     assert item == await inbox_item(client, alice.headers, n1["id"])
     assert item["title"] == "Broadcast one" and item["message"] == "hello all"
@@ -214,7 +215,7 @@ async def test_sends_and_read_state_changes_push_counts_and_notifications(client
 
     # direct send (by a plain member)
     n2 = await send(client, bob.headers, slug, recipients=[alice.id], title="Direct")
-    assert await a.until_unread(2) == {"total": 2, "workspaces": {ws["id"]: 2}}
+    assert await a.until_unread(2) == counts({ws["id"]: 2})
     item = await a.until_notification(n2["id"])
     assert item == await inbox_item(client, alice.headers, n2["id"])
     assert item["broadcast"] is False and item["is_read"] is False and item["workspace_slug"] == slug
@@ -222,16 +223,16 @@ async def test_sends_and_read_state_changes_push_counts_and_notifications(client
 
     # read, unread
     await json_of(await client.post(f"/api/notifications/{n1['id']}/read", headers=alice.headers), 200)
-    assert await a.until_unread(1) == {"total": 1, "workspaces": {ws["id"]: 1}}
+    assert await a.until_unread(1) == counts({ws["id"]: 1})
     await a.synced(client, alice.headers)
     await json_of(await client.post(f"/api/notifications/{n1['id']}/unread", headers=alice.headers), 200)
-    assert await a.until_unread(2) == {"total": 2, "workspaces": {ws["id"]: 2}}
+    assert await a.until_unread(2) == counts({ws["id"]: 2})
     await a.synced(client, alice.headers)
 
     # bulk read
     await json_of(await client.post("/api/notifications/read", json={"ids": [n1["id"], n2["id"]]},
                                     headers=alice.headers), 200)
-    assert await a.until_unread(0) == {"total": 0, "workspaces": {}}
+    assert await a.until_unread(0) == counts({})
     await a.synced(client, alice.headers)
 
     # read-all
@@ -242,7 +243,7 @@ async def test_sends_and_read_state_changes_push_counts_and_notifications(client
     await a.until_notification(n3["id"])
     await a.until_notification(n4["id"])
     await json_of(await client.post("/api/notifications/read-all", json={}, headers=alice.headers), 200)
-    assert await a.until_unread(0) == {"total": 0, "workspaces": {}}
+    assert await a.until_unread(0) == counts({})
     await a.synced(client, alice.headers)
 
     # dismiss
@@ -250,7 +251,7 @@ async def test_sends_and_read_state_changes_push_counts_and_notifications(client
     await a.until_unread(1)
     await a.until_notification(n5["id"])
     assert (await client.delete(f"/api/notifications/{n5['id']}", headers=alice.headers)).status == 204
-    assert await a.until_unread(0) == {"total": 0, "workspaces": {}}
+    assert await a.until_unread(0) == counts({})
     await a.synced(client, alice.headers)
 
     await a.ping()
@@ -271,27 +272,27 @@ async def test_retraction_member_removal_and_workspace_deletion_push_counts(clie
     for conn, who, total in ((a, alice, 2), (b, bob, 3)):
         await conn.until_unread(total, strict=False)  # sends in a row may share a flush
         await conn.synced(client, who.headers)
-    assert b.state == {"total": 3, "workspaces": {ws1["id"]: 2, ws2["id"]: 1}}
+    assert b.state == counts({ws1["id"]: 2, ws2["id"]: 1})
 
     # retraction: every member's count drops
     assert (await client.delete(f"/api/workspaces/{ws1['slug']}/notifications/{n1['id']}",
                                 headers=owner.headers)).status == 204
-    assert await a.until_unread(1) == {"total": 1, "workspaces": {ws1["id"]: 1}}
-    assert await b.until_unread(2) == {"total": 2, "workspaces": {ws1["id"]: 1, ws2["id"]: 1}}
+    assert await a.until_unread(1) == counts({ws1["id"]: 1})
+    assert await b.until_unread(2) == counts({ws1["id"]: 1, ws2["id"]: 1})
     await a.synced(client, alice.headers)
     await b.synced(client, bob.headers)
 
     # member removal: the removed member's count drops; their socket stays open
     assert (await client.delete(f"/api/workspaces/{ws1['slug']}/members/{alice.id}",
                                 headers=owner.headers)).status == 204
-    assert await a.until_unread(0) == {"total": 0, "workspaces": {}}
+    assert await a.until_unread(0) == counts({})
     await a.synced(client, alice.headers)
     await a.ping()
     frames_before_deletion = len(a.frames)
 
     # workspace deletion: the members' counts lose the workspace
     assert (await client.delete(f"/api/workspaces/{ws1['slug']}", headers=owner.headers)).status == 204
-    assert await b.until_unread(1) == {"total": 1, "workspaces": {ws2["id"]: 1}}
+    assert await b.until_unread(1) == counts({ws2["id"]: 1})
     await b.synced(client, bob.headers)
 
     # alice, no longer a member, got nothing from the deletion: her next frame is the pong
@@ -333,7 +334,7 @@ async def test_notification_frames_go_to_connected_recipients_only(client):
 
     # dave was never pushed anything; connecting now, he gets the whole state in `ready`, and no backlog
     d = await connect(client, dave.headers)
-    assert d.ready["unread"] == {"total": 2, "workspaces": {ws["id"]: 2}}
+    assert d.ready["unread"] == counts({ws["id"]: 2})
     await d.ping()
     assert d.notifications == []
 
@@ -373,14 +374,14 @@ async def test_every_tab_of_a_user_gets_every_frame(client):
 
     n1 = await send(client, owner.headers, ws["slug"], title="one")
     for tab in tabs:
-        assert await tab.until_unread(1) == {"total": 1, "workspaces": {ws["id"]: 1}}
+        assert await tab.until_unread(1) == counts({ws["id"]: 1})
         await tab.until_notification(n1["id"])
     await json_of(await client.post(f"/api/notifications/{n1['id']}/read", headers=alice.headers), 200)
     for tab in tabs:
-        assert await tab.until_unread(0) == {"total": 0, "workspaces": {}}
+        assert await tab.until_unread(0) == counts({})
     n2 = await send(client, owner.headers, ws["slug"], recipients=[alice.id], title="two")
     for tab in tabs:
-        assert await tab.until_unread(1) == {"total": 1, "workspaces": {ws["id"]: 1}}
+        assert await tab.until_unread(1) == counts({ws["id"]: 1})
         await tab.until_notification(n2["id"])
         await tab.ping()
         assert [i["id"] for i in tab.notifications] == [n1["id"], n2["id"]]
@@ -389,7 +390,7 @@ async def test_every_tab_of_a_user_gets_every_frame(client):
 
     # a tab opened now starts from the current state
     late = await connect(client, alice.headers)
-    assert late.ready["unread"] == {"total": 1, "workspaces": {ws["id"]: 1}}
+    assert late.ready["unread"] == counts({ws["id"]: 1})
 
 
 async def test_logout_closes_that_tokens_sockets_only(client):
@@ -404,7 +405,7 @@ async def test_logout_closes_that_tokens_sockets_only(client):
         assert await conn.closed() == CLOSE_UNAUTHORIZED
     await survivor.ping()
     n1 = await send(client, owner.headers, ws["slug"], title="after logout")
-    assert await survivor.until_unread(1) == {"total": 1, "workspaces": {ws["id"]: 1}}
+    assert await survivor.until_unread(1) == counts({ws["id"]: 1})
     await survivor.until_notification(n1["id"])
     await survivor.synced(client, other_token)
     assert [len(sockets) for sockets in hub_of(client).sockets.values()] == [1]
@@ -431,7 +432,7 @@ async def test_many_users_changed_calls_cost_one_flush(client, db):
     for _ in range(50):  # ... then fifty notices of it, in one go
         hub.users_changed([uuid.UUID(alice.id)])
 
-    assert await a.until_unread(0) == {"total": 0, "workspaces": {}}
+    assert await a.until_unread(0) == counts({})
     assert hub.flushes - before <= 2, f"{hub.flushes - before} flushes for 50 users_changed calls"
     await a.synced(client, alice.headers)
 
@@ -445,7 +446,7 @@ async def test_a_burst_of_sends_is_pushed_in_few_flushes(client):
 
     sent = await asyncio.gather(*(send(client, owner.headers, ws["slug"], title=f"burst {i}") for i in range(20)))
 
-    assert await a.until_unread(20, strict=False) == {"total": 20, "workspaces": {ws["id"]: 20}}
+    assert await a.until_unread(20, strict=False) == counts({ws["id"]: 20})
     for n in sent:
         await a.until_notification(n["id"])
     assert hub.flushes - before < 20, f"{hub.flushes - before} flushes for 20 sends"
@@ -474,7 +475,7 @@ async def test_a_flush_that_fails_is_retried_and_loses_nothing(client, monkeypat
 
     n1 = await send(client, owner.headers, ws["slug"], title="through a failed flush")
 
-    assert await a.until_unread(1) == {"total": 1, "workspaces": {ws["id"]: 1}}
+    assert await a.until_unread(1) == counts({ws["id"]: 1})
     assert (await a.until_notification(n1["id"]))["title"] == "through a failed flush"
     assert failed == [{uuid.UUID(n1["id"])}]
     await a.synced(client, alice.headers)

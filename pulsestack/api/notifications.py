@@ -11,12 +11,24 @@ from uuid import UUID
 from aiohttp import web
 
 from ..appkeys import DB, HUB
-from ..models.requests import InboxQuery, NewNotification, PageQuery, ReadAll, ReadMany, SendHeaders, TimeCursor
+from ..models.requests import (
+    ArchiveAll,
+    ArchiveMany,
+    InboxQuery,
+    MarkSeen,
+    NewNotification,
+    PageQuery,
+    ReadAll,
+    ReadMany,
+    SendHeaders,
+    TimeCursor,
+)
 from ..models.resources import (
     InboxItem,
     InboxPage,
     Notification,
     NotificationPage,
+    SeenAnswer,
     SendAnswer,
     SentNotification,
     UnreadCounts,
@@ -88,18 +100,24 @@ async def retract(request: web.Request) -> None:
 
 
 @routes.get("/api/notifications", query=InboxQuery, answer=InboxPage,
-            errors={404: "not_found: the `workspace` filter names a workspace the caller is not in"})
+            errors={404: "not_found: the `workspace` filter names a workspace the caller is not in, or `after` "
+                         "a notification outside the caller's workspaces"})
 async def inbox(request: web.Request, query: InboxQuery) -> InboxPage:
-    """The caller's inbox across their workspaces, newest first"""
+    """The caller's inbox across their workspaces, newest first
+
+    Archived items are left out unless `archived` says otherwise. With
+    `after`, only items newer than that notification: the catch-up a
+    reconnecting client makes, paged like any other list.
+    """
     rows = await notifications.inbox(request.app[DB], await caller(request), limit=query.limit + 1,
                                      workspace_slug=query.workspace, status=query.status, type=query.type,
-                                     before=_before(query.cursor))
+                                     before=_before(query.cursor), archived=query.archived, after=query.after)
     return page_of(InboxPage, rows, query.limit, _time_cursor)
 
 
 @routes.get("/api/notifications/unread-count", answer=UnreadCounts)
 async def unread_count(request: web.Request) -> UnreadCounts:
-    """Unread counts, total and per workspace, computed from the receipts"""
+    """Unread and unseen counts, total and per workspace, computed from the receipts"""
     return await notifications.unread_count(request.app[DB], await caller(request))
 
 
@@ -123,6 +141,54 @@ async def mark_all_read(request: web.Request, body: ReadAll) -> Updated:
     updated = await notifications.mark_all_read(request.app[DB], request.app[HUB], await caller(request),
                                                 body.workspace, body.before)
     return Updated(updated=updated)
+
+
+@routes.post("/api/notifications/seen", body=MarkSeen, body_optional=True, answer=SeenAnswer,
+             errors={404: "not_found: the `workspace` names a workspace the caller is not in"})
+async def mark_seen(request: web.Request, body: MarkSeen) -> SeenAnswer:
+    """The user looked at their notifications: clear the unseen badge
+
+    Moves the seen cut-off of each membership (or the one named) forward to
+    `until` (default, and at most, now), never back. Unread notifications
+    created after the cut-off are unseen. No body at all means everywhere, now.
+    """
+    updated = await notifications.mark_seen(request.app[DB], request.app[HUB], await caller(request), body)
+    return SeenAnswer(updated_workspaces=updated)
+
+
+@routes.post("/api/notifications/archive", body=ArchiveMany, answer=Updated)
+async def archive_many(request: web.Request, body: ArchiveMany) -> Updated:
+    """Archive several notifications (and mark them read)
+
+    Ids not in the caller's inbox, and ones already archived, are skipped.
+    """
+    updated = await notifications.archive_many(request.app[DB], request.app[HUB], await caller(request), body.ids)
+    return Updated(updated=updated)
+
+
+@routes.post("/api/notifications/archive-all", body=ArchiveAll, body_optional=True, answer=Updated,
+             errors={404: "not_found: the `workspace` names a workspace the caller is not in"})
+async def archive_all(request: web.Request, body: ArchiveAll) -> Updated:
+    """Archive everything read (or everything), optionally in one workspace, up to a moment
+
+    Archiving marks read. No body at all means everything read, everywhere.
+    """
+    updated = await notifications.archive_all(request.app[DB], request.app[HUB], await caller(request), body)
+    return Updated(updated=updated)
+
+
+@routes.post("/api/notifications/{notification_id}/archive", answer=InboxItem, errors={404: NOT_IN_INBOX})
+async def archive(request: web.Request) -> InboxItem:
+    """Archive one notification: out of the default inbox, and read"""
+    nid = path_uuid(request, "notification_id")
+    return await notifications.archive(request.app[DB], request.app[HUB], await caller(request), nid)
+
+
+@routes.post("/api/notifications/{notification_id}/unarchive", answer=InboxItem, errors={404: NOT_IN_INBOX})
+async def unarchive(request: web.Request) -> InboxItem:
+    """Unarchive one notification: back in the inbox, still read"""
+    nid = path_uuid(request, "notification_id")
+    return await notifications.unarchive(request.app[DB], request.app[HUB], await caller(request), nid)
 
 
 @routes.post("/api/notifications/{notification_id}/read", answer=InboxItem, errors={404: NOT_IN_INBOX})

@@ -12,6 +12,7 @@ when it is sent back.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -60,12 +61,51 @@ WorkspaceName = Annotated[str, StringConstraints(strip_whitespace=True, min_leng
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"\S")]
 Message = Annotated[str, Field(max_length=10_000)]
-NotificationType = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_.-]{0,63}$")]
+
+TYPE_PATTERN = r"^[a-z][a-z0-9_.-]{0,63}$"
+NotificationType = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=TYPE_PATTERN)]
+# A muted type prefix: whole dot-separated segments, so `billing` mutes
+# `billing` and `billing.invoice`, never `billingx`.
+TYPE_PREFIX_PATTERN = r"^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)*$"
+TypePrefix = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=TYPE_PREFIX_PATTERN)]
+TYPE_PREFIXES_MAX = 50
+
+
+def type_prefixes(type_: str) -> list[str]:
+    """Every mute prefix that covers `type_`: '' (everything), then each
+    whole-segment prefix: `a.b.c` -> ['', 'a', 'a.b', 'a.b.c']."""
+    segments = type_.split(".")
+    return ["", *(".".join(segments[: i + 1]) for i in range(len(segments)))]
+
+
+URL_MAX = 2048
+# An absolute http(s) URL, or a path on the same site: one `/`, never `//`
+# (protocol-relative, another host) nor a backslash (browsers read `/\` as
+# `//`); no whitespace or control characters anywhere.
+_URL_CHAR = r"[^\s\\\x00-\x1f\x7f]"
+URL_PATTERN = rf"^(?:[hH][tT][tT][pP][sS]?://[^/?#\s\\\x00-\x1f\x7f]{_URL_CHAR}*|/(?:[^/\s\\\x00-\x1f\x7f]{_URL_CHAR}*)?)$"
+Url = Annotated[str, StringConstraints(min_length=1, max_length=URL_MAX, pattern=URL_PATTERN)]
+
+DATA_MAX_BYTES = 4096
+
+
+def _small_json(value: dict[str, Any]) -> dict[str, Any]:
+    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > DATA_MAX_BYTES:
+        raise ValueError(f"must be at most {DATA_MAX_BYTES} bytes as compact JSON (this is {size})")
+    return value
+
+
+# A JSON object for the client's own use, at most 4 KiB written compactly.
+Data = Annotated[dict[str, Any], AfterValidator(_small_json),
+                 WithJsonSchema({"type": "object", "description": f"At most {DATA_MAX_BYTES} bytes as compact JSON."})]
 
 Role = Literal["owner", "admin", "member"]
 AssignableRole = Literal["member", "admin"]  # ownership is never handed out through the API
 SystemRole = Literal["user", "admin"]
 InboxStatus = Literal["unread", "read", "all"]
+ArchivedFilter = Literal["exclude", "include", "only"]
+ArchiveStatus = Literal["read", "all"]
 
 
 def _distinct(ids: list[UUID]) -> list[UUID]:

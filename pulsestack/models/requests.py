@@ -16,7 +16,11 @@ from pydantic_core import PydanticCustomError
 
 from .fields import (
     PAGE_DEFAULT,
+    TYPE_PREFIXES_MAX,
+    ArchivedFilter,
+    ArchiveStatus,
     AssignableRole,
+    Data,
     Email,
     EmailKey,
     IdempotencyKey,
@@ -29,6 +33,8 @@ from .fields import (
     Slug,
     Timestamp,
     Title,
+    TypePrefix,
+    Url,
     WorkspaceName,
 )
 
@@ -86,6 +92,11 @@ class NewNotification(Body):
     type: NotificationType = "info"
     broadcast: StrictBool = Field(False, description="Send to every member but the sender (admin or owner only).")
     recipients: IdList | None = Field(None, description="Member ids to send to (the sender too, if listed).")
+    url: Url | None = Field(None, description="Where the notification leads: an absolute http(s) URL, "
+                                              "or a path starting with one `/`.")
+    data: Data | None = Field(None, description="A JSON object for the client's own use.")
+    critical: StrictBool = Field(False, description="Reach members who muted this workspace or type "
+                                                    "(admin or owner only).")
 
     @model_validator(mode="after")
     def one_audience(self) -> NewNotification:
@@ -106,6 +117,31 @@ class ReadAll(Body):
                                                        "send the newest `created_at` the user has seen.")
 
 
+class ArchiveMany(Body):
+    ids: IdList
+
+
+class ArchiveAll(Body):
+    workspace: Slug | None = Field(None, description="Only this workspace.")
+    before: Timestamp | None = Field(None, description="Only notifications created at or before this moment.")
+    status: ArchiveStatus = Field("read", description="`read`: only what is already read; `all`: unread too "
+                                                      "(archiving marks them read).")
+
+
+class MarkSeen(Body):
+    workspace: Slug | None = Field(None, description="Only this workspace.")
+    until: Timestamp | None = Field(None, description="Seen up to this moment; default (and at most) now.")
+
+
+class MuteSettings(Body):
+    types: list[TypePrefix] | None = Field(
+        None, min_length=1, max_length=TYPE_PREFIXES_MAX,
+        description="Mute only these type prefixes (whole dot-separated segments: `billing` mutes "
+                    "`billing.invoice`); null or absent mutes every type.")
+    until: Timestamp | None = Field(None, description="The mute ends at this moment (in the future); "
+                                                      "null or absent: until it is deleted.")
+
+
 class Query(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -119,6 +155,9 @@ class InboxQuery(PageQuery):
     workspace: str | None = Field(None, max_length=64, description="Only this workspace (by slug).")
     status: InboxStatus = "all"
     type: NotificationType | None = Field(None, description="Only this type.")
+    archived: ArchivedFilter = Field("exclude", description="Archived items: left out, included, or only they.")
+    after: UUID | None = Field(None, description="Only items newer than this notification (a reconnecting "
+                                                 "client's catch-up), newest first.")
 
 
 class SendHeaders(BaseModel):

@@ -80,6 +80,8 @@ class Notification(Shape):
     type: str
     broadcast: bool = Field(description="Sent to the whole workspace.")
     created_at: Timestamp
+    url: str | None = Field(description="Where it leads: an http(s) URL or a path; null when none.")
+    data: dict[str, Any] | None = Field(description="The sender's JSON object for the client; null when none.")
 
 
 class InboxItem(Notification):
@@ -87,6 +89,10 @@ class InboxItem(Notification):
 
     is_read: bool
     read_at: Timestamp | None = Field(description="When it was first marked read; null while unread.")
+    is_seen: bool = Field(description="Read, or created at or before the workspace's seen cut-off "
+                                      "(POST /api/notifications/seen).")
+    archived: bool
+    archived_at: Timestamp | None = Field(description="When it was archived; null when it is not.")
     workspace_slug: str
 
 
@@ -101,9 +107,25 @@ class SentNotification(Shape):
     read_count: int
 
 
+class UnseenCounts(Shape):
+    total: int
+    workspaces: dict[UUID, int] = Field(description="Unseen per workspace id; only workspaces with unseen notifications.")
+
+
 class UnreadCounts(Shape):
     total: int
     workspaces: dict[UUID, int] = Field(description="Unread per workspace id; only workspaces with unread notifications.")
+    unseen: UnseenCounts = Field(description="Unread and created after the workspace's seen cut-off: the badge.")
+
+
+class SeenAnswer(Shape):
+    updated_workspaces: int = Field(description="How many memberships' seen cut-off moved forward.")
+
+
+class Mute(Shape):
+    muted: bool = Field(description="False when there is no mute, or its `until` has passed.")
+    types: list[str] | None = Field(description="The muted type prefixes; null: every type.")
+    until: Timestamp | None = Field(description="When the mute ends; null: when it is deleted.")
 
 
 class Updated(Shape):

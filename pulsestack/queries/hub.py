@@ -11,6 +11,9 @@ from ..db.base import Executor
 from ..models.resources import InboxItem
 from . import column, make, many
 
+# A receipt as the fan-out writes it.
+FRESH_RECEIPT = {"is_read": False, "read_at": None, "is_seen": False, "archived": False, "archived_at": None}
+
 
 class NewReceipt(NamedTuple):
     notification_id: UUID
@@ -32,4 +35,4 @@ async def list_new_receipts(db: Executor, notification_ids: Collection[UUID], us
 async def list_notifications_by_ids(db: Executor, notification_ids: Collection[UUID]) -> list[InboxItem]:
     """New notifications as their recipients' inboxes show them, fresh from the send (unread), oldest first."""
     rows = await db.fetch_all("list_notifications_by_ids", notification_ids=list(notification_ids))
-    return [make(InboxItem, {**row, "is_read": False, "read_at": None}) for row in rows]
+    return [make(InboxItem, {**row, **FRESH_RECEIPT}) for row in rows]

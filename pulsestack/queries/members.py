@@ -42,3 +42,12 @@ async def remove_member(db: Executor, workspace_id: UUID, user_id: UUID) -> int:
 
 async def list_member_user_ids(db: Executor, workspace_id: UUID) -> list[UUID]:
     return column(await db.fetch_all("list_member_user_ids", workspace_id=workspace_id), "user_id")
+
+
+async def mark_seen(db: Executor, user_id: UUID, until: datetime) -> int:
+    """Every membership's seen cut-off forward to `until`; how many moved."""
+    return await db.execute("mark_seen", user_id=user_id, until=until)
+
+
+async def mark_seen_in(db: Executor, workspace_id: UUID, user_id: UUID, until: datetime) -> int:
+    return await db.execute("mark_seen_in", workspace_id=workspace_id, user_id=user_id, until=until)

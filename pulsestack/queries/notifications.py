@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from ..db.base import Executor
@@ -22,13 +22,20 @@ class ReceiptCounts(NamedTuple):
 
 
 async def create_notification(db: Executor, *, id: UUID, workspace_id: UUID, sender_id: UUID | None, title: str,
-                              message: str, type: str, broadcast: bool, created_at: datetime) -> None:
+                              message: str, type: str, broadcast: bool, created_at: datetime, url: str | None = None,
+                              data: dict[str, Any] | None = None) -> None:
     await db.execute("create_notification", id=id, workspace_id=workspace_id, sender_id=sender_id, title=title,
-                     message=message, type=type, broadcast=broadcast, created_at=created_at)
+                     message=message, type=type, broadcast=broadcast, created_at=created_at, url=url, data=data)
 
 
 async def get_notification(db: Executor, workspace_id: UUID, notification_id: UUID) -> Notification | None:
     return one(Notification, await db.fetch_one("get_notification", workspace_id=workspace_id, notification_id=notification_id))
+
+
+async def get_visible_created_at(db: Executor, user_id: UUID, notification_id: UUID) -> datetime | None:
+    """The notification's created_at, if it is in one of the user's workspaces."""
+    value: datetime | None = await db.fetch_value("get_visible_created_at", user_id=user_id, notification_id=notification_id)
+    return value
 
 
 async def fan_out_broadcast(db: Executor, *, notification_id: UUID, workspace_id: UUID, sender_id: UUID,

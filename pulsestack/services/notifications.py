@@ -21,10 +21,10 @@ from uuid import UUID
 
 from ..db import Database, ForeignKeyViolation, Transaction, UniqueViolation
 from ..errors import Forbidden, NotFound, ValidationFailed
-from ..hub import Hub
+from ..hub import CHANGED_MAX, Hub
 from ..ids import new_id, utcnow
-from ..models.fields import InboxStatus
-from ..models.requests import NewNotification
+from ..models.fields import ArchivedFilter, InboxStatus
+from ..models.requests import ArchiveAll, MarkSeen, NewNotification
 from ..models.resources import InboxItem, Notification, SendAnswer, SentNotification, UnreadCounts
 from ..queries import idempotency, members, notifications, receipts, workspaces
 from .accounts import Principal
@@ -60,7 +60,7 @@ async def send(db: Database, hub: Hub, principal: Principal, slug: str, request:
 
     notification = Notification(
         id=new_id(), workspace_id=acc.id, sender_id=principal.id, title=request.title, message=request.message,
-        type=request.type, broadcast=request.broadcast, created_at=now,
+        type=request.type, broadcast=request.broadcast, created_at=now, url=request.url, data=request.data,
     )
     try:
         async with db.transaction() as tx:
@@ -96,15 +96,38 @@ async def send(db: Database, hub: Hub, principal: Principal, slug: str, request:
 
 
 async def inbox(db: Database, principal: Principal, *, limit: int, workspace_slug: str | None, status: InboxStatus,
-                type: str | None, before: tuple[datetime, UUID] | None) -> list[InboxItem]:
+                type: str | None, before: tuple[datetime, UUID] | None, archived: ArchivedFilter,
+                after: UUID | None) -> list[InboxItem]:
     workspace_id = (await access(db, principal, workspace_slug)).id if workspace_slug is not None else None
+    after_key = None
+    if after is not None:
+        # Catch-up: anything newer than a notification the client holds. It
+        # must be one of the caller's workspaces' (even if since dismissed).
+        created_at = await notifications.get_visible_created_at(db, principal.id, after)
+        if created_at is None:
+            raise NotFound("`after` names no notification of your workspaces; fetch the first page instead",
+                           {"after": "no such notification"})
+        after_key = (created_at, after)
     return await receipts.list_inbox(db, principal.id, limit=limit, workspace_id=workspace_id, status=status,
-                                     type=type, before=before)
+                                     type=type, before=before, archived=archived, after=after_key)
 
 
 async def unread_count(db: Database, principal: Principal) -> UnreadCounts:
-    rows = await receipts.count_unread_by_workspace(db, [principal.id])
-    return UnreadCounts(total=sum(r.unread for r in rows), workspaces={r.workspace_id: r.unread for r in rows})
+    return (await receipts.count_unread(db, [principal.id])).get(principal.id, receipts.NO_UNREAD)
+
+
+async def mark_seen(db: Database, hub: Hub, principal: Principal, request: MarkSeen) -> int:
+    """Move the seen cut-off forward (never back, and never past now)."""
+    now = utcnow()
+    until = now if request.until is None else min(request.until, now)
+    if request.workspace is None:
+        updated = await members.mark_seen(db, principal.id, until)
+    else:
+        acc = await access(db, principal, request.workspace)
+        updated = await members.mark_seen_in(db, acc.id, principal.id, until)
+    if updated:
+        hub.users_changed([principal.id])
+    return updated
 
 
 async def _change_one(db: Database, hub: Hub, principal: Principal, notification_id: UUID,
@@ -115,7 +138,7 @@ async def _change_one(db: Database, hub: Hub, principal: Principal, notification
         if item is None:
             raise NotFound("no such notification in your inbox")
         if changed:
-            tx.after_commit(lambda: hub.users_changed([principal.id]))
+            tx.after_commit(lambda: hub.receipts_changed(principal.id, [notification_id]))
     return item
 
 
@@ -129,28 +152,75 @@ async def mark_unread(db: Database, hub: Hub, principal: Principal, notification
                              lambda tx: receipts.mark_unread(tx, principal.id, notification_id))
 
 
-async def mark_read_many(db: Database, hub: Hub, principal: Principal, notification_ids: list[UUID]) -> int:
+async def archive(db: Database, hub: Hub, principal: Principal, notification_id: UUID) -> InboxItem:
+    return await _change_one(db, hub, principal, notification_id,
+                             lambda tx: receipts.archive(tx, principal.id, notification_id, utcnow()))
+
+
+async def unarchive(db: Database, hub: Hub, principal: Principal, notification_id: UUID) -> InboxItem:
+    return await _change_one(db, hub, principal, notification_id,
+                             lambda tx: receipts.unarchive(tx, principal.id, notification_id))
+
+
+async def _change_many(db: Database, hub: Hub, principal: Principal,
+                       change: Callable[[Transaction], Awaitable[list[UUID]]]) -> int:
     async with db.transaction() as tx:
-        updated = await receipts.mark_read_many(tx, principal.id, notification_ids, utcnow())
-        if updated:
-            tx.after_commit(lambda: hub.users_changed([principal.id]))
+        changed = await change(tx)
+        if changed:
+            tx.after_commit(lambda: hub.receipts_changed(principal.id, changed))
+    return len(changed)
+
+
+async def mark_read_many(db: Database, hub: Hub, principal: Principal, notification_ids: list[UUID]) -> int:
+    return await _change_many(db, hub, principal,
+                              lambda tx: receipts.mark_read_many(tx, principal.id, notification_ids, utcnow()))
+
+
+async def archive_many(db: Database, hub: Hub, principal: Principal, notification_ids: list[UUID]) -> int:
+    return await _change_many(db, hub, principal,
+                              lambda tx: receipts.archive_many(tx, principal.id, notification_ids, utcnow()))
+
+
+async def _change_all(db: Database, hub: Hub, principal: Principal, peek: Callable[[Transaction], Awaitable[list[UUID]]],
+                      change: Callable[[Transaction], Awaitable[int]]) -> int:
+    """A change of every receipt that matches: the websockets hear which
+    ones when they are few (read just before, in the same transaction),
+    else to refresh."""
+    async with db.transaction() as tx:
+        first = await peek(tx)
+        updated = await change(tx)
+        if updated and updated == len(first) <= CHANGED_MAX:
+            tx.after_commit(lambda: hub.receipts_changed(principal.id, first))
+        elif updated:
+            tx.after_commit(lambda: hub.inboxes_replaced([principal.id]))
     return updated
 
 
 async def mark_all_read(db: Database, hub: Hub, principal: Principal, workspace_slug: str | None, before: datetime | None) -> int:
     workspace_id = (await access(db, principal, workspace_slug)).id if workspace_slug is not None else None
-    async with db.transaction() as tx:
-        updated = await receipts.mark_all_read(tx, principal.id, utcnow(), workspace_id=workspace_id, before=before)
-        if updated:
-            tx.after_commit(lambda: hub.users_changed([principal.id]))
-    return updated
+    return await _change_all(
+        db, hub, principal,
+        lambda tx: receipts.list_unread_ids(tx, principal.id, workspace_id=workspace_id, before=before,
+                                            limit=CHANGED_MAX + 1),
+        lambda tx: receipts.mark_all_read(tx, principal.id, utcnow(), workspace_id=workspace_id, before=before))
+
+
+async def archive_all(db: Database, hub: Hub, principal: Principal, request: ArchiveAll) -> int:
+    workspace_id = (await access(db, principal, request.workspace)).id if request.workspace is not None else None
+    only_read = request.status == "read"
+    return await _change_all(
+        db, hub, principal,
+        lambda tx: receipts.list_archivable_ids(tx, principal.id, workspace_id=workspace_id, before=request.before,
+                                                only_read=only_read, limit=CHANGED_MAX + 1),
+        lambda tx: receipts.archive_all(tx, principal.id, utcnow(), workspace_id=workspace_id, before=request.before,
+                                        only_read=only_read))
 
 
 async def dismiss(db: Database, hub: Hub, principal: Principal, notification_id: UUID) -> None:
     async with db.transaction() as tx:
         if await receipts.delete_receipt(tx, principal.id, notification_id) == 0:
             raise NotFound("no such notification in your inbox")
-        tx.after_commit(lambda: hub.users_changed([principal.id]))
+        tx.after_commit(lambda: hub.receipts_removed(principal.id, [notification_id]))
 
 
 async def history(db: Database, principal: Principal, slug: str, limit: int,
@@ -180,4 +250,4 @@ async def retract(db: Database, hub: Hub, principal: Principal, slug: str, notif
     notification = await _sent_notification(db, principal, slug, notification_id)
     async with db.transaction() as tx:
         if await notifications.delete_notification(tx, notification_id):  # receipts cascade
-            tx.after_commit(lambda: hub.workspace_changed(notification.workspace_id))
+            tx.after_commit(lambda: hub.notification_retracted(notification.workspace_id, notification_id))

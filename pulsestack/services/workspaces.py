@@ -105,7 +105,7 @@ async def delete(db: Database, hub: Hub, principal: Principal, slug: str) -> Non
         member_ids = await members.list_member_user_ids(tx, acc.id)
         # Members, notifications and their receipts go with it (ON DELETE CASCADE).
         await workspaces.delete_workspace(tx, acc.id)
-        tx.after_commit(lambda: hub.users_changed(member_ids))
+        tx.after_commit(lambda: hub.inboxes_replaced(member_ids))
 
 
 async def list_members(db: Database, principal: Principal, slug: str, limit: int, after_user_id: UUID | None) -> list[Member]:
@@ -162,4 +162,4 @@ async def remove_member(db: Database, hub: Hub, principal: Principal, slug: str,
         if await members.remove_member(tx, acc.id, user_id) == 0:
             raise NotFound("no such member")
         await receipts.delete_member_receipts(tx, acc.id, user_id)
-        tx.after_commit(lambda: hub.users_changed([user_id]))
+        tx.after_commit(lambda: hub.inboxes_replaced([user_id]))

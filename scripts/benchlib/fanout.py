@@ -38,7 +38,8 @@ from .seed import Seeded
 
 def _notification(workspace_id: UUID, sender_id: UUID) -> dict:
     return {"id": new_id(), "workspace_id": workspace_id, "sender_id": sender_id, "title": "Bare fan-out",
-            "message": "scripts/bench", "type": "info", "broadcast": True, "created_at": utcnow()}
+            "message": "scripts/bench", "type": "info", "broadcast": True, "created_at": utcnow(),
+            "url": None, "data": None}
 
 
 class BarePostgres:

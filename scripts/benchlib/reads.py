@@ -132,7 +132,8 @@ async def measure(db: Database, base_url: str, seeded: Seeded, depths: list[int]
                 rows = await receipts.list_inbox(db, hot, limit=PAGE + 1, before=befores[depth])
                 assert len(rows) == PAGE + 1
 
-            query = receipts.inbox_query(workspace=False, status="all", type_=False, cursor=befores[depth] is not None)
+            query = receipts.inbox_query(workspace=False, status="all", type_=False, cursor=befores[depth] is not None,
+                                         archived="exclude", after=False)
             qparams: dict = {"user_id": hot, "limit": PAGE + 1}
             if befores[depth] is not None:
                 qparams["before_created_at"], qparams["before_id"] = befores[depth]
