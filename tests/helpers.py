@@ -32,6 +32,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -408,6 +409,27 @@ async def inbox_ids(api, who: Person, **params) -> list[str]:
 
 async def unread_count(api, who: Person) -> dict:
     return await json_of(await api.get("/api/notifications/unread-count", headers=who.headers), 200)
+
+
+async def assert_counts_agree(api, db, people: list[Person]) -> dict[str, int]:
+    """Each person's unread-count equals the unread inbox recounted page by page, the full inbox's
+    unread items, and a direct SQL count. Returns {user_id: total}."""
+    totals = {}
+    for p in people:
+        reported = await unread_count(api, p)
+        unread_items = await inbox_all(api, p, limit=3, status="unread")
+        assert all(not i["is_read"] and i["read_at"] is None for i in unread_items)
+        by_inbox = Counter(i["workspace_id"] for i in unread_items)
+        by_full_inbox = Counter(i["workspace_id"] for i in await inbox_all(api, p) if not i["is_read"])
+        unseen_items = Counter(i["workspace_id"] for i in unread_items if not i["is_seen"])
+        assert reported == counts(dict(by_inbox), dict(unseen_items)), p.user["email"]
+        assert by_full_inbox == by_inbox
+        assert reported["workspaces"] == await sql_unread(db, p.id)
+        assert reported["unseen"]["workspaces"] == await sql_unseen(db, p.id)
+        assert reported["unseen"]["workspaces"] == await sql_unseen(db, p.id)
+        assert all(n > 0 for n in reported["workspaces"].values())
+        totals[p.id] = reported["total"]
+    return totals
 
 
 # ================================================================================================

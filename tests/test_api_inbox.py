@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections import Counter
 from datetime import timedelta, timezone
 
 import pytest
@@ -23,6 +22,7 @@ from helpers import (
     TYPE_MAX,
     Person,
     add_to,
+    assert_counts_agree,
     broadcast,
     counts,
     direct,
@@ -35,8 +35,6 @@ from helpers import (
     parse_ts,
     person,
     sql_receipts,
-    sql_unread,
-    sql_unseen,
     unread_count,
 )
 
@@ -74,27 +72,6 @@ async def updated(request) -> int:
 
 def cursor_of(values: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
-
-
-async def assert_counts_agree(api, db, people: list[Person]) -> dict[str, int]:
-    """Each person's unread-count equals the unread inbox recounted page by page, the full inbox's
-    unread items, and a direct SQL count. Returns {user_id: total}."""
-    totals = {}
-    for p in people:
-        reported = await unread_count(api, p)
-        unread_items = await inbox_all(api, p, limit=3, status="unread")
-        assert all(not i["is_read"] and i["read_at"] is None for i in unread_items)
-        by_inbox = Counter(i["workspace_id"] for i in unread_items)
-        by_full_inbox = Counter(i["workspace_id"] for i in await inbox_all(api, p) if not i["is_read"])
-        unseen_items = Counter(i["workspace_id"] for i in unread_items if not i["is_seen"])
-        assert reported == counts(dict(by_inbox), dict(unseen_items)), p.user["email"]
-        assert by_full_inbox == by_inbox
-        assert reported["workspaces"] == await sql_unread(db, p.id)
-        assert reported["unseen"]["workspaces"] == await sql_unseen(db, p.id)
-        assert reported["unseen"]["workspaces"] == await sql_unseen(db, p.id)
-        assert all(n > 0 for n in reported["workspaces"].values())
-        totals[p.id] = reported["total"]
-    return totals
 
 
 # ================================================================================================
