@@ -55,7 +55,9 @@ def post(api, who: Person, path: str, body: dict | None = None):
 
 async def receipt_state(api, nid: str, who: Person) -> dict | None:
     row = await api.app[DB].fetch_one(SQL_RECEIPT_STATE, nid=uuid.UUID(nid), uid=uuid.UUID(who.id))
-    return None if row is None else {"is_read": bool(row["is_read"]), "read_at": row["read_at"], "archived_at": row["archived_at"]}
+    if row is None:
+        return None
+    return {"is_read": bool(row["is_read"]), "read_at": row["read_at"], "archived_at": row["archived_at"]}
 
 
 # --- url and data -------------------------------------------------------------------------------
