@@ -119,14 +119,18 @@ async def test_inbox_pages_walk_the_inbox_index_of_their_archived_filter(seeded,
             assert "TEMP B-TREE" not in p, p  # the index gives the order: no sort
 
 
-async def test_unread_count_reads_only_the_partial_index(seeded, dialect):
+async def test_unread_and_unseen_counts_read_only_the_partial_index(seeded, dialect):
+    """Both counts are index-only ranges of receipts_unread_idx: unread by (user, workspace), unseen
+    by (user, workspace, created_at > seen_until); "user" has a seen_until, so the unseen range runs."""
     p = await plan(seeded, "count_unread_by_workspace", user_ids=[seeded["user"]])
-    assert uses(p, dialect, "receipts_unread_idx"), p
     assert no_receipts_scan(p, dialect), p
     if dialect == "sqlite":
-        assert "COVERING INDEX receipts_unread_idx" in p, p
+        ranges = [line for line in p.splitlines() if "receipts_unread_idx" in line]
+        assert ranges == ["SEARCH r USING COVERING INDEX receipts_unread_idx (user_id=? AND workspace_id=?)",
+                          "SEARCH r USING COVERING INDEX receipts_unread_idx (user_id=? AND workspace_id=? AND created_at>?)"], p
     else:
-        assert "Index Only Scan" in p, p
+        assert p.count("Index Only Scan using receipts_unread_idx") == 2, p
+        assert "Heap Fetches" not in p or "Heap Fetches: 0" in p, p
 
 
 async def test_read_all_uses_the_unread_index(seeded, dialect):
