@@ -1,8 +1,9 @@
 """The application factory: `create_app(config) -> web.Application`.
 
 Opens the database in a cleanup context (closed again on shutdown), installs
-the middleware and mounts each resource's routes. Migrations are not run
-here: `pulsestack serve` applies them before the server starts.
+the middleware (and CORS, when `server.cors_origins` lists origins) and
+mounts each resource's routes. Migrations are not run here: `pulsestack
+serve` applies them before the server starts.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from . import housekeeping
-from .api import auth, health, notifications, openapi, workspaces, ws
+from .api import auth, cors, health, notifications, openapi, workspaces, ws
 from .api.jsonio import MAX_BODY_BYTES
 from .api.middleware import request_context
 from .appkeys import CONFIG, DB, HUB, LOGIN_LIMITER, REGISTRATION_LIMITER
@@ -39,6 +40,7 @@ def create_app(config: Config, db: Database | None = None, hub: Hub | None = Non
     services' change events instead of the websocket hub (tests that record
     them); /ws then closes each socket with 1011 after its auth frame."""
     app = web.Application(middlewares=[request_context], client_max_size=MAX_BODY_BYTES)
+    cors.install(app, config.server.cors_origins)  # inside request_context: preflights are logged too
     app[CONFIG] = config
     app[LOGIN_LIMITER] = LoginLimiter()
     app[REGISTRATION_LIMITER] = RegistrationLimiter()

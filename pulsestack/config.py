@@ -10,8 +10,9 @@ key, which the CLI prints as one line.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -36,10 +37,50 @@ class Setting:
     help: str
     minimum: int | None = None
     maximum: int | None = None
+    # A list setting (type tuple): checks and normalises each item; a
+    # ValueError becomes a ConfigError naming the key, where it came from and the item.
+    item: Callable[[str], str] | None = None
 
     @property
     def name(self) -> str:
         return f"{self.section}.{self.key}"
+
+
+# Origins, for server.cors_origins; api/cors.py compares request Origin headers in this form too.
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_SCHEME = re.compile(r"[a-z][a-z0-9+.-]*")
+_HOST_PORT = re.compile(r"(?P<host>\[[0-9a-f:.]+\]|[a-z0-9_](?:[a-z0-9_.-]*[a-z0-9_])?)(?::(?P<port>[0-9]{1,5}))?")
+_ORIGIN_EXAMPLE = "such as https://app.example.com or http://localhost:3000"
+
+
+def parse_origin(text: str) -> str:
+    """An origin `scheme://host[:port]` in the form browsers send it:
+    scheme and host lower-cased, a default port (80 for http, 443 for
+    https) dropped. Anything else raises ValueError saying what is wrong."""
+    origin = text.strip()
+    if origin == "*":
+        raise ValueError("a wildcard is not supported; list each origin")
+    if origin.lower() == "null":
+        raise ValueError("the origin `null` (sandboxed frames, file: pages) cannot be allowed")
+    if not origin.isascii():
+        raise ValueError("write an internationalised host name in its ASCII (punycode) form, as browsers send it")
+    scheme, separator, rest = origin.lower().partition("://")
+    if not separator or not _SCHEME.fullmatch(scheme):
+        raise ValueError(f"expected scheme://host[:port], {_ORIGIN_EXAMPLE}")
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    if authority != rest:
+        raise ValueError(f"an origin has no path, query or fragment: write {scheme}://{authority}")
+    if "@" in authority:
+        raise ValueError("an origin has no user name or password")
+    m = _HOST_PORT.fullmatch(authority)
+    if not m:
+        raise ValueError(f"expected scheme://host[:port], {_ORIGIN_EXAMPLE}")
+    host, port = m.group("host"), m.group("port")
+    if port is None or int(port) == _DEFAULT_PORTS.get(scheme):
+        return f"{scheme}://{host}"
+    if not 1 <= int(port) <= 65535:
+        raise ValueError(f"port {port} is out of range 1..65535")
+    return f"{scheme}://{host}:{int(port)}"
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -47,6 +88,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Address to listen on; 0.0.0.0 to accept connections from other machines."),
     Setting("server", "port", int, 8080, "PULSESTACK_PORT",
             "TCP port to listen on.", 1, 65535),
+    Setting("server", "cors_origins", tuple, (), "PULSESTACK_CORS_ORIGINS",
+            "Browser origins (scheme://host[:port]) whose pages may call the HTTP API from another site; "
+            "comma-separated in the environment. Empty = same origin only.", item=parse_origin),
     Setting("database", "url", str, "sqlite:///./pulsestack.db", "PULSESTACK_DATABASE_URL",
             "sqlite:///relative/or/absolute.db (sqlite:////abs/path.db) or postgresql://user:pass@host:5432/dbname."),
     Setting("database", "pool_size", int, 10, "PULSESTACK_DATABASE_POOL_SIZE",
@@ -78,6 +122,7 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 class ServerConfig:
     host: str
     port: int
+    cors_origins: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -134,6 +179,8 @@ def _coerce(setting: Setting, value: Any, origin: str, text: bool) -> Any:
     """`value` as the setting's type: TOML values must already have it; text
     (environment, command line) is parsed."""
     where = f"{setting.name} ({origin})"
+    if setting.type is tuple:
+        return _coerce_list(setting, value, where, text)
     if not text and setting.type is not str and isinstance(value, str):
         expected = "true or false" if setting.type is bool else "a whole number"
         raise ConfigError(f"{where}: expected {expected}, got the string {value!r}")
@@ -158,6 +205,28 @@ def _coerce(setting: Setting, value: Any, origin: str, text: bool) -> Any:
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{where}: expected a non-empty string, got {value!r}")
     return value.strip()
+
+
+def _coerce_list(setting: Setting, value: Any, where: str, text: bool) -> tuple[str, ...]:
+    """A TOML array of strings, or comma-separated text (empty = an empty
+    list); each item normalised by `setting.item`, duplicates dropped."""
+    if text and isinstance(value, str):
+        items: list[Any] = [part.strip() for part in value.split(",") if part.strip()]
+    elif not text and isinstance(value, list):
+        items = value
+    else:
+        raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
+    result: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise ConfigError(f"{where}: expected a list of strings, got the item {item!r}")
+        try:
+            normal = setting.item(item) if setting.item else item.strip()
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {item!r}: {exc}") from None
+        if normal not in result:
+            result.append(normal)
+    return tuple(result)
 
 
 def _validate(values: dict[str, dict[str, Any]]) -> None:

@@ -43,6 +43,7 @@ def test_defaults_with_an_empty_file_and_no_environment():
         assert value_of(config, s.section, s.key) == s.default, s.name
     assert config.server.host == "127.0.0.1"
     assert config.server.port == 8080
+    assert config.server.cors_origins == ()
     assert config.database.url == "sqlite:///./pulsestack.db"
     assert config.database.dialect == "sqlite"
     assert config.auth.open_registration is True
@@ -66,6 +67,7 @@ def test_toml_values_are_applied(tmp_path):
 [server]
 host = "0.0.0.0"
 port = 9001
+cors_origins = ["https://app.example.com", "http://localhost:3000"]
 
 [database]
 url = "postgresql://app:secret@db.example:5432/pulse"
@@ -83,6 +85,7 @@ level = "WARNING"
     config = load_config(path, env={})
     assert config.server.host == "0.0.0.0"
     assert config.server.port == 9001
+    assert config.server.cors_origins == ("https://app.example.com", "http://localhost:3000")
     assert config.database.url == "postgresql://app:secret@db.example:5432/pulse"
     assert config.database.dialect == "postgres"
     assert config.database.pool_size == 25
@@ -140,6 +143,7 @@ def test_every_setting_can_be_overridden_from_the_environment():
     overrides = {
         "server.host": ("0.0.0.0", "0.0.0.0"),
         "server.port": ("1234", 1234),
+        "server.cors_origins": ("https://a.example, http://localhost:3000", ("https://a.example", "http://localhost:3000")),
         "database.url": ("sqlite:////tmp/other.db", "sqlite:////tmp/other.db"),
         "database.pool_size": ("7", 7),
         "database.sqlite_readers": ("9", 9),
@@ -166,6 +170,29 @@ def test_every_setting_can_be_overridden_from_the_environment():
 def test_bools_from_the_environment(text, expected):
     config = load_config(EMPTY, env={"PULSESTACK_AUTH_OPEN_REGISTRATION": text})
     assert config.auth.open_registration is expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("", ()),
+    (" , ,", ()),
+    ("https://app.example.com", ("https://app.example.com",)),
+    (" https://a.example ,http://localhost:3000,, ", ("https://a.example", "http://localhost:3000")),
+    # Scheme and host are lower-cased and a default port dropped: the form browsers send.
+    ("HTTPS://App.Example.COM:443,http://LOCALHOST:80", ("https://app.example.com", "http://localhost")),
+    ("http://127.0.0.1:8080,https://[::1]:8443", ("http://127.0.0.1:8080", "https://[::1]:8443")),
+    ("https://a.example:0443", ("https://a.example",)),
+    ("capacitor://localhost", ("capacitor://localhost",)),
+    ("https://a.example,HTTPS://A.EXAMPLE", ("https://a.example",)),  # duplicates count once
+])
+def test_cors_origins_from_the_environment(text, expected):
+    config = load_config(EMPTY, env={"PULSESTACK_CORS_ORIGINS": text})
+    assert config.server.cors_origins == expected
+
+
+def test_an_empty_cors_origins_variable_empties_the_files_list(tmp_path):
+    path = write_toml(tmp_path, '[server]\ncors_origins = ["https://app.example.com"]\n')
+    assert load_config(path, env={}).server.cors_origins == ("https://app.example.com",)
+    assert load_config(path, env={"PULSESTACK_CORS_ORIGINS": ""}).server.cors_origins == ()
 
 
 def test_unrelated_environment_variables_are_ignored():
@@ -317,6 +344,40 @@ def test_bad_log_level_from_env():
 def test_bad_log_level_from_toml(tmp_path):
     path = write_toml(tmp_path, '[log]\nlevel = "trace"\n')
     raises_naming("log.level", "trace", call=lambda: load_config(path, env={}))
+
+
+@pytest.mark.parametrize("origin, needle", [
+    ("example.com", "scheme://host[:port]"),
+    ("localhost:3000", "scheme://host[:port]"),
+    ("//example.com", "scheme://host[:port]"),
+    ("https://", "scheme://host[:port]"),
+    ("https://app.example.com/", "no path"),
+    ("https://app.example.com/app", "no path"),
+    ("https://app.example.com?x=1", "no path"),
+    ("https://user:pw@app.example.com", "user name"),
+    ("https://app.example.com:99999", "99999"),
+    ("https://app.example.com:0", "out of range"),
+    ("https://app.example.com:", "scheme://host[:port]"),
+    ("https://bad host", "scheme://host[:port]"),
+    ("*", "wildcard"),
+    ("null", "null"),
+    ("https://bücher.example", "punycode"),
+])
+def test_bad_cors_origin_in_env(origin, needle):
+    raises_naming("server.cors_origins", "PULSESTACK_CORS_ORIGINS", repr(origin), needle,
+                  call=lambda: load_config(EMPTY, env={"PULSESTACK_CORS_ORIGINS": f"https://fine.example,{origin}"}))
+
+
+@pytest.mark.parametrize("toml, needle", [
+    ('cors_origins = ["example.com"]', "scheme://host[:port]"),
+    ('cors_origins = ["https://app.example.com/"]', "write https://app.example.com"),
+    ('cors_origins = "https://app.example.com"', "list of strings"),
+    ("cors_origins = [5]", "list of strings"),
+    ('cors_origins = [""]', "scheme://host[:port]"),
+])
+def test_bad_cors_origins_in_toml(tmp_path, toml, needle):
+    path = write_toml(tmp_path, f"[server]\n{toml}\n")
+    raises_naming("server.cors_origins", str(path), needle, call=lambda: load_config(path, env={}))
 
 
 def test_bad_env_value_is_reported_even_when_the_file_is_fine(tmp_path):
