@@ -23,19 +23,19 @@ HANG_GUARD_S = 180
 
 ROWS = [
     "| 1 broadcast fan-out | POST → 201 median",
-    "| 2 unread count | database p50 / p99",
-    "| 2 unread count | HTTP p50 / p99",
-    "| 2 inbox page of 20 | depth 0 pages",
-    "| 2 inbox page of 20 | depth 2 pages",
-    "| 2 inbox page of 20 | depth 5 pages",
+    "| 2 unread count | unread + unseen: database p50 / p99",
+    "| 2 unread count | unread + unseen: HTTP p50 / p99",
+    "| 2 inbox page of 20 | depth 0 pages, archived excluded",
+    "| 2 inbox page of 20 | depth 2 pages, archived excluded",
+    "| 2 inbox page of 20 | depth 5 pages, archived excluded",
     "| 3 websocket push | 201 → unread frame p50 / p99 / max; lost",
     "| 4 memory per idle websocket | server VmRSS delta / N",
     "| 5 HTTP throughput | unread-count with auth vs bare aiohttp hello",
 ]
 TARGETS = [
     "Broadcast to 100,000 members",
-    "Unread count, 1,000 unread among 1,000,000 receipts",
-    "Inbox page of 20 at 1,000,000 receipts",
+    "Unread count, 1,000 unread among 1,000,000 receipts, unseen included",
+    "Inbox page of 20 at 1,000,000 receipts, any depth, archived excluded",
     "10,000 websockets, broadcast",
     "Memory per idle authenticated websocket",
     "GET /api/notifications/unread-count req/s vs bare hello",
@@ -71,6 +71,11 @@ def test_bench_runs_at_a_tiny_size(dialect: str, request: pytest.FixtureRequest,
         assert row in report, f"missing row {row!r} in:\n{report}"
     for target in TARGETS:
         assert any(line.startswith(f"| {target}") and f"| {name} |" in line for line in report.splitlines()), target
+    # The hot user's inbox is a used one (archived receipts between its pages, a
+    # seen cut-off among its unread), and the reads say so, with their plans.
+    assert "archived interleaved" in report and "unseen" in report
+    assert "- inbox p50 by depth, archived excluded: depth 0 / 2 / 5:" in report
+    assert "- unread + unseen count plan:" in report
     machine = next(line for line in report.splitlines() if line.startswith("| machine |"))
     assert " cores, " in machine  # cores and CPU model
     assert "| date |" in report

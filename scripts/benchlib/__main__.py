@@ -37,13 +37,13 @@ from . import fanout, procs, reads, report, seed, throughput, websockets
 DEFAULTS = {
     "fanout_members": "1000,10000,100000", "fanout_reps": 5,
     "ws_clients": "1000,10000", "ws_workers": 4, "crowd_unread": 100,
-    "hot_read": 10_000, "hot_unread": 1000, "inbox_depths": "0,50,500", "iterations": 500,
+    "hot_read": 30_000, "hot_unread": 1000, "inbox_depths": "0,50,500", "iterations": 500,
     "throughput_seconds": 10.0, "settle": 2.0, "deadline": 10.0,
 }
 TINY = {
     "fanout_members": "10,50", "fanout_reps": 2,
     "ws_clients": "20", "ws_workers": 2, "crowd_unread": 100,
-    "hot_read": 200, "hot_unread": 50, "inbox_depths": "0,2,5", "iterations": 30,
+    "hot_read": 300, "hot_unread": 50, "inbox_depths": "0,2,5", "iterations": 30,
     "throughput_seconds": 1.0, "settle": 0.3, "deadline": 10.0,
 }
 SCENARIOS = ("reads", "throughput", "websockets", "fanout")
@@ -76,8 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--ws-workers", type=int, help=f"load-generator processes holding them [{DEFAULTS['ws_workers']}]")
     g.add_argument("--crowd-unread", type=int, help=f"unread each websocket user already holds [{DEFAULTS['crowd_unread']}]; "
                    "with the largest --ws-clients this makes the receipts (10,000 x 100 = 1,000,000)")
-    g.add_argument("--hot-read", type=int, help=f"read receipts of the inbox/unread-count user [{DEFAULTS['hot_read']}]")
-    g.add_argument("--hot-unread", type=int, help=f"unread receipts of that user [{DEFAULTS['hot_unread']}]")
+    g.add_argument("--hot-read", type=int, help=f"read receipts of the inbox/unread-count user [{DEFAULTS['hot_read']}]; "
+                   f"{seed.ARCHIVE_KEEP_EVERY - 1} in every {seed.ARCHIVE_KEEP_EVERY} of them archived, interleaved in time "
+                   "with the ones left in the inbox")
+    g.add_argument("--hot-unread", type=int, help=f"unread receipts of that user [{DEFAULTS['hot_unread']}]; "
+                   "the older half of them seen")
     g.add_argument("--inbox-depths", type=int_list, help=f"inbox pages deep to measure [{DEFAULTS['inbox_depths']}]")
     g.add_argument("--iterations", type=int, help=f"samples per read measurement [{DEFAULTS['iterations']}]")
     g.add_argument("--throughput-seconds", type=float, help=f"length of each throughput run [{DEFAULTS['throughput_seconds']}]")
@@ -104,9 +107,12 @@ def resolve(args: argparse.Namespace) -> argparse.Namespace:
     args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     if bad := [s for s in args.scenarios if s not in SCENARIOS]:
         raise SystemExit(f"scripts/bench: unknown scenario(s) {', '.join(bad)}; choose from {', '.join(SCENARIOS)}")
-    if (max(args.inbox_depths) + 1) * reads.PAGE >= args.hot_read + args.hot_unread:
+    active = seed.hot_active(args.hot_read, args.hot_unread)
+    if (max(args.inbox_depths) + 1) * reads.PAGE >= active:
         raise SystemExit(f"scripts/bench: inbox depth {max(args.inbox_depths)} needs more than "
-                         f"{(max(args.inbox_depths) + 1) * reads.PAGE} receipts for the hot user; raise --hot-read")
+                         f"{(max(args.inbox_depths) + 1) * reads.PAGE} receipts in the hot user's inbox (archived excluded), "
+                         f"which --hot-read {args.hot_read:,} and --hot-unread {args.hot_unread:,} make {active:,}; "
+                         "raise --hot-read")
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", args.pg_database):
         raise SystemExit("scripts/bench: --pg-database must be a lower-case SQL identifier")
     if min(args.ws_clients) < 1 or min(args.fanout_members) < 1:
@@ -210,10 +216,10 @@ async def run_dialect(dialect: str, args: argparse.Namespace, tmp: Path, log) ->
             servers.append(server)
             if "reads" in args.scenarios:
                 results["reads"] = await reads.measure(db, server.base, seeded, sorted(set(args.inbox_depths)),
-                                                       args.iterations, args.hot_unread, log)
+                                                       args.iterations, args.hot_unread, seeded.hot_unseen, log)
             if "throughput" in args.scenarios:
-                callers = {"a typical user": (seeded.crowd_tokens[0], args.crowd_unread),
-                           "the hot user": (seeded.hot_token, args.hot_unread)}
+                callers = {"a typical user": (seeded.crowd_tokens[0], args.crowd_unread, seeded.typical_unseen),
+                           "the hot user": (seeded.hot_token, args.hot_unread, seeded.hot_unseen)}
                 results["throughput"] = await throughput.measure(server, callers, args.throughput_seconds,
                                                                  args.connections, args.loadgen, tmp, log)
             await server.stop()
@@ -233,7 +239,9 @@ async def run_dialect(dialect: str, args: argparse.Namespace, tmp: Path, log) ->
         "database": described,
         "seed": {"receipts": seeded.receipts, "seconds": seeded.seconds, "steps": seeded.steps,
                  "crowd": sizes.crowd, "crowd_unread": sizes.crowd_unread, "hot_unread": sizes.hot_unread,
-                 "hot_total": sizes.hot_read + sizes.hot_unread, "fanout_members": sizes.fanout_members},
+                 "hot_total": sizes.hot_read + sizes.hot_unread, "hot_archived": seeded.hot_archived,
+                 "hot_active": sizes.hot_read + sizes.hot_unread - seeded.hot_archived, "hot_unseen": seeded.hot_unseen,
+                 "typical_unseen": seeded.typical_unseen, "fanout_members": sizes.fanout_members},
         "results": results,
     }
 

@@ -12,6 +12,10 @@ WAL, synchronous=NORMAL, foreign_keys=ON) runs BEGIN; the product's
 create_notification; the product's fan_out_broadcast INSERT ... SELECT
 (the same named SQL, compiled by the product's own dialect compiler); COMMIT.
 That is the least any implementation of the receipt pattern has to pay.
+Both statements get their parameters by name from one dict
+(fan_out_params), which may hold more names than the statement takes:
+each dialect binds exactly the names the product declares for the query,
+so a parameter the product's statement gains is one line there.
 
 The two alternate (server first on even repetitions, bare first on odd), so
 both see the same table growth and the same checkpoints; each size gets one
@@ -42,11 +46,30 @@ def _notification(workspace_id: UUID, sender_id: UUID) -> dict:
             "url": None, "data": None}
 
 
+def fan_out_params(n: dict) -> dict:
+    """fan_out_broadcast's parameters for notification `n`, by name. Each bare
+    runner binds only the names the product declares for the statement, so
+    this may name more: `critical` and `type_prefixes` are for the mute
+    anti-join the statement is gaining (a POST broadcast is not critical; a
+    mute of "" covers every type, one of "info" the bench's only type)."""
+    return {"notification_id": n["id"], "workspace_id": n["workspace_id"], "sender_id": n["sender_id"],
+            "created_at": n["created_at"], "critical": False, "type_prefixes": ["", n["type"]]}
+
+
+def _names(query: NamedQuery, params: dict) -> tuple[str, ...]:
+    """The parameters `query` declares; all of them must be in `params`, which may hold more."""
+    if missing := [name for name in query.params if name not in params]:
+        raise RuntimeError(f"scripts/bench: the bare {query.name} lacks parameter(s) {', '.join(missing)}; "
+                           f"add them to scripts/benchlib/fanout.py")
+    return query.params
+
+
 class BarePostgres:
     def __init__(self, url: str, queries: dict[str, NamedQuery]):
         from pulsestack.db.postgres import compile_postgres
 
         self.url = url
+        self.queries = queries
         self.notification = compile_postgres(queries["create_notification"].sql)
         self.fan_out = compile_postgres(queries["fan_out_broadcast"].sql)
         self.conn = None
@@ -62,12 +85,15 @@ class BarePostgres:
 
     async def run(self, workspace_id: UUID, sender_id: UUID) -> tuple[float, int]:
         n = _notification(workspace_id, sender_id)
-        params = {"notification_id": n["id"], "workspace_id": workspace_id, "sender_id": sender_id, "created_at": n["created_at"]}
+        params = fan_out_params(n)
+        _names(self.queries["fan_out_broadcast"], params)  # a clear error if the statement takes a name not given
+        # compile_postgres names the $n in order: only the names the statement uses are bound.
         (nsql, norder), (fsql, forder) = self.notification, self.fan_out
+        nargs, fargs = [n[k] for k in norder], [params[k] for k in forder]
         started = time.perf_counter()
         async with self.conn.transaction():
-            await self.conn.execute(nsql, *(n[k] for k in norder))
-            status = await self.conn.execute(fsql, *(params[k] for k in forder))
+            await self.conn.execute(nsql, *nargs)
+            status = await self.conn.execute(fsql, *fargs)
         return time.perf_counter() - started, int(status.rsplit(" ", 1)[-1])
 
 
@@ -77,6 +103,7 @@ class BareSQLite:
 
         self.path = path
         self.to_sqlite = to_sqlite
+        self.queries = queries
         self.notification = compile_sqlite(queries["create_notification"].sql)
         self.fan_out = compile_sqlite(queries["fan_out_broadcast"].sql)
         self.conn: sqlite3.Connection | None = None
@@ -90,10 +117,13 @@ class BareSQLite:
         if self.conn is not None:
             self.conn.close()
 
+    def _bind(self, query: str, params: dict) -> dict:
+        """Only the names the product declares for `query`, as SQLite stores them (lists as JSON, for json_each)."""
+        return {k: self.to_sqlite(params[k]) for k in _names(self.queries[query], params)}
+
     async def run(self, workspace_id: UUID, sender_id: UUID) -> tuple[float, int]:
-        n = {k: self.to_sqlite(v) for k, v in _notification(workspace_id, sender_id).items()}
-        params = {"notification_id": n["id"], "workspace_id": n["workspace_id"], "sender_id": n["sender_id"],
-                  "created_at": n["created_at"]}
+        raw = _notification(workspace_id, sender_id)
+        n, params = self._bind("create_notification", raw), self._bind("fan_out_broadcast", fan_out_params(raw))
         conn = self.conn
         started = time.perf_counter()
         conn.execute("BEGIN IMMEDIATE")

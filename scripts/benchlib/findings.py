@@ -139,6 +139,13 @@ API shape: pydantic models, typed rows, declared SQLite column types).
   after: unchanged within the spread. Deterministically, callgrind counts
   701,000 instructions per request after against 724,000 before (2,000
   requests, SQLite, access log on): 3.1% fewer.
+- **Reads with inbox states (2026-12-02).** Since migration 0005 the
+  hot user's inbox is seeded as a used one: two in three of its read
+  receipts archived, interleaved in time with the rest, and a seen
+  cut-off halfway through its unread ones. The unread count now counts
+  unseen too (a second index range), and the inbox page is the default
+  one, archived excluded, served by receipts_inbox_active_idx. The
+  previous run's reads (the "before" column) had neither state.
 - **Memory per socket** fell with the per-socket queue and sender task.
 - **Reads** (unread count, inbox at any depth) are within their targets;
   their p99 runs up to about twice their p50 on this 2-core machine,

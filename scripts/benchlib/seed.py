@@ -12,9 +12,19 @@ What gets built (sizes from the command line; defaults in brackets):
   [1,000,000 receipts]. Crowd users are added in groups so that the first
   n of them form workspace `ws-<n>` for each smaller websocket size.
   Each crowd user has a session token (the websocket clients).
-- hot user H: member of `hot` only; `hot_read` [10,000] notifications it
-  has read (marked with the product's mark_all_read) and then `hot_unread`
-  [1,000] unread ones: the inbox and unread-count subject.
+- hot user H: member of `hot` only, the inbox and unread-count subject,
+  seeded to look like a used inbox: `hot_read` [30,000] notifications it
+  has read (marked with the product's mark_all_read), of which two in every
+  three are archived, interleaved in time with the third that stays in the
+  inbox (ARCHIVE_KEEP_EVERY); then `hot_unread` [1,000] unread ones, with
+  the membership's seen_until (the product's mark_seen) at the middle one,
+  so half of them are unseen. The default inbox (archived excluded) thus
+  holds hot_read / 3 + hot_unread receipts, and every page of its read part
+  lies between archived ones that a walk of the whole inbox index would
+  have to step over.
+- the typical user (the first crowd user, the throughput target's caller):
+  seen_until set halfway through the crowd broadcasts, so its unread count
+  runs the unseen range too.
 - the fan-out users [100,000]: in groups, so that `fan-<n>` holds the first
   n of them for each fan-out size; receipts for these come only from the
   fan-out measurement itself.
@@ -23,7 +33,9 @@ Users, members and the hot notifications are written with recursive-CTE
 INSERT ... SELECT statements (they run on both dialects; see
 tests/test_explain.py). Sessions are the product's create_session query run
 with executemany: their token hashes are SHA-256, which SQLite cannot compute.
-Nothing loops over receipts in Python.
+Archiving is one UPDATE that sets what the product's archive_receipt sets
+(archived_at, is_read, read_at), over the seconds of the read history
+picked by a recursive CTE. Nothing loops over receipts in Python.
 """
 
 from __future__ import annotations
@@ -52,6 +64,22 @@ SERIES = "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i
 EMAIL_DOMAIN = "@bench.example"
 SESSION_TTL = timedelta(days=30)
 SEED_BATCH = 10  # crowd broadcasts per seeding transaction
+ARCHIVE_KEEP_EVERY = 3  # of the hot user's read history, every third stays in the inbox, the other two are archived
+
+
+def hot_archived(hot_read: int) -> int:
+    """How many of the hot user's `hot_read` read receipts the seed archives."""
+    return hot_read - hot_read // ARCHIVE_KEEP_EVERY
+
+
+def hot_active(hot_read: int, hot_unread: int) -> int:
+    """How many receipts the hot user's default inbox (archived excluded) holds."""
+    return hot_read - hot_archived(hot_read) + hot_unread
+
+
+def hot_unseen(hot_unread: int) -> int:
+    """How many of the hot user's unread receipts the seed leaves unseen."""
+    return hot_unread - hot_unread // 2
 
 
 @dataclass
@@ -73,12 +101,16 @@ class Seeded:
     sender_token: str
     hot_id: UUID
     hot_token: str
+    typical_id: UUID  # the first crowd user: the throughput target's caller
+    typical_unseen: int
     crowd_tokens: list[str]  # in join order: the first n are the members of ws-<n>
     ws_slugs: dict[int, str]  # websocket size -> workspace whose members are the first n crowd users
     ws_ids: dict[int, UUID]
     fan_slugs: dict[int, str]  # fan-out size -> workspace with that many members besides S
     fan_ids: dict[int, UUID]
     receipts: int = 0
+    hot_archived: int = 0
+    hot_unseen: int = 0
     seconds: float = 0.0
     steps: dict[str, float] = field(default_factory=dict)
 
@@ -170,6 +202,35 @@ async def _hot_batch(db: Database, workspace_id: UUID, sender_id: UUID, count: i
         "exec"), workspace_id=workspace_id, base=base)
 
 
+async def _archive_interleaved(db: Database, user_id: UUID, count: int, base, now) -> int:
+    """Archive the user's receipts created `base` + i seconds for i in 1..count
+    except every ARCHIVE_KEEP_EVERY-th: what archive_receipt sets, set-based."""
+    # The series sits inside the IN (...): sqlite3 reports no row count for a statement that starts with WITH.
+    return await db.execute(NamedQuery.dynamic("bench_seed_archive",
+        "UPDATE notification_receipts SET archived_at = :now, is_read = true, read_at = coalesce(read_at, :now) "
+        "WHERE user_id = :user_id AND archived_at IS NULL "
+        f"AND created_at IN ({SERIES}SELECT {SECONDS_AFTER[db.dialect]} FROM s WHERE s.i % {ARCHIVE_KEEP_EVERY} <> 0)",
+        "exec"), count=count, base=base, user_id=user_id, now=now)
+
+
+async def _hot_states(db: Database, user_id: UUID) -> dict[str, int]:
+    """The hot user's receipts by state, for the seed's invariants."""
+    row = await db.fetch_one(NamedQuery.dynamic("bench_seed_hot_states",
+        "SELECT count(*) AS total, "
+        "coalesce(sum(CASE WHEN archived_at IS NOT NULL THEN 1 ELSE 0 END), 0) AS archived, "
+        "coalesce(sum(CASE WHEN archived_at IS NOT NULL AND NOT is_read THEN 1 ELSE 0 END), 0) AS archived_unread "
+        "FROM notification_receipts WHERE user_id = :user_id", "one"), user_id=user_id)
+    assert row is not None
+    return {k: int(row[k]) for k in ("total", "archived", "archived_unread")}
+
+
+async def _check_counts(db: Database, user_id: UUID, who: str, unread: int, unseen: int) -> None:
+    rows = await receipts.count_unread_by_workspace(db, [user_id])
+    got = (sum(r.unread for r in rows), sum(r.unseen for r in rows))
+    if got != (unread, unseen):
+        raise RuntimeError(f"{who} holds {got[0]} unread, {got[1]} unseen; expected {unread}, {unseen}")
+
+
 async def seed(db: Database, sizes: Sizes, log) -> Seeded:
     started = time.perf_counter()
     steps: dict[str, float] = {}
@@ -214,26 +275,47 @@ async def seed(db: Database, sizes: Sizes, log) -> Seeded:
     if db.dialect == "sqlite":
         await db.execute(NamedQuery.dynamic("bench_seed_cache", "PRAGMA cache_size = -1000000", "exec"))
     crowd_id = ws_ids[sizes.crowd]
-    done = 0
+    done, seen_at, seen_done = 0, None, 0
     while done < sizes.crowd_unread:
         batch = min(SEED_BATCH, sizes.crowd_unread - done)
         counts = await broadcasts_via_product(db, crowd_id, sender_id, batch)
         if any(c != sizes.crowd for c in counts):
             raise RuntimeError(f"seed broadcasts reached {counts} members, expected {sizes.crowd}")
         done += batch
+        if seen_at is None and done >= sizes.crowd_unread // 2:
+            seen_at, seen_done = utcnow(), done  # the typical user looked at its bell here
+    # The typical user (the first crowd user, by id, as crowd_tokens are):
+    # its seen cut-off halfway through, by the product's mark_seen.
+    typical_id = (await _ids(db, "c0"))[0]
+    assert seen_at is not None
+    await members.mark_seen(db, typical_id, seen_at)
+    typical_unseen = sizes.crowd_unread - seen_done
+    await _check_counts(db, typical_id, "the typical user", sizes.crowd_unread, typical_unseen)
     t = step(f"{sizes.crowd_unread} broadcasts x {sizes.crowd:,} crowd members (product fan-out)", t)
 
-    # The hot user: read history, marked read by the product, then unread ones.
+    # The hot user: read history, marked read by the product, two in three of
+    # it archived (interleaved), then unread ones, half of them seen.
+    # Whole seconds, so seen_until can be exactly a receipt's created_at.
     hot_ws = await _workspace(db, sender_id, "hot")
     await _join(db, hot_ws, "hot")
-    now = utcnow()
-    await _hot_batch(db, hot_ws, sender_id, sizes.hot_read, now - timedelta(days=2))
-    await receipts.mark_all_read(db, hot_id, utcnow())
-    await _hot_batch(db, hot_ws, sender_id, sizes.hot_unread, now - timedelta(days=1))
-    unread = sum(r.unread for r in await receipts.count_unread_by_workspace(db, [hot_id]))
-    if unread != sizes.hot_unread:
-        raise RuntimeError(f"hot user holds {unread} unread, expected {sizes.hot_unread}")
-    t = step(f"hot user: {sizes.hot_read:,} read + {sizes.hot_unread:,} unread", t)
+    now = utcnow().replace(microsecond=0)
+    unread_base = now - timedelta(seconds=sizes.hot_unread + 60)
+    read_base = unread_base - timedelta(seconds=sizes.hot_read + 60)
+    await _hot_batch(db, hot_ws, sender_id, sizes.hot_read, read_base)
+    await receipts.mark_all_read(db, hot_id, now)
+    archived = await _archive_interleaved(db, hot_id, sizes.hot_read, read_base, now)
+    if archived != hot_archived(sizes.hot_read):
+        raise RuntimeError(f"archived {archived} of the hot user's read receipts, expected {hot_archived(sizes.hot_read)}")
+    await _hot_batch(db, hot_ws, sender_id, sizes.hot_unread, unread_base)
+    # Seen up to and including the (hot_unread // 2)-th unread receipt.
+    await members.mark_seen(db, hot_id, unread_base + timedelta(seconds=sizes.hot_unread // 2))
+    await _check_counts(db, hot_id, "the hot user", sizes.hot_unread, hot_unseen(sizes.hot_unread))
+    states = await _hot_states(db, hot_id)
+    expected = {"total": sizes.hot_read + sizes.hot_unread, "archived": hot_archived(sizes.hot_read), "archived_unread": 0}
+    if states != expected:
+        raise RuntimeError(f"hot user's receipts are {states}, expected {expected}")
+    t = step(f"hot user: {sizes.hot_read:,} read ({archived:,} of them archived, interleaved) + "
+             f"{sizes.hot_unread:,} unread ({hot_unseen(sizes.hot_unread):,} unseen)", t)
 
     # Statistics (and on Postgres the visibility map that index-only scans
     # need), as autovacuum would have left them on a live system.
@@ -251,7 +333,9 @@ async def seed(db: Database, sizes: Sizes, log) -> Seeded:
     step("analyze", t)
     return Seeded(
         sender_id=sender_id, sender_token=sender_token, hot_id=hot_id, hot_token=hot_token,
+        typical_id=typical_id, typical_unseen=typical_unseen,
         crowd_tokens=crowd_tokens, ws_slugs={n: f"ws-{n}" for n in ws_ids}, ws_ids=ws_ids,
         fan_slugs={n: f"fan-{n}" for n in fan_ids}, fan_ids=fan_ids,
-        receipts=int(total), seconds=time.perf_counter() - started, steps=steps,
+        receipts=int(total), hot_archived=archived, hot_unseen=hot_unseen(sizes.hot_unread),
+        seconds=time.perf_counter() - started, steps=steps,
     )
