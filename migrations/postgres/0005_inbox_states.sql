@@ -11,6 +11,12 @@ ALTER TABLE notifications ADD COLUMN data jsonb;
 -- moment; an unread receipt created after it is "unseen" (null: never).
 -- One write per opening of the bell, never one per receipt.
 ALTER TABLE workspace_members ADD COLUMN seen_until timestamptz;
+-- The user's memberships, now with the workspace and the cut-off: the
+-- unread and unseen count reads a user's memberships from this index alone,
+-- and the inbox's per-row seen_until lookup finds (user, workspace) in it.
+-- Still serves GET /api/me, the workspace list and user deletion (user_id first).
+DROP INDEX workspace_members_user_idx;
+CREATE INDEX workspace_members_user_idx ON workspace_members (user_id, workspace_id, seen_until);
 
 -- notification_receipts.archived_at: archived (hidden from the default
 -- inbox) at this moment; archiving also marks the receipt read, so the

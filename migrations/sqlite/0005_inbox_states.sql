@@ -5,6 +5,8 @@
 ALTER TABLE notifications ADD COLUMN url TEXT;
 ALTER TABLE notifications ADD COLUMN data JSON TEXT;
 ALTER TABLE workspace_members ADD COLUMN seen_until TIMESTAMPTZ TEXT;
+DROP INDEX workspace_members_user_idx;
+CREATE INDEX workspace_members_user_idx ON workspace_members (user_id, workspace_id, seen_until);
 ALTER TABLE notification_receipts ADD COLUMN archived_at TIMESTAMPTZ TEXT;
 
 DROP INDEX receipts_unread_idx;
