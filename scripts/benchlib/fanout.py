@@ -32,6 +32,7 @@ import aiohttp
 
 from pulsestack.db import NamedQuery
 from pulsestack.ids import new_id, utcnow
+from pulsestack.models.fields import type_prefixes
 
 from .seed import Seeded
 
@@ -62,7 +63,8 @@ class BarePostgres:
 
     async def run(self, workspace_id: UUID, sender_id: UUID) -> tuple[float, int]:
         n = _notification(workspace_id, sender_id)
-        params = {"notification_id": n["id"], "workspace_id": workspace_id, "sender_id": sender_id, "created_at": n["created_at"]}
+        params = {"notification_id": n["id"], "workspace_id": workspace_id, "sender_id": sender_id, "created_at": n["created_at"],
+                  "type_prefixes": type_prefixes(n["type"]), "critical": False}
         (nsql, norder), (fsql, forder) = self.notification, self.fan_out
         started = time.perf_counter()
         async with self.conn.transaction():
@@ -93,7 +95,8 @@ class BareSQLite:
     async def run(self, workspace_id: UUID, sender_id: UUID) -> tuple[float, int]:
         n = {k: self.to_sqlite(v) for k, v in _notification(workspace_id, sender_id).items()}
         params = {"notification_id": n["id"], "workspace_id": n["workspace_id"], "sender_id": n["sender_id"],
-                  "created_at": n["created_at"]}
+                  "created_at": n["created_at"], "type_prefixes": self.to_sqlite(type_prefixes(n["type"])),
+                  "critical": self.to_sqlite(False)}
         conn = self.conn
         started = time.perf_counter()
         conn.execute("BEGIN IMMEDIATE")
