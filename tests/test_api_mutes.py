@@ -12,6 +12,7 @@ product's own queries.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 
@@ -42,7 +43,8 @@ from pulsestack.db import NamedQuery
 from pulsestack.ids import isoformat_z, new_id, utcnow
 from pulsestack.models.fields import type_prefixes
 from pulsestack.models.requests import MuteSettings
-from pulsestack.queries import notifications, users
+from pulsestack.queries import members, notifications, users
+from pulsestack.services import mutes as mutes_service
 
 TYPE_PREFIXES_MAX = field_schema(MuteSettings, "types")["maxItems"]
 TYPE_PREFIX_MAX = field_schema(MuteSettings, "types")["items"]["maxLength"]
@@ -504,3 +506,37 @@ async def test_a_workspaces_mutes_go_with_it(api, db):
     assert resp.status == 204
 
     assert await sql_mute_rows(db, team) == set()
+
+
+async def test_a_put_by_a_member_removed_after_the_access_check_is_404_and_writes_nothing(api, db, monkeypatch):
+    """The removal lands between the access check and the write (deterministically: it runs right after
+    the service's access check), as a concurrent DELETE of the member would."""
+    team = await make_team(api, members=1)
+    bob = team.members[0]
+    real = mutes_service.access
+
+    async def then_remove(*args, **kwargs):
+        result = await real(*args, **kwargs)
+        await members.remove_member(db, uuid.UUID(team.id), uuid.UUID(bob.id))
+        return result
+
+    monkeypatch.setattr(mutes_service, "access", then_remove)
+
+    await expect_error(await api.put(mute_url(team), json={"types": ["chat"]}, headers=bob.headers), 404, "not_found")
+    assert await sql_mute_rows(db, team) == set()
+
+
+async def test_simultaneous_puts_leave_exactly_one_of_them(api, db):
+    """Each PUT replaces the whole mute: however they interleave, the result is one PUT's mute, never a mix,
+    and none fails on the primary key (Postgres makes them take turns on the membership row)."""
+    team = await make_team(api, members=1)
+    bob = team.members[0]
+    bodies = [{"types": ["chat", f"t{i}"]} for i in range(8)] + [{}, {"types": ["chat"]}]
+
+    answers = await asyncio.gather(*(api.put(mute_url(team), json=body, headers=bob.headers) for body in bodies))
+
+    muted = [await json_of(resp, 200) for resp in answers]
+    final = await get_mute(api, bob, team)
+    assert final in muted
+    prefixes = [""] if final["types"] is None else final["types"]
+    assert await sql_mute_rows(db, team) == {(bob.id, prefix, None) for prefix in prefixes}
