@@ -1,4 +1,5 @@
-"""Workspaces and their members over HTTP (rules in services/workspaces.py)."""
+"""Workspaces, their members, and each member's own mute over HTTP (rules in
+services/workspaces.py and services/mutes.py)."""
 
 from __future__ import annotations
 
