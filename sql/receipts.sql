@@ -4,9 +4,15 @@
 -- workspace_id and created_at are copied from the notification so that the
 -- counts and the inbox read this table alone.
 
--- name: fan_out_broadcast(notification_id, workspace_id, sender_id, created_at) :exec
--- Every member but the sender gets an unread receipt. Reads the members
--- through workspace_members_workspace_id_user_id_key. Receipt ids are
+-- name: fan_out_broadcast(notification_id, workspace_id, sender_id, created_at, type_prefixes, critical) :exec
+-- Every member but the sender gets an unread receipt, unless the member
+-- muted the workspace or the notification's type: an anti-join on a live
+-- mute (until null or later than the send) whose type_prefix is one of
+-- type_prefixes (`''` and each whole-segment prefix of the type, from
+-- models/fields.py type_prefixes). A critical send skips the anti-join.
+-- Reads the members through workspace_members_workspace_id_user_id_key and
+-- probes each one's mutes through workspace_mutes_pkey (workspace_id,
+-- user_id, type_prefix): at most one index probe per prefix. Receipt ids are
 -- version-7 UUIDs: the notification id's 48-bit millisecond head (it is a
 -- UUIDv7 made by the application), '7', then the random rest of a
 -- gen_random_uuid() (74 random bits, variant included). A send's receipts
@@ -18,17 +24,32 @@ SELECT CAST(left(CAST(CAST(:notification_id AS uuid) AS text), 14) || '7' || sub
        :notification_id, m.user_id, m.workspace_id, false, :created_at
   FROM workspace_members AS m
  WHERE m.workspace_id = :workspace_id
-   AND m.user_id <> :sender_id;
+   AND m.user_id <> :sender_id
+   AND (CAST(:critical AS boolean)
+        OR NOT EXISTS (SELECT 1
+                         FROM workspace_mutes AS u
+                        WHERE u.workspace_id = m.workspace_id
+                          AND u.user_id = m.user_id
+                          AND u.type_prefix IN (:type_prefixes)
+                          AND (u.until IS NULL OR u.until > :created_at)));
 
--- name: fan_out_direct(notification_id, workspace_id, user_ids, created_at) :exec
+-- name: fan_out_direct(notification_id, workspace_id, user_ids, created_at, type_prefixes, critical) :exec
 -- The same statement shape for a direct send: only the listed members (the
--- service has already refused any id that is not a member).
+-- service has already refused any id that is not a member), and the same
+-- anti-join on their mutes: a muted member gets no receipt.
 INSERT INTO notification_receipts (id, notification_id, user_id, workspace_id, is_read, created_at)
 SELECT CAST(left(CAST(CAST(:notification_id AS uuid) AS text), 14) || '7' || substr(CAST(gen_random_uuid() AS text), 16) AS uuid),
        :notification_id, m.user_id, m.workspace_id, false, :created_at
   FROM workspace_members AS m
  WHERE m.workspace_id = :workspace_id
-   AND m.user_id IN (:user_ids);
+   AND m.user_id IN (:user_ids)
+   AND (CAST(:critical AS boolean)
+        OR NOT EXISTS (SELECT 1
+                         FROM workspace_mutes AS u
+                        WHERE u.workspace_id = m.workspace_id
+                          AND u.user_id = m.user_id
+                          AND u.type_prefix IN (:type_prefixes)
+                          AND (u.until IS NULL OR u.until > :created_at)));
 
 -- name: count_unread_by_workspace(user_ids) :many
 -- Unread and unseen receipts per (user, workspace) for the given users,

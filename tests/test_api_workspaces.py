@@ -28,6 +28,7 @@ from helpers import (
 
 from pulsestack.db import NamedQuery
 from pulsestack.ids import new_id, utcnow
+from pulsestack.models.fields import type_prefixes
 from pulsestack.queries import notifications, users
 
 MEMBERSHIP_ROWS = NamedQuery.dynamic(
@@ -48,7 +49,8 @@ async def broadcast(db, workspace: dict, sender: dict) -> None:
     async with db.transaction() as tx:
         await notifications.create_notification(tx, id=nid, workspace_id=ws_id, sender_id=sender_id, title="hello",
                                                 message="", type="info", broadcast=True, created_at=now)
-        await notifications.fan_out_broadcast(tx, notification_id=nid, workspace_id=ws_id, sender_id=sender_id, created_at=now)
+        await notifications.fan_out_broadcast(tx, notification_id=nid, workspace_id=ws_id, sender_id=sender_id, created_at=now,
+                                              type_prefixes=type_prefixes("info"), critical=False)
 
 
 # --- create -------------------------------------------------------------------------------------

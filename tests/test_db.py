@@ -11,6 +11,7 @@ from helpers import make_members, make_user, make_workspace
 
 from pulsestack.db import DatabaseUnavailable, ForeignKeyViolation, IntegrityViolation, NamedQuery, UniqueViolation
 from pulsestack.ids import new_id, utcnow
+from pulsestack.models.fields import type_prefixes
 from pulsestack.queries import idempotency, members, notifications, receipts, sessions, users
 
 
@@ -115,7 +116,8 @@ async def test_booleans_and_counts(db):
     row = await notifications.get_notification(db, ws.id, nid)
     assert row.broadcast is True
     assert await notifications.fan_out_broadcast(db, notification_id=nid, workspace_id=ws.id, sender_id=owner.id,
-                                                 created_at=row.created_at) == 1
+                                                 created_at=row.created_at, type_prefixes=type_prefixes("info"),
+                                                 critical=False) == 1
     assert await receipts.count_unread_by_workspace(db, [member, owner.id]) == [(member, ws.id, 1, 1)]
 
 

@@ -13,7 +13,16 @@ from pathlib import Path
 
 from helpers import BODY_MAX, field_schema
 
-from pulsestack.models.requests import NewMember, NewNotification, NewWorkspace, PageQuery, ReadMany, Registration, SendHeaders
+from pulsestack.models.requests import (
+    MuteSettings,
+    NewMember,
+    NewNotification,
+    NewWorkspace,
+    PageQuery,
+    ReadMany,
+    Registration,
+    SendHeaders,
+)
 
 API_MD = (Path(__file__).resolve().parent.parent / "docs" / "api.md").read_text()
 
@@ -32,6 +41,8 @@ def test_every_limit_docs_api_md_states_is_the_one_the_models_enforce():
     email, password = field(Registration, "email"), field(Registration, "password")
     key, limit = field(SendHeaders, "Idempotency-Key"), field(PageQuery, "limit")
     assert field(NewMember, "email") == email
+    mute_types = field(MuteSettings, "types")
+    prefix = mute_types["items"]
 
     stated = [
         f"`name`: {name['minLength']}–{count(name['maxLength'])} characters after trimming",
@@ -47,6 +58,8 @@ def test_every_limit_docs_api_md_states_is_the_one_the_models_enforce():
         f"`Idempotency-Key` (optional, {key['minLength']}–{key['maxLength']} printable ASCII characters",
         f"a whole number from {limit['minimum']} to {limit['maximum']}; default {limit['default']}",
         f"limited to {BODY_MAX // 1024} KiB",
+        f"`types` ({mute_types['minItems']}–{mute_types['maxItems']} type prefixes, duplicates count once)",
+        f"{prefix['minLength']}–{prefix['maxLength']} characters, `{prefix['pattern']}`",
     ]
     missing = [sentence for sentence in stated if sentence not in API_MD]
     assert missing == [], "docs/api.md does not state these limits as the models enforce them"

@@ -12,6 +12,7 @@ from helpers import make_members, make_user, make_workspace
 
 from pulsestack.db import NamedQuery
 from pulsestack.ids import new_id, utcnow
+from pulsestack.models.fields import type_prefixes
 from pulsestack.queries import members, receipts
 
 MEMBERS = 10
@@ -55,12 +56,24 @@ async def seed_broadcasts(db, workspace_id, sender_id, count: int) -> None:
         workspace_id=workspace_id, sender_id=sender_id)
 
 
+async def seed_mutes(db, workspace_id) -> None:
+    """Every member of `workspace_id` mutes three prefixes (the whole workspace among them), set-based."""
+    await db.execute(NamedQuery.dynamic("seed_mutes",
+        "INSERT INTO workspace_mutes (workspace_id, user_id, type_prefix, until, created_at) "
+        "SELECT m.workspace_id, m.user_id, p.prefix, NULL, :now FROM workspace_members AS m "
+        "CROSS JOIN (SELECT '' AS prefix UNION ALL SELECT 'billing' UNION ALL SELECT 'chat.message') AS p "
+        "WHERE m.workspace_id = :workspace_id", "exec"), workspace_id=workspace_id, now=utcnow())
+
+
 @pytest.fixture
 async def seeded(db):
     owner = await make_user(db)
     ws = await make_workspace(db, owner)
     member_ids = await make_members(db, ws.id, MEMBERS)
-    await seed_other_members(db, (await make_workspace(db, owner)).id, OTHER_MEMBERS)
+    other_ws = await make_workspace(db, owner)
+    await seed_other_members(db, other_ws.id, OTHER_MEMBERS)
+    await seed_mutes(db, other_ws.id)
+    await seed_mutes(db, ws.id)
     await seed_broadcasts(db, ws.id, owner.id, NOTIFICATIONS)
     nid = await db.fetch_value(NamedQuery.dynamic("any_notification", "SELECT id FROM notifications WHERE workspace_id = :w ORDER BY id LIMIT 1", "scalar"), w=ws.id)
     await receipts.mark_all_read(db, member_ids[0], utcnow())
@@ -71,7 +84,8 @@ async def seeded(db):
         # leaves tables and indexes at the size earlier tests grew them to (a race test writes
         # tens of thousands of receipts). Rewrite them compact, so the plans see this data alone.
         await db.execute(NamedQuery.dynamic(
-            "compact", "VACUUM FULL users, workspaces, workspace_members, notifications, notification_receipts", "exec"))
+            "compact", "VACUUM FULL users, workspaces, workspace_members, workspace_mutes, notifications, notification_receipts",
+            "exec"))
     # Fresh statistics (and on Postgres a visibility map, which index-only scans need), as autovacuum would leave them.
     await db.execute(NamedQuery.dynamic("analyze", "VACUUM ANALYZE" if db.dialect == "postgres" else "ANALYZE", "exec"))
     return {"db": db, "ws": ws, "owner": owner, "user": member_ids[1], "nid": nid}
@@ -171,8 +185,28 @@ async def test_single_receipt_statements_use_the_unique_key(seeded, dialect):
 async def test_fan_out_reads_members_through_their_unique_key(seeded, dialect):
     s = seeded
     for query, extra in (("fan_out_broadcast", {"sender_id": s["owner"].id}), ("fan_out_direct", {"user_ids": [s["user"]]})):
-        p = await plan(s, query, notification_id=new_id(), workspace_id=s["ws"].id, created_at=utcnow(), **extra)
+        p = await plan(s, query, notification_id=new_id(), workspace_id=s["ws"].id, created_at=utcnow(),
+                       type_prefixes=type_prefixes("info"), critical=False, **extra)
         index = "workspace_members_workspace_id_user_id_key" if dialect == "postgres" else "sqlite_autoindex_workspace_members_2"
         # A direct send's listed users may come through (user_id, workspace_id, seen_until) instead: also an equality probe.
         assert uses(p, dialect, index) or (query == "fan_out_direct" and uses(p, dialect, "workspace_members_user_idx")), p
         assert "Seq Scan on workspace_members" not in p and "SCAN m" not in p.splitlines(), p
+
+
+
+async def test_fan_out_probes_each_members_mutes_through_their_primary_key(seeded, dialect):
+    """The mutes anti-join inside the fan-out's INSERT ... SELECT is an index probe per member on
+    workspace_mutes_pkey (workspace_id, user_id, type_prefix), never a scan of the mutes; the members
+    are still read through their unique key."""
+    s = seeded
+    members_key = "workspace_members_workspace_id_user_id_key" if dialect == "postgres" else "sqlite_autoindex_workspace_members_2"
+    for query, extra in (("fan_out_broadcast", {"sender_id": s["owner"].id}), ("fan_out_direct", {"user_ids": [s["user"]]})):
+        p = await plan(s, query, notification_id=new_id(), workspace_id=s["ws"].id, created_at=utcnow(),
+                       type_prefixes=type_prefixes("billing.invoice"), critical=False, **extra)
+        assert uses(p, dialect, members_key), p
+        if dialect == "postgres":
+            assert uses(p, dialect, "workspace_mutes_pkey"), p
+            assert "Seq Scan on workspace_mutes" not in p and "Seq Scan on workspace_members" not in p, p
+        else:  # a WITHOUT ROWID table's primary key is the table itself
+            assert "SEARCH u USING PRIMARY KEY (workspace_id=? AND user_id=? AND type_prefix=?)" in p.splitlines(), p
+            assert not any(line.startswith(("SCAN u", "SCAN m", "SCAN workspace_mutes")) for line in p.splitlines()), p

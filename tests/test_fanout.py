@@ -8,6 +8,7 @@ from helpers import make_members, make_user, make_workspace
 
 from pulsestack.db import NamedQuery
 from pulsestack.ids import new_id, utcnow
+from pulsestack.models.fields import type_prefixes
 from pulsestack.queries import members, notifications, receipts, workspaces
 
 RECEIPTS = NamedQuery.dynamic(
@@ -24,9 +25,11 @@ async def send(db, ws, sender, *, to=None):
                                                 message="", type="info", broadcast=to is None, created_at=now)
         if to is None:
             count = await notifications.fan_out_broadcast(tx, notification_id=nid, workspace_id=ws.id,
-                                                          sender_id=sender.id, created_at=now)
+                                                          sender_id=sender.id, created_at=now,
+                                                          type_prefixes=type_prefixes("info"), critical=False)
         else:
-            count = await notifications.fan_out_direct(tx, notification_id=nid, workspace_id=ws.id, user_ids=to, created_at=now)
+            count = await notifications.fan_out_direct(tx, notification_id=nid, workspace_id=ws.id, user_ids=to, created_at=now,
+                                                       type_prefixes=type_prefixes("info"), critical=False)
     return nid, now, count
 
 

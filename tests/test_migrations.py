@@ -15,6 +15,7 @@ from helpers import make_members, make_user, make_workspace, with_database
 from pulsestack.db import ForeignKeyViolation, NamedQuery, open_database
 from pulsestack.db.migrate import apply_migrations, pending_migrations, rollback_migrations
 from pulsestack.ids import new_id, utcnow
+from pulsestack.models.fields import type_prefixes
 from pulsestack.queries import idempotency, notifications, receipts, sessions
 from pulsestack.resources import migrations_dir
 
@@ -177,7 +178,8 @@ async def test_the_declared_types_step_keeps_every_row_and_constraint(empty_data
         nid = new_id()
         await notifications.create_notification(db, id=nid, workspace_id=ws.id, sender_id=owner.id, title="t",
                                                 message="m", type="info", broadcast=True, created_at=now)
-        await notifications.fan_out_broadcast(db, notification_id=nid, workspace_id=ws.id, sender_id=owner.id, created_at=now)
+        await notifications.fan_out_broadcast(db, notification_id=nid, workspace_id=ws.id, sender_id=owner.id, created_at=now,
+                                              type_prefixes=type_prefixes("info"), critical=False)
         await receipts.mark_read(db, reader, nid, now)
         await sessions.create_session(db, id=new_id(), user_id=member, token_hash="h", created_at=now, expires_at=now)
         await idempotency.create_idempotency_key(db, owner.id, "k", '{"a": 1}', now)

@@ -354,3 +354,36 @@ async def test_live_notification_answers_match_the_document(client):
     assert (await call("DELETE", one, f"{url}/{sent['notification']['id']}", token=C))[0] == 403
     assert (await call("DELETE", one, f"{url}/{sent['notification']['id']}", token=A))[0] == 204
     assert (await call("GET", one, f"{url}/{sent['notification']['id']}", token=A))[0] == 404
+
+
+async def test_live_mute_answers_match_the_document(client):
+    call = caller_of(client)
+    tokens = {}
+    for name in ("ann", "bob", "dan"):
+        _, issued = await call("POST", "/api/auth/register", json={"email": f"{name}@example.com", "password": "correct horse"})
+        tokens[name] = issued["token"]
+    A, B, D = tokens["ann"], tokens["bob"], tokens["dan"]
+    await call("POST", "/api/workspaces", token=A, json={"name": "Acme", "slug": "acme"})
+    await call("POST", "/api/workspaces/{slug}/members", "/api/workspaces/acme/members", token=A, json={"email": "bob@example.com"})
+
+    mute, url = "/api/workspaces/{slug}/mute", "/api/workspaces/acme/mute"
+    assert await call("GET", mute, url, token=B) == (200, {"muted": False, "types": None, "until": None})
+    status, muted = await call("PUT", mute, url, token=B, json={"types": ["billing"], "until": "2999-01-01T00:00:00Z"})
+    assert status == 200 and muted["types"] == ["billing"]
+    assert await call("GET", mute, url, token=B) == (200, muted)
+    assert (await call("PUT", mute, url, token=B, json={"until": "2000-01-01T00:00:00Z"}))[0] == 422
+    assert (await call("PUT", mute, url, token=B, json={"types": ["Billing"]}))[0] == 422
+    assert (await call("PUT", mute, url, token=B, data=b"[]"))[0] == 400
+    assert (await call("PUT", mute, url, token=D, json={}))[0] == 404
+    assert (await call("GET", mute, url))[0] == 401
+    sends = "/api/workspaces/{slug}/notifications"
+    status, sent = await call("POST", sends, "/api/workspaces/acme/notifications", token=A,
+                              json={"title": "bill", "type": "billing.invoice", "broadcast": True})
+    assert status == 201 and sent["recipient_count"] == 0
+    status, sent = await call("POST", sends, "/api/workspaces/acme/notifications", token=A,
+                              json={"title": "bill", "type": "billing.invoice", "broadcast": True, "critical": True})
+    assert status == 201 and sent["recipient_count"] == 1
+    assert (await call("POST", sends, "/api/workspaces/acme/notifications", token=B,
+                       json={"title": "x", "recipients": [sent["notification"]["sender_id"]], "critical": True}))[0] == 403
+    assert (await call("DELETE", mute, url, token=B))[0] == 204
+    assert (await call("DELETE", mute, url, token=D))[0] == 404

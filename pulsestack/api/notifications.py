@@ -55,7 +55,7 @@ def _time_cursor(last: Notification) -> TimeCursor:
 @routes.post("/api/workspaces/{slug}/notifications", body=NewNotification, headers=SendHeaders, answer=SendAnswer,
              status=201, answer_headers={"Idempotent-Replayed": "`true` when this is the stored answer of an earlier "
                                                                 "send with the same Idempotency-Key"},
-             errors={403: "forbidden: a plain member broadcasting",
+             errors={403: "forbidden: a plain member broadcasting, or sending `critical: true`",
                      422: "validation_error: bad fields, or recipients who are not members "
                           "(details.recipients lists their ids)"})
 async def send(request: web.Request, body: NewNotification, headers: SendHeaders) -> web.Response:

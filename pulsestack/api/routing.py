@@ -144,6 +144,9 @@ class Routes:
     def post(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
         return self.route("POST", path, **options)
 
+    def put(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        return self.route("PUT", path, **options)
+
     def patch(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
         return self.route("PATCH", path, **options)
 

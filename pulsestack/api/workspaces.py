@@ -1,13 +1,23 @@
-"""Workspaces and their members over HTTP (rules in services/workspaces.py)."""
+"""Workspaces, their members, and each member's own mute over HTTP (rules in
+services/workspaces.py and services/mutes.py)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from ..appkeys import DB, HUB
-from ..models.requests import IdCursor, NameCursor, NewMember, NewWorkspace, PageQuery, RoleChange, WorkspaceRename
-from ..models.resources import Member, MemberPage, MyWorkspace, WorkspacePage
-from ..services import workspaces
+from ..models.requests import (
+    IdCursor,
+    MuteSettings,
+    NameCursor,
+    NewMember,
+    NewWorkspace,
+    PageQuery,
+    RoleChange,
+    WorkspaceRename,
+)
+from ..models.resources import Member, MemberPage, Mute, MyWorkspace, WorkspacePage
+from ..services import mutes, workspaces
 from .jsonio import decode_cursor, page_of, path_uuid
 from .routing import Routes, caller
 
@@ -98,3 +108,32 @@ async def remove_member(request: web.Request) -> None:
     """
     await workspaces.remove_member(request.app[DB], request.app[HUB], await caller(request), _slug(request),
                                    path_uuid(request, "user_id"))
+
+
+@routes.get("/api/workspaces/{slug}/mute", answer=Mute)
+async def get_mute(request: web.Request) -> Mute:
+    """The caller's own mute of a workspace
+
+    `muted` is false when there is none, or its `until` has passed.
+    """
+    return await mutes.get(request.app[DB], await caller(request), _slug(request))
+
+
+@routes.put("/api/workspaces/{slug}/mute", body=MuteSettings, answer=Mute,
+            errors={404: "not_found: no such workspace, or the caller is not a member",
+                    422: "validation_error: bad or unknown fields, or `until` not in the future"})
+async def set_mute(request: web.Request, body: MuteSettings) -> Mute:
+    """Mute a workspace for the caller, or some notification types in it
+
+    Replaces the caller's previous mute of this workspace. Sends skip a muted
+    member entirely (no receipt, no count), unless they are `critical`. A
+    type prefix covers whole dot-separated segments: `billing` mutes
+    `billing` and `billing.invoice`, never `billingx`.
+    """
+    return await mutes.replace(request.app[DB], await caller(request), _slug(request), body)
+
+
+@routes.delete("/api/workspaces/{slug}/mute", answer=None, status=204)
+async def delete_mute(request: web.Request) -> None:
+    """Unmute: delete the caller's mute of a workspace (also when there is none)"""
+    await mutes.delete(request.app[DB], await caller(request), _slug(request))

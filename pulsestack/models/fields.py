@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
 
 from pydantic import AfterValidator, BeforeValidator, Field, PlainSerializer, StringConstraints, WithJsonSchema
 
 from ..ids import isoformat_z
+
+T = TypeVar("T")
 
 
 def _moment(value: Any) -> datetime:
@@ -108,13 +110,16 @@ ArchivedFilter = Literal["exclude", "include", "only"]
 ArchiveStatus = Literal["read", "all"]
 
 
-def _distinct(ids: list[UUID]) -> list[UUID]:
-    return list(dict.fromkeys(ids))
+def _distinct(items: list[T]) -> list[T]:
+    return list(dict.fromkeys(items))
 
 
 IDS_MAX = 1000
 # 1 to 1,000 ids; a repeated id counts once.
 IdList = Annotated[list[UUID], Field(min_length=1, max_length=IDS_MAX), AfterValidator(_distinct)]
+# 1 to 50 mute type prefixes; a repeated prefix counts once.
+TypePrefixList = Annotated[list[TypePrefix], Field(min_length=1, max_length=TYPE_PREFIXES_MAX),
+                           AfterValidator(_distinct)]
 
 IDEMPOTENCY_KEY_MAX = 255
 # Printable ASCII only: a key is compared and stored byte for byte.

@@ -16,7 +16,6 @@ from pydantic_core import PydanticCustomError
 
 from .fields import (
     PAGE_DEFAULT,
-    TYPE_PREFIXES_MAX,
     ArchivedFilter,
     ArchiveStatus,
     AssignableRole,
@@ -33,7 +32,7 @@ from .fields import (
     Slug,
     Timestamp,
     Title,
-    TypePrefix,
+    TypePrefixList,
     Url,
     WorkspaceName,
 )
@@ -134,8 +133,8 @@ class MarkSeen(Body):
 
 
 class MuteSettings(Body):
-    types: list[TypePrefix] | None = Field(
-        None, min_length=1, max_length=TYPE_PREFIXES_MAX,
+    types: TypePrefixList | None = Field(
+        None,
         description="Mute only these type prefixes (whole dot-separated segments: `billing` mutes "
                     "`billing.invoice`); null or absent mutes every type.")
     until: Timestamp | None = Field(None, description="The mute ends at this moment (in the future); "

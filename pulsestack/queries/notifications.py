@@ -1,12 +1,12 @@
 """Notifications and their receipts (sql/notifications.sql, sql/receipts.sql).
 
-The fan-out functions write every receipt of a send with one statement; the
-row count they return is the number of recipients.
+The fan-out functions write every receipt of a send with one statement, mutes
+applied in it; the row count they return is the number of recipients.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 from uuid import UUID
@@ -39,15 +39,21 @@ async def get_visible_created_at(db: Executor, user_id: UUID, notification_id: U
 
 
 async def fan_out_broadcast(db: Executor, *, notification_id: UUID, workspace_id: UUID, sender_id: UUID,
-                            created_at: datetime) -> int:
+                            created_at: datetime, type_prefixes: Sequence[str], critical: bool) -> int:
+    """Receipts for every member but the sender, except those with a live mute
+    of one of `type_prefixes` (models.fields.type_prefixes of the notification's
+    type), unless `critical`."""
     return await db.execute("fan_out_broadcast", notification_id=notification_id, workspace_id=workspace_id,
-                            sender_id=sender_id, created_at=created_at)
+                            sender_id=sender_id, created_at=created_at, type_prefixes=list(type_prefixes),
+                            critical=critical)
 
 
 async def fan_out_direct(db: Executor, *, notification_id: UUID, workspace_id: UUID, user_ids: Collection[UUID],
-                         created_at: datetime) -> int:
+                         created_at: datetime, type_prefixes: Sequence[str], critical: bool) -> int:
+    """Receipts for the listed members, with the mutes applied as fan_out_broadcast does."""
     return await db.execute("fan_out_direct", notification_id=notification_id, workspace_id=workspace_id,
-                            user_ids=list(user_ids), created_at=created_at)
+                            user_ids=list(user_ids), created_at=created_at, type_prefixes=list(type_prefixes),
+                            critical=critical)
 
 
 async def list_workspace_notifications(db: Executor, workspace_id: UUID, *, limit: int,

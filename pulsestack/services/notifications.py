@@ -3,7 +3,9 @@ a workspace's history.
 
 A send is one transaction: the notification row, then ONE set-based
 INSERT ... SELECT that writes every recipient's receipt (fan_out_broadcast
-or fan_out_direct), then the idempotency key with the answer it produced.
+or fan_out_direct, which leave out members who muted the workspace or the
+type, unless the send is critical), then the idempotency key with the
+answer it produced.
 The hub hears about it only after the commit. Nothing here loops over
 members or receipts in Python.
 
@@ -23,7 +25,7 @@ from ..db import Database, ForeignKeyViolation, Transaction, UniqueViolation
 from ..errors import Forbidden, NotFound, ValidationFailed
 from ..hub import CHANGED_MAX, Hub
 from ..ids import new_id, utcnow
-from ..models.fields import ArchivedFilter, InboxStatus
+from ..models.fields import ArchivedFilter, InboxStatus, type_prefixes
 from ..models.requests import ArchiveAll, MarkSeen, NewNotification
 from ..models.resources import InboxItem, Notification, SendAnswer, SentNotification, UnreadCounts
 from ..queries import idempotency, members, notifications, receipts, workspaces
@@ -46,6 +48,8 @@ async def send(db: Database, hub: Hub, principal: Principal, slug: str, request:
     acc = await access(db, principal, slug)
     if request.broadcast and acc.rank < RANK["admin"]:
         raise Forbidden("broadcasting to the whole workspace needs the admin role")
+    if request.critical and acc.rank < RANK["admin"]:
+        raise Forbidden("a critical send, which reaches members who muted it, needs the admin role")
     now = utcnow()
     if idempotency_key is not None:
         stored = await idempotency.get_idempotent_response(db, principal.id, idempotency_key, now - IDEMPOTENCY_TTL)
@@ -68,12 +72,17 @@ async def send(db: Database, hub: Hub, principal: Principal, slug: str, request:
             # A member removal in flight commits first, or waits for this
             # send: the fan-out never writes a receipt for someone who left.
             await workspaces.lock_workspace_for_fan_out(tx, acc.id)
+            # Members who muted the workspace or this type get no receipt (the
+            # fan-out's anti-join), unless the send is critical.
+            prefixes = type_prefixes(notification.type)
             if request.recipients is None:
                 count = await notifications.fan_out_broadcast(tx, notification_id=notification.id, workspace_id=acc.id,
-                                                              sender_id=principal.id, created_at=now)
+                                                              sender_id=principal.id, created_at=now,
+                                                              type_prefixes=prefixes, critical=request.critical)
             else:
                 count = await notifications.fan_out_direct(tx, notification_id=notification.id, workspace_id=acc.id,
-                                                           user_ids=request.recipients, created_at=now)
+                                                           user_ids=request.recipients, created_at=now,
+                                                           type_prefixes=prefixes, critical=request.critical)
             # Its recipients, and only they, have a new notification and a new count.
             tx.after_commit(lambda: hub.notification_sent(notification.id))
             body = SendAnswer(notification=notification, recipient_count=count).model_dump_json()

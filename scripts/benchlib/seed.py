@@ -47,6 +47,7 @@ from uuid import UUID
 
 from pulsestack.db import Database, NamedQuery
 from pulsestack.ids import new_id, utcnow
+from pulsestack.models.fields import type_prefixes
 from pulsestack.queries import members, notifications, receipts, workspaces
 from pulsestack.security import hash_token, new_token
 
@@ -181,7 +182,8 @@ async def broadcasts_via_product(db: Database, workspace_id: UUID, sender_id: UU
                                                     title=f"Seeded broadcast {nid}", message="seeded by scripts/bench",
                                                     type="info", broadcast=True, created_at=now)
             out.append(await notifications.fan_out_broadcast(tx, notification_id=nid, workspace_id=workspace_id,
-                                                             sender_id=sender_id, created_at=now))
+                                                             sender_id=sender_id, created_at=now,
+                                                             type_prefixes=type_prefixes("info"), critical=False))
     return out
 
 
