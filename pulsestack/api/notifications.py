@@ -64,6 +64,9 @@ async def send(request: web.Request, body: NewNotification, headers: SendHeaders
     Any member may send to chosen members; a broadcast to the whole workspace
     needs admin or owner. One transaction writes the notification and every
     recipient's unread receipt. A broadcast does not reach the sender.
+    Members who muted the workspace, or a prefix of the type, get no receipt
+    unless the send is `critical` (admin or owner only); `recipient_count`
+    counts who got one.
     """
     result = await notifications.send(request.app[DB], request.app[HUB], await caller(request), request.match_info["slug"],
                                       body, headers.idempotency_key)
