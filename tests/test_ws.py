@@ -16,10 +16,12 @@ GET /api/notifications/unread-count (`Conn.synced`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import uuid
-from datetime import timedelta
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from helpers import (
@@ -50,12 +52,13 @@ from helpers import (
 from helpers import get_unread_count as unread_count  # by bearer headers; helpers.unread_count takes a Person
 from helpers import post_notification as send  # by bearer headers; helpers.send takes a Person and a payload
 
+from pulsestack import hub as hub_module
 from pulsestack.api import ws as ws_api
 from pulsestack.app import create_app
 from pulsestack.appkeys import CONFIG, HUB
 from pulsestack.db import NamedQuery
 from pulsestack.eventbus import Change
-from pulsestack.hub import CHANGED_MAX, UnreadHub
+from pulsestack.hub import CHANGED_MAX, News, Socket, UnreadHub
 from pulsestack.ids import utcnow
 from pulsestack.queries import hub as hub_queries
 
@@ -452,6 +455,18 @@ async def test_logout_closes_that_tokens_sockets_only(client):
 
 # --- list changes: `changed` and `refresh` ----------------------------------------------------------
 
+@contextlib.contextmanager
+def changes_held(hub: UnreadHub) -> Iterator[Change]:
+    """Inside, what the services tell the hub piles up in the yielded Change
+    instead of reaching the flusher: as another process's changes do until
+    its NOTIFY arrives. `hub._apply(change)` then hands it over, as the bus would."""
+    held = Change()
+    hub._publish = held.merge  # type: ignore[method-assign]  # the instance's attribute shadows the method
+    try:
+        yield held
+    finally:
+        del hub._publish
+
 def receipt_state(item: dict) -> dict:
     """What a `changed` frame says of an inbox item."""
     return {key: item[key] for key in CHANGED_ITEM_KEYS}
@@ -659,16 +674,14 @@ async def test_a_lost_bus_connection_sends_refresh_to_everyone_connected(client)
         assert await conn.until_type("refresh") == {"type": "refresh"}
 
 
-async def test_one_flush_sends_notifications_then_changed_then_unread(client, monkeypatch):
+async def test_one_flush_sends_notifications_then_changed_then_unread(client):
     owner, ws, [alice] = await team(client, 1)
     a = await connect(client, alice.headers)
     hub = hub_of(client)
-    held = Change()
-    monkeypatch.setattr(hub, "_publish", held.merge)  # the changes pile up here, as in a bus payload
-    n1 = await send(client, owner.headers, ws["slug"], title="one")
-    n2 = await send(client, owner.headers, ws["slug"], title="two")
-    await call(client, "POST", f"/api/notifications/{n1['id']}/read", alice.headers, 200)
-    monkeypatch.undo()
+    with changes_held(hub) as held:
+        n1 = await send(client, owner.headers, ws["slug"], title="one")
+        n2 = await send(client, owner.headers, ws["slug"], title="two")
+        await call(client, "POST", f"/api/notifications/{n1['id']}/read", alice.headers, 200)
     await a.ping()
     mark = len(a.frames)
 
@@ -709,15 +722,13 @@ async def test_a_notification_counted_in_ready_is_not_pushed_after_it(client, mo
     await a.synced(client, alice.headers)
 
 
-async def test_a_notification_counted_in_ready_is_not_pushed_when_another_process_tells_of_it_later(client, monkeypatch):
+async def test_a_notification_counted_in_ready_is_not_pushed_when_another_process_tells_of_it_later(client):
     """Across processes, the NOTIFY of a send may arrive after a connect that
     counted the send: the bus hands it to the hub like this."""
     owner, ws, [alice] = await team(client, 1)
     hub = hub_of(client)
-    from_elsewhere = Change()
-    monkeypatch.setattr(hub, "_publish", from_elsewhere.merge)  # as if another process had served the send
-    n1 = await send(client, owner.headers, ws["slug"], title="sent through another process")
-    monkeypatch.undo()
+    with changes_held(hub) as from_elsewhere:  # as if another process had served the send
+        n1 = await send(client, owner.headers, ws["slug"], title="sent through another process")
     assert from_elsewhere.notifications == {uuid.UUID(n1["id"])}
 
     a = await connect(client, alice.headers)
@@ -731,10 +742,8 @@ async def test_a_notification_counted_in_ready_is_not_pushed_when_another_proces
 
     # a tab opened before the send is pushed it, the late NOTIFY notwithstanding
     b = await connect(client, alice.headers)
-    n3_change = Change()
-    monkeypatch.setattr(hub, "_publish", n3_change.merge)
-    n3 = await send(client, owner.headers, ws["slug"], title="third")
-    monkeypatch.undo()
+    with changes_held(hub) as n3_change:
+        n3 = await send(client, owner.headers, ws["slug"], title="third")
     hub._apply(n3_change)
     for tab in (a, b):
         await tab.until_notification(n3["id"])
@@ -938,3 +947,69 @@ def test_gc_is_paused_inside_a_flush_and_back_after_it_even_on_error():
         with gc_paused():
             raise RuntimeError("flush failed")
     assert gc.isenabled()
+
+
+async def test_when_ready_reads_only_the_newest_recent_receipts_the_older_ones_are_not_pushed_either(client, monkeypatch):
+    """Past RECENT_MAX receipts in the window, `ready` reads the newest ones
+    only: everything created at or before the oldest of them is kept off the
+    socket too, since `ready` counted it."""
+    monkeypatch.setattr(hub_module, "RECENT_MAX", 2)
+    owner, ws, [alice] = await team(client, 1)
+    hub = hub_of(client)
+    with changes_held(hub) as from_elsewhere:
+        for i in range(3):
+            await send(client, owner.headers, ws["slug"], recipients=[alice.id], title=f"n{i}")
+
+    a = await connect(client, alice.headers)
+    assert a.ready["unread"] == counts({ws["id"]: 3})
+    [sock] = hub.sockets[uuid.UUID(alice.id)]
+    assert len(sock.recent) == 2  # n1 and n2; n0 is older than the floor
+    hub._apply(from_elsewhere)
+    n3 = await send(client, owner.headers, ws["slug"], recipients=[alice.id], title="n3")
+
+    await a.until_notification(n3["id"])
+    assert [i["title"] for i in a.notifications] == ["n3"]
+
+
+def test_after_the_window_a_socket_keeps_a_cut_off_instead_of_the_ids_and_still_blocks_them():
+    t0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    counted, fresh, old = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    sock = Socket(None, uuid.uuid4(), uuid.uuid4(), None, None, recent=frozenset({counted}),  # type: ignore[arg-type]
+                  recent_newest=t0 + timedelta(seconds=1), floor=t0, forget_at=100.0)
+    news = [News(counted, t0 + timedelta(seconds=1), b"counted"), News(fresh, t0 + timedelta(seconds=2), b"fresh"),
+            News(old, t0, b"old")]
+
+    assert sock.owed(news, now=99.0) == [b"fresh"]
+    assert sock.recent == {counted}
+    assert sock.owed(news, now=100.0) == [b"fresh"]  # the window is over: the ids fold into the floor ...
+    assert sock.recent == frozenset() and sock.floor == t0 + timedelta(seconds=1)
+    just_after = News(uuid.uuid4(), t0 + timedelta(seconds=1, microseconds=1), b"just after")
+    assert sock.owed([just_after], now=100.0) == [b"just after"]  # ... which blocks nothing newer
+
+
+async def test_frames_held_for_a_socket_past_its_send_queue_become_one_refresh(aiohttp_client, config, db, monkeypatch):
+    client = await aiohttp_client(create_app(config.replace(hub={"send_queue": 2}), db=db))
+    owner, ws, [alice, bob] = await team(client, 2)
+    b = await connect(client, bob.headers)
+    read, gate = asyncio.Event(), asyncio.Event()
+    real = hub_queries.get_connect_state
+
+    async def slow_connect_state(*args, **kwargs):
+        state = await real(*args, **kwargs)
+        read.set()
+        await asyncio.wait_for(gate.wait(), HANG_GUARD_S)
+        return state
+
+    monkeypatch.setattr(hub_queries, "get_connect_state", slow_connect_state)
+    connecting = asyncio.create_task(connect(client, alice.headers))
+    await asyncio.wait_for(read.wait(), HANG_GUARD_S)
+    for i in range(3):  # each its own flush (bob's frame proves it ran): three held frames, one too many
+        n = await send(client, owner.headers, ws["slug"], title=f"while alice connects {i}")
+        await b.until_notification(n["id"])
+    gate.set()
+    a = await connecting
+
+    assert await a.until_type("refresh") == {"type": "refresh"}  # right after ready: refetch the list
+    assert await a.until_unread(3) == counts({ws["id"]: 3})
+    await a.ping()
+    assert [f["type"] for f in a.frames] == ["ready", "refresh", "unread", "pong"]
