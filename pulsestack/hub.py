@@ -78,8 +78,10 @@ FLUSH_RETRY_S = 1.0  # pause after a failed flush before its change is tried aga
 # No double delivery (UnreadHub.connect): a connecting user's receipts created
 # this recently, at most RECENT_MAX of them, are read with their `ready` count;
 # after the window a socket keeps only a cut-off time instead of their ids.
+# Only notifications whose frames are still on their way at the connect matter,
+# the newest few, so the limit can be small.
 RECENT_WINDOW = timedelta(minutes=10)
-RECENT_MAX = 1000
+RECENT_MAX = 256
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -319,32 +321,34 @@ class UnreadHub(Hub):
                       request: web.Request, *, expires_at: datetime, heartbeat_s: int) -> Socket:
         """Register the socket, read its user's state, send `ready`.
 
-        No double delivery. A notification counted in `ready` must never also
-        reach this socket as a `notification` frame; yet its frame may still be
-        on its way: the flush of a send that committed just before the count,
-        or another process's NOTIFY of it, which can arrive any time later.
-        So the count's statement also reads, from the SAME snapshot, the ids of
-        the user's receipts created since `since` (RECENT_WINDOW ago), newest
-        first, at most RECENT_MAX (hub_queries.get_connect_state). The socket
-        then never gets the frame of a notification in that set, nor of one
-        created at or before `floor`: `since`, or when the set may be cut short
-        by the limit, its oldest entry's time (every receipt newer than that
-        was read). Why that is exact: `ready` counts only receipts visible in
-        the snapshot; each of those is either in the set or created at or
-        before `floor`, since the set holds every visible receipt newer than
-        `floor`. Both rules hold for the socket's whole life (`Socket.owed`;
-        after RECENT_WINDOW the set folds into `floor`, which then covers all
-        of it), so no later flush, in-process or from the bus, however late,
-        pushes a counted notification. A notification that was not visible
-        (committed after the snapshot) is not counted, not in the set, and
-        created after `floor` (unless created more than RECENT_WINDOW before
-        the connect, or the server clocks disagree by as much: then its frame
-        is not pushed, its count still is): its frame is pushed, by a flush
-        after `ready`, or by a flush that ran while the count was in flight,
-        which holds the frame for this socket (`held`), sent right after
-        `ready` through the same rules. Notifications are never missed nor
-        doubled for the socket, and it costs a set of ids per socket for
-        RECENT_WINDOW, where a user holds few.
+        No double delivery: a notification that `ready` counted never reaches
+        this socket as a `notification` frame, though its frame may still be
+        on its way (the flush of a send that committed just before the count,
+        or another process's NOTIFY of it, which may come any time later).
+
+        - The rule. The statement that counts also reads, in the SAME
+          snapshot, the user's receipts created after `since` (RECENT_WINDOW
+          ago): their ids, newest first, at most RECENT_MAX
+          (hub_queries.get_connect_state). The socket never gets the frame of
+          a notification in that set (`recent`), nor of one created at or
+          before `floor`: `since`, or, when the limit may have cut the set
+          short, the time of its oldest entry (`Socket.owed`).
+        - Why it is exact. `ready` counts only receipts in its snapshot, and
+          the set holds every one of them created after `floor`; so each
+          counted one is in the set or at or before `floor`, and stays
+          blocked for the socket's whole life, however late its flush comes:
+          after RECENT_WINDOW the set folds into `floor` (its newest time),
+          which still covers all of it.
+        - Nothing is missed instead. A notification outside the snapshot
+          (committed after it) is neither counted nor in the set, and created
+          after `floor` (unless more than RECENT_WINDOW before the connect, or
+          the server clocks disagree by that much: then only its count is
+          pushed). A flush pushes its frame after `ready`; or, if the flush
+          ran while the count was in flight, it kept the frame for this socket
+          (`held`), and the frame follows `ready` under the same rule.
+        - Cost: one short index range more in the connect's statement
+          (receipts_inbox_idx), and per socket, for RECENT_WINDOW, the ids it
+          read (usually a handful; at most RECENT_MAX).
         """
         assert request.transport is not None and request.writer is not None  # an open connection
         sock = Socket(ws, user_id, session_id, request.transport, request.writer.drain, held=[])
