@@ -117,9 +117,10 @@ class Change:
         everyone = self.everyone or len(self.users) > MAX_LISTED_USERS or len(refresh) > MAX_LISTED_USERS
         if everyone:
             return Change(notifications=set(self.notifications), sessions=set(self.sessions), everyone=True)
-        return Change(set(self.users), set(self.workspaces), set(self.notifications), set(self.sessions), False,
-                      {p for p in self.receipts if p[0] not in refresh}, {p for p in self.removed if p[0] not in refresh},
-                      set(self.retracted), refresh)
+        return Change(users=set(self.users), workspaces=set(self.workspaces), notifications=set(self.notifications),
+                      sessions=set(self.sessions), receipts={p for p in self.receipts if p[0] not in refresh},
+                      removed={p for p in self.removed if p[0] not in refresh}, retracted=set(self.retracted),
+                      refresh=refresh)
 
     def payloads(self, origin: str) -> list[str]:
         """JSON payloads, each under PAYLOAD_LIMIT; ids are split across as many as needed.
@@ -160,8 +161,9 @@ class Change:
         def pairs(key: str) -> set[Pair]:
             return {(uuid.UUID(a), uuid.UUID(b)) for a, b in data.get(key, [])}
 
-        return data.get("o", ""), cls(ids("u"), ids("w"), ids("n"), ids("s"), bool(data.get("e")),
-                                      pairs("c"), pairs("d"), pairs("x"), ids("r"))
+        return data.get("o", ""), cls(users=ids("u"), workspaces=ids("w"), notifications=ids("n"), sessions=ids("s"),
+                                      everyone=bool(data.get("e")), receipts=pairs("c"), removed=pairs("d"),
+                                      retracted=pairs("x"), refresh=ids("r"))
 
 
 class EventBus:
