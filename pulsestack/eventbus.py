@@ -1,9 +1,11 @@
 """How change events travel between server processes.
 
-A `Change` says what may have changed: some users' receipts, every member's
-of some workspaces, new notifications, revoked sessions, or (after a lost
-connection) anything for anyone. The hub applies its own changes at once and
-publishes them; a bus delivers other processes' changes to `on_change`.
+A `Change` says what may have changed: some users' counts, every member's
+of some workspaces, new notifications, revoked sessions, which receipts
+changed state or went away, which inboxes changed too much to list, or
+(after a lost connection) anything for anyone. The hub applies its own
+changes at once and publishes them; a bus delivers other processes' changes
+to `on_change`.
 
 - `InProcessBus` (SQLite: one server process per database file) delivers
   nothing: there is no other process.
@@ -28,12 +30,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 PAYLOAD_LIMIT = 7900  # Postgres refuses NOTIFY payloads of 8000 bytes or more
-# Beyond this many users (a big workspace deleted), "everyone connected"
-# says it in one payload, where the list would take hundreds.
+# Beyond this many users to recount or refresh (a big workspace deleted),
+# "everyone connected" says it in one payload, where the list would take hundreds.
 MAX_LISTED_USERS = 1000
+# A `changed` frame names at most this many receipts (items and removed
+# together); a user with more changes in one go is sent `refresh` instead.
+CHANGED_MAX = 100
 RECONNECT_FIRST_S = 0.05
 RECONNECT_MAX_S = 1.0
 RECONNECT_JITTER = 0.25  # up to this share of a delay is taken off at random
+
+
+def _compact(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))
 
 
 def reconnect_delay(attempt: int, rand: Callable[[], float] = random.random) -> float:
@@ -45,16 +54,42 @@ def reconnect_delay(attempt: int, rand: Callable[[], float] = random.random) -> 
     return min(base, RECONNECT_MAX_S) * (1 - RECONNECT_JITTER * rand())
 
 
+Pair = tuple[uuid.UUID, uuid.UUID]
+
+
 @dataclass
 class Change:
+    """What may have changed, as sets, so that changes merge by union.
+
+    - `users`: these users' unread counts.
+    - `workspaces`: the counts of every member of these workspaces.
+    - `notifications`: new notifications; each recipient gets its frame.
+    - `sessions`: revoked tokens; their sockets close.
+    - `receipts`: (user, notification) receipts whose state changed (read,
+      unread, archive, unarchive): a `changed` frame with their state now.
+    - `removed`: (user, notification) receipts that are gone (dismissed).
+    - `retracted`: (workspace, notification): a notification deleted with all
+      its receipts; `removed` for the members of the workspace.
+    - `refresh`: users whose inbox changed too much to list: `refresh`.
+    - `everyone`: anything may have changed for anyone (changes were lost
+      while a bus was away): recount and refresh every connected user.
+
+    Every kind but `sessions` also means new counts for the users concerned.
+    """
+
     users: set[uuid.UUID] = field(default_factory=set)
     workspaces: set[uuid.UUID] = field(default_factory=set)
     notifications: set[uuid.UUID] = field(default_factory=set)
     sessions: set[uuid.UUID] = field(default_factory=set)
     everyone: bool = False
+    receipts: set[Pair] = field(default_factory=set)
+    removed: set[Pair] = field(default_factory=set)
+    retracted: set[Pair] = field(default_factory=set)
+    refresh: set[uuid.UUID] = field(default_factory=set)
 
     def __bool__(self) -> bool:
-        return bool(self.users or self.workspaces or self.notifications or self.sessions or self.everyone)
+        return bool(self.users or self.workspaces or self.notifications or self.sessions or self.everyone
+                    or self.receipts or self.removed or self.retracted or self.refresh)
 
     def merge(self, other: Change) -> None:
         self.users |= other.users
@@ -62,35 +97,73 @@ class Change:
         self.notifications |= other.notifications
         self.sessions |= other.sessions
         self.everyone |= other.everyone
+        self.receipts |= other.receipts
+        self.removed |= other.removed
+        self.retracted |= other.retracted
+        self.refresh |= other.refresh
+
+    def condensed(self) -> Change:
+        """The same change, said in fewer ids where lists would outgrow what
+        the frames or the payloads carry, never by dropping anything: a user
+        with more than CHANGED_MAX changed or removed receipts becomes a
+        `refresh` of that user (the frame would be a refresh anyway); more
+        than MAX_LISTED_USERS users to recount or refresh become `everyone`.
+        `everyone` says all that `users`, `workspaces`, `receipts`,
+        `removed`, `retracted` and `refresh` could say."""
+        listed: dict[uuid.UUID, set[uuid.UUID]] = {}
+        for user_id, notification_id in (*self.receipts, *self.removed):
+            listed.setdefault(user_id, set()).add(notification_id)
+        refresh = self.refresh | {user_id for user_id, ids in listed.items() if len(ids) > CHANGED_MAX}
+        everyone = self.everyone or len(self.users) > MAX_LISTED_USERS or len(refresh) > MAX_LISTED_USERS
+        if everyone:
+            return Change(notifications=set(self.notifications), sessions=set(self.sessions), everyone=True)
+        return Change(users=set(self.users), workspaces=set(self.workspaces), notifications=set(self.notifications),
+                      sessions=set(self.sessions), receipts={p for p in self.receipts if p[0] not in refresh},
+                      removed={p for p in self.removed if p[0] not in refresh}, retracted=set(self.retracted),
+                      refresh=refresh)
 
     def payloads(self, origin: str) -> list[str]:
-        """JSON payloads, each under PAYLOAD_LIMIT; ids are split across as many as needed."""
-        everyone = self.everyone or len(self.users) > MAX_LISTED_USERS
-        users = set() if everyone else self.users
-        items = [(k, str(i)) for k, ids in (("u", users), ("w", self.workspaces), ("n", self.notifications),
-                                            ("s", self.sessions)) for i in ids]
+        """JSON payloads, each under PAYLOAD_LIMIT; ids are split across as many as needed.
+        Ids are strings; a pair is a two-string list. Keys: u users, w workspaces, n
+        notifications, s sessions, c changed receipts, d removed receipts, x retracted
+        notifications, r refresh, e everyone (true)."""
+        change = self.condensed()
+        items: list[tuple[str, str | list[str]]] = [
+            (key, str(i)) for key, ids in (("u", change.users), ("w", change.workspaces), ("n", change.notifications),
+                                           ("s", change.sessions), ("r", change.refresh)) for i in ids]
+        items += [(key, [str(a), str(b)]) for key, pairs in (("c", change.receipts), ("d", change.removed),
+                                                              ("x", change.retracted)) for a, b in pairs]
         out: list[str] = []
-        current: dict[str, list[str]] = {}
+        current: dict[str, list] = {}
         size = 0
-        base = len(json.dumps({"o": origin, "e": True})) + 16
+        # Room for the origin, the everyone flag and each key's `"k":[],` (at most 9 keys).
+        room = PAYLOAD_LIMIT - len(_compact({"o": origin, "e": True})) - 9 * 8
         for key, value in items:
-            if size + len(value) + 8 > PAYLOAD_LIMIT - base:
-                out.append(json.dumps({"o": origin, **current}))
+            cost = len(_compact(value)) + 2  # the value and its comma, with a byte to spare
+            if size + cost > room:
+                out.append(_compact({"o": origin, **current}))
                 current, size = {}, 0
             current.setdefault(key, []).append(value)
-            size += len(value) + 8
-        if current or everyone:
-            out.append(json.dumps({"o": origin, **current, **({"e": True} if everyone else {})}))
+            size += cost
+        if current or change.everyone:
+            out.append(_compact({"o": origin, **current, **({"e": True} if change.everyone else {})}))
         return out
 
     @classmethod
     def from_payload(cls, payload: str) -> tuple[str, Change]:
+        """(origin, change) of a payload; a key it does not have (an older
+        process's payload) is an empty set."""
         data = json.loads(payload)
 
         def ids(key: str) -> set[uuid.UUID]:
             return {uuid.UUID(v) for v in data.get(key, [])}
 
-        return data.get("o", ""), cls(ids("u"), ids("w"), ids("n"), ids("s"), bool(data.get("e")))
+        def pairs(key: str) -> set[Pair]:
+            return {(uuid.UUID(a), uuid.UUID(b)) for a, b in data.get(key, [])}
+
+        return data.get("o", ""), cls(users=ids("u"), workspaces=ids("w"), notifications=ids("n"), sessions=ids("s"),
+                                      everyone=bool(data.get("e")), receipts=pairs("c"), removed=pairs("d"),
+                                      retracted=pairs("x"), refresh=ids("r"))
 
 
 class EventBus:

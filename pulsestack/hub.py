@@ -1,7 +1,9 @@
-"""The realtime hub: websocket connections, coalesced unread counts, fan-out.
+"""The realtime hub: websocket connections, coalesced frames, fan-out.
 
 Services tell the hub what changed, after the change committed:
 `users_changed(ids)`, `workspace_changed(id)`, `notification_sent(id)`,
+`receipts_changed(user, ids)`, `receipts_removed(user, ids)`,
+`notification_retracted(workspace, id)`, `inboxes_replaced(users)`,
 `session_revoked(id)`; the websocket handler (api/ws.py) hands it sockets.
 `Hub` is that whole interface and holds no sockets: its events do nothing
 and `connect` refuses (the HTTP API alone, and tests that record calls).
@@ -11,26 +13,32 @@ How UnreadHub stays cheap: a change only marks things dirty. A flusher runs
 `flush_ms` after the first change of a quiet period and handles everything
 that piled up with a fixed handful of set-based queries over the users
 connected to this process: which of them belong to the changed workspaces,
-which received the new notifications, and one unread count for all of them.
-It then sends each socket only what changed. A burst of 50 sends costs a
-few flushes, and a broadcast to 100,000 members costs one count over the
-users connected here, not 100,000 queries. A flush that fails, for
-whatever reason, loses nothing: its change goes back in line and is tried
-again FLUSH_RETRY_S later, with whatever came meanwhile.
+which received the new notifications, the state now of the receipts that
+changed, and one unread count for all of them. It then sends each socket
+only what changed: each user's `notification` frames, then one `changed`
+frame (or `refresh`, past CHANGED_MAX receipts), then `unread`. A burst of
+50 sends costs a few flushes, and a broadcast to 100,000 members costs one
+count over the users connected here, not 100,000 queries. A flush that
+fails, for whatever reason, loses nothing: its change goes back in line and
+is tried again FLUSH_RETRY_S later, with whatever came meanwhile.
 
-Frames are state, not deltas: `unread` carries absolute counts and `ready`
-the full state, so a client that missed frames is right after the next one.
-Each distinct frame is encoded once per flush (a broadcast's notification
-frame, and one `unread` frame per distinct set of counts) and its bytes are
-written straight to every socket's transport, each user's frames together,
-after all of the flush's queries ran. A socket whose transport is backed up
-gets a bounded backlog drained by its own task; one whose backlog fills (a
-client that stopped reading) is closed with 1013 and dropped, and nobody
-else waits for it.
+Frames are state, not deltas: `unread` carries absolute counts, `changed`
+the receipts' state now, and `ready` the full counts, so a client that
+missed frames is right after the next one. A socket gets `unread` whenever
+the counts differ from the last ones it got. Each distinct frame is encoded
+once per flush (a broadcast's notification frame, one `unread` frame per
+distinct set of counts) and its bytes are written straight to every
+socket's transport, each user's frames together, after all of the flush's
+queries ran. A socket whose transport is backed up gets a bounded backlog
+drained by its own task; one whose backlog fills (a client that stopped
+reading) is closed with 1013 and dropped, and nobody else waits for it.
+
+No double delivery: a notification that a socket's `ready` may have counted
+is never pushed to that socket as a `notification` frame (see `connect`).
 
 Across processes, changes travel over an EventBus (eventbus.py); after the
-bus reconnects, every connected user is recounted, since changes may have
-been missed meanwhile.
+bus reconnects, every connected user is recounted and sent `refresh`, since
+changes may have been missed meanwhile.
 """
 
 from __future__ import annotations
@@ -45,13 +53,16 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from aiohttp import WSCloseCode, web
 
 from .db import Database, DatabaseError
-from .eventbus import Change, EventBus
-from .models.resources import InboxItem, UnreadCounts
+from .eventbus import CHANGED_MAX, Change, EventBus  # CHANGED_MAX: the services read it here too
+from .ids import utcnow
+from .models.resources import ChangedFrame, ChangedItem, InboxItem, ReadyFrame, UnreadCounts
 from .queries import hub as hub_queries
 from .queries import receipts
 from .queries.receipts import NO_UNREAD
@@ -62,9 +73,16 @@ log = logging.getLogger(__name__)
 CLOSE_SLOW = WSCloseCode.TRY_AGAIN_LATER  # 1013
 CLOSE_SHUTDOWN = WSCloseCode.GOING_AWAY  # 1001
 CLOSE_UNAUTHORIZED = 4401
-CHANGED_MAX = 100  # receipts a `changed` frame names at most; past that, `refresh`
 CLOSE_TIMEOUT = 5.0  # seconds a close handshake may take before the connection is cut
 FLUSH_RETRY_S = 1.0  # pause after a failed flush before its change is tried again
+# No double delivery (UnreadHub.connect): a connecting user's receipts created
+# this recently, at most RECENT_MAX of them, are read with their `ready` count;
+# after the window a socket keeps only a cut-off time instead of their ids.
+# Only notifications whose frames are still on their way at the connect matter,
+# the newest few, so the limit can be small.
+RECENT_WINDOW = timedelta(minutes=10)
+RECENT_MAX = 256
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class RealtimeUnavailable(Exception):
@@ -108,8 +126,9 @@ class Hub:
         yield
 
     async def connect(self, ws: web.WebSocketResponse, user_id: uuid.UUID, session_id: uuid.UUID,
-                      request: web.Request) -> Socket:
-        """Register an authenticated socket and send its `ready` frame."""
+                      request: web.Request, *, expires_at: datetime, heartbeat_s: int) -> Socket:
+        """Register an authenticated socket and send its `ready` frame (which
+        tells the client its token's expiry and the server's ping interval)."""
         raise RealtimeUnavailable("realtime hub not running")
 
     def disconnect(self, sock: Socket) -> None:
@@ -134,6 +153,11 @@ def notification_frame(item: InboxItem) -> str:
     return '{"type":"notification","item":' + item.model_dump_json() + "}"
 
 
+def changed_frame(items: Iterable[ChangedItem], removed: Iterable[uuid.UUID]) -> str:
+    """`changed`: receipts' state now, and the ids of receipts that are gone; each list by id."""
+    return ChangedFrame(items=sorted(items, key=lambda i: i.id), removed=sorted(removed)).model_dump_json()
+
+
 def wire_frame(text: str) -> bytes:
     """A complete unmasked websocket text frame (RFC 6455 §5.2), as a server sends it."""
     payload = text.encode()
@@ -145,6 +169,17 @@ def wire_frame(text: str) -> bytes:
     else:
         header = struct.pack("!BBQ", 0x81, 127, n)
     return header + payload
+
+
+REFRESH_FRAME = wire_frame('{"type":"refresh"}')
+
+
+class News(NamedTuple):
+    """A `notification` frame owed to a user, with what decides whether a given socket of theirs gets it."""
+
+    notification_id: uuid.UUID
+    created_at: datetime
+    frame: bytes
 
 
 @dataclass(eq=False)
@@ -160,6 +195,26 @@ class Socket:
     closing: bool = False
     backlog: deque[bytes] | None = field(default=None, repr=False)
     sender: asyncio.Task | None = field(default=None, repr=False)
+    counts: UnreadCounts | None = field(default=None, repr=False)  # the counts it last got (ready, then unread)
+    # What its `ready` may have counted, never to be pushed to it (UnreadHub.connect):
+    # these notifications, and every notification created at or before `floor`.
+    recent: frozenset[uuid.UUID] = field(default=frozenset(), repr=False)
+    recent_newest: datetime = field(default=EPOCH, repr=False)  # the newest creation time among `recent`
+    floor: datetime = field(default=EPOCH, repr=False)
+    forget_at: float = field(default=0.0, repr=False)  # loop time when `recent` folds into `floor`
+    # Frames flushes owed it while its `ready` was being prepared, sent right after it.
+    held: list[News | bytes] | None = field(default=None, repr=False)
+    held_overflow: bool = field(default=False, repr=False)  # too many: a `refresh` instead
+
+    def owed(self, news: Iterable[News], now: float) -> list[bytes]:
+        """The notification frames among `news` this socket may get: none that its `ready` may have counted."""
+        if self.recent and now >= self.forget_at:
+            # Past the window, a cut-off replaces the ids: everything in
+            # `recent` is at or before recent_newest, so nothing it blocked
+            # gets through, and the socket no longer holds the ids.
+            self.floor, self.recent = max(self.floor, self.recent_newest), frozenset()
+        floor, recent = self.floor, self.recent
+        return [n.frame for n in news if n.created_at > floor and n.notification_id not in recent]
 
 
 class UnreadHub(Hub):
@@ -169,7 +224,6 @@ class UnreadHub(Hub):
         self.flush_s = flush_ms / 1000
         self.send_queue = send_queue
         self.sockets: dict[uuid.UUID, set[Socket]] = {}
-        self._last: dict[uuid.UUID, UnreadCounts] = {}  # counts last sent to each user
         self._pending = Change()
         self._wake = asyncio.Event()
         self._flusher: asyncio.Task | None = None
@@ -218,16 +272,24 @@ class UnreadHub(Hub):
         self._publish(Change(sessions={session_id}))
 
     def receipts_changed(self, user_id: uuid.UUID, notification_ids: Collection[uuid.UUID]) -> None:
-        self.users_changed([user_id])
+        ids = set(notification_ids)
+        if len(ids) > CHANGED_MAX:
+            self.inboxes_replaced([user_id])  # the frame would be `refresh`: no need to carry the ids
+        else:
+            self._publish(Change(receipts={(user_id, i) for i in ids}))
 
     def receipts_removed(self, user_id: uuid.UUID, notification_ids: Collection[uuid.UUID]) -> None:
-        self.users_changed([user_id])
+        ids = set(notification_ids)
+        if len(ids) > CHANGED_MAX:
+            self.inboxes_replaced([user_id])
+        else:
+            self._publish(Change(removed={(user_id, i) for i in ids}))
 
     def notification_retracted(self, workspace_id: uuid.UUID, notification_id: uuid.UUID) -> None:
-        self.workspace_changed(workspace_id)
+        self._publish(Change(retracted={(workspace_id, notification_id)}))
 
     def inboxes_replaced(self, user_ids: Iterable[uuid.UUID]) -> None:
-        self.users_changed(user_ids)
+        self._publish(Change(refresh=set(user_ids)))
 
     def _publish(self, change: Change) -> None:
         self._apply(change)
@@ -238,7 +300,7 @@ class UnreadHub(Hub):
         for session_id in change.sessions:
             for sock in [s for socks in self.sockets.values() for s in socks if s.session_id == session_id]:
                 self._close(sock, CLOSE_UNAUTHORIZED, "token revoked")
-        self._pending.merge(Change(change.users, change.workspaces, change.notifications, set(), change.everyone))
+        self._pending.merge(replace(change, sessions=set()))
         if self._pending:
             self._wake.set()
 
@@ -256,25 +318,69 @@ class UnreadHub(Hub):
             self._authenticating.discard(ws)
 
     async def connect(self, ws: web.WebSocketResponse, user_id: uuid.UUID, session_id: uuid.UUID,
-                      request: web.Request) -> Socket:
+                      request: web.Request, *, expires_at: datetime, heartbeat_s: int) -> Socket:
+        """Register the socket, read its user's state, send `ready`.
+
+        No double delivery: a notification that `ready` counted never reaches
+        this socket as a `notification` frame, though its frame may still be
+        on its way (the flush of a send that committed just before the count,
+        or another process's NOTIFY of it, which may come any time later).
+
+        - The rule. The statement that counts also reads, in the SAME
+          snapshot, the user's receipts created after `since` (RECENT_WINDOW
+          ago): their ids, newest first, at most RECENT_MAX
+          (hub_queries.get_connect_state). The socket never gets the frame of
+          a notification in that set (`recent`), nor of one created at or
+          before `floor`: `since`, or, when the limit may have cut the set
+          short, the time of its oldest entry (`Socket.owed`).
+        - Why it is exact. `ready` counts only receipts in its snapshot, and
+          the set holds every one of them created after `floor`; so each
+          counted one is in the set or at or before `floor`, and stays
+          blocked for the socket's whole life, however late its flush comes:
+          after RECENT_WINDOW the set folds into `floor` (its newest time),
+          which still covers all of it.
+        - Nothing is missed instead. A notification outside the snapshot
+          (committed after it) is neither counted nor in the set, and created
+          after `floor` (unless more than RECENT_WINDOW before the connect, or
+          the server clocks disagree by that much: then only its count is
+          pushed). A flush pushes its frame after `ready`; or, if the flush
+          ran while the count was in flight, it kept the frame for this socket
+          (`held`), and the frame follows `ready` under the same rule.
+        - Cost: one short index range more in the connect's statement
+          (receipts_inbox_idx), and per socket, for RECENT_WINDOW, the ids it
+          read (usually a handful; at most RECENT_MAX).
+        """
         assert request.transport is not None and request.writer is not None  # an open connection
-        sock = Socket(ws, user_id, session_id, request.transport, request.writer.drain)
-        first = user_id not in self.sockets
+        sock = Socket(ws, user_id, session_id, request.transport, request.writer.drain, held=[])
         self.sockets.setdefault(user_id, set()).add(sock)
+        since = utcnow() - RECENT_WINDOW
         try:
-            counts = (await self._count([user_id])).get(user_id, NO_UNREAD)
+            state = await hub_queries.get_connect_state(self.db, user_id, since=since, limit=RECENT_MAX)
         except BaseException:
             self.disconnect(sock)
             raise
         if sock.closing:
             return sock
-        self._deliver(sock, wire_frame(dumps({"type": "ready", "user_id": user_id,
-                                              "unread": counts.model_dump(mode="json")})))
+        recent = state.recent
+        sock.recent = frozenset(recent)
+        sock.floor = since if len(recent) < RECENT_MAX else min(recent.values())
+        sock.recent_newest = max(recent.values(), default=sock.floor)
+        sock.forget_at = asyncio.get_running_loop().time() + RECENT_WINDOW.total_seconds()
+        sock.counts = state.counts
+        ready = ReadyFrame(user_id=user_id, unread=state.counts, server_time=utcnow(), heartbeat_s=heartbeat_s,
+                           token_expires_at=expires_at)
+        frames = [wire_frame(ready.model_dump_json())]
+        held, sock.held = sock.held or [], None
+        if sock.held_overflow:
+            frames.append(REFRESH_FRAME)
+        else:
+            now = asyncio.get_running_loop().time()
+            for frame in held:
+                frames.extend(sock.owed([frame], now) if isinstance(frame, News) else [frame])
+        self._deliver(sock, *frames)
         sock.ready = True
-        if first:
-            self._last[user_id] = counts
-        # Recount at the next flush: a change that raced with the count above,
-        # or reached other tabs' last counts, then reaches every socket.
+        # Recount at the next flush: a change that raced with the count above
+        # then reaches this socket (and any tab whose last counts differ).
         self._apply(Change(users={user_id}))
         return sock
 
@@ -284,7 +390,6 @@ class UnreadHub(Hub):
             socks.discard(sock)
             if not socks:
                 del self.sockets[sock.user_id]
-                self._last.pop(sock.user_id, None)
         if sock.sender is not None:
             sock.sender.cancel()
 
@@ -296,8 +401,8 @@ class UnreadHub(Hub):
 
     def _deliver(self, sock: Socket, *frames: bytes) -> None:
         """Write frames now (in one write), or queue them behind a backed-up transport."""
-        if sock.closing or sock.transport.is_closing():
-            return  # going away; its handler unregisters it
+        if not frames or sock.closing or sock.transport.is_closing():
+            return  # nothing to send, or going away (its handler unregisters it)
         if sock.backlog is None:
             if sock.transport.get_write_buffer_size() <= sock.transport.get_write_buffer_limits()[1]:
                 sock.transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
@@ -309,6 +414,17 @@ class UnreadHub(Hub):
             self._close(sock, CLOSE_SLOW, "too slow; reconnect for fresh state")
             return
         sock.backlog.extend(frames)
+
+    def _hold(self, sock: Socket, frames: list[News | bytes]) -> None:
+        """Keep a flush's frames for a socket whose `ready` is not out yet (bounded: past
+        send_queue of them, one `refresh` after `ready` says it all)."""
+        if sock.held is None or sock.held_overflow or not frames:
+            return
+        if len(sock.held) + len(frames) > self.send_queue:
+            sock.held.clear()
+            sock.held_overflow = True
+            return
+        sock.held.extend(frames)
 
     @staticmethod
     async def _send_backlog(sock: Socket) -> None:
@@ -367,49 +483,88 @@ class UnreadHub(Hub):
                 await asyncio.sleep(FLUSH_RETRY_S)
 
     async def flush(self, change: Change) -> None:
-        """Query everything the change needs, then send: each user's new
-        notifications, then their new counts, one user at a time."""
+        """Query everything the change needs, then send, one user at a time:
+        their new notifications, then `changed` or `refresh`, then new counts."""
         connected = list(self.sockets)
         if not connected:
             return
         self.flushes += 1
         lap = Laps()
-        dirty = set(connected) if change.everyone else change.users & self.sockets.keys()
-        members, news = await asyncio.gather(  # independent: on two connections at once
-            self._connected_members(change.workspaces, connected), self._new_notifications(change.notifications, connected))
-        lap("members and notifications")
-        dirty |= members | news.keys()
+        live = self.sockets.keys()
+        listed: dict[uuid.UUID, set[uuid.UUID]] = {}  # per user: receipts whose state changed
+        gone: dict[uuid.UUID, set[uuid.UUID]] = {}  # per user: receipts that are gone
+        retracted: dict[uuid.UUID, set[uuid.UUID]] = {}  # per workspace: notifications deleted
+        if change.everyone:  # anything may have changed: recount everyone, and a list edit would not do
+            refresh, dirty, workspaces = set(connected), set(connected), set[uuid.UUID]()
+        else:
+            refresh, dirty = change.refresh & live, change.users & live
+            for pairs, into in ((change.receipts, listed), (change.removed, gone)):
+                for user_id, notification_id in pairs:
+                    if user_id in live and user_id not in refresh:
+                        into.setdefault(user_id, set()).add(notification_id)
+            for workspace_id, notification_id in change.retracted:
+                retracted.setdefault(workspace_id, set()).add(notification_id)
+            workspaces = change.workspaces | retracted.keys()
+        refresh |= {u for u in listed.keys() | gone.keys() if len(listed.get(u, set()) | gone.get(u, set())) > CHANGED_MAX}
+        members, news, states = await asyncio.gather(  # independent: on several connections at once
+            self._connected_members(workspaces, connected), self._new_notifications(change.notifications, connected),
+            self._receipt_states({u: ids for u, ids in listed.items() if u not in refresh}))
+        lap("members, notifications and receipts")
+        for workspace_id, user_id in members:
+            dirty.add(user_id)
+            if workspace_id in retracted and user_id not in refresh:
+                gone.setdefault(user_id, set()).update(retracted[workspace_id])
+        edits: dict[uuid.UUID, bytes] = {}  # each user's `changed` frame
+        for user_id in listed.keys() | gone.keys():
+            if user_id in refresh:
+                continue
+            found = states.get(user_id, {})
+            removed = gone.get(user_id, set()) | (listed.get(user_id, set()) - found.keys())
+            items = [item for notification_id, item in found.items() if notification_id not in removed]
+            if len(items) + len(removed) > CHANGED_MAX:
+                refresh.add(user_id)
+            else:
+                edits[user_id] = wire_frame(changed_frame(items, removed))
+        dirty |= news.keys() | listed.keys() | gone.keys() | refresh
         dirty &= self.sockets.keys()
         counts = await self._count(dirty) if dirty else {}
         lap("count")
         encoded: dict[str, bytes] = {}  # one `unread` frame per distinct state
+        now = asyncio.get_running_loop().time()
         for user_id in dirty:
             socks = self.sockets.get(user_id)
             if not socks:
                 continue
-            frames = news.get(user_id, [])
+            owed = news.get(user_id, [])
+            lists = [REFRESH_FRAME] if user_id in refresh else [edits[user_id]] if user_id in edits else []
             new = counts.get(user_id, NO_UNREAD)
-            if new != self._last.get(user_id):
-                self._last[user_id] = new
-                text = unread_frame(new)
-                if text not in encoded:
-                    encoded[text] = wire_frame(text)
-                frames = [*frames, encoded[text]]
-            if frames:
-                for sock in list(socks):
-                    if sock.ready:
-                        self._deliver(sock, *frames)
+            unread: list[bytes] = []
+            for sock in list(socks):
+                if not sock.ready:  # its `ready` is being prepared: it counts for itself
+                    self._hold(sock, [*owed, *lists])
+                    continue
+                if sock.counts != new:
+                    sock.counts = new
+                    if not unread:
+                        text = unread_frame(new)
+                        if text not in encoded:
+                            encoded[text] = wire_frame(text)
+                        unread = [encoded[text]]
+                    self._deliver(sock, *sock.owed(owed, now), *lists, *unread)
+                else:
+                    self._deliver(sock, *sock.owed(owed, now), *lists)
         lap("send")
-        log.debug("hub: flush %d: %d of %d connected users dirty, %d got notifications; %s",
-                  self.flushes, len(dirty), len(connected), len(news), lap)
+        log.debug("hub: flush %d: %d of %d connected users dirty, %d got notifications, %d list edits, %d refreshed; %s",
+                  self.flushes, len(dirty), len(connected), len(news), len(edits), len(refresh), lap)
 
-    async def _connected_members(self, workspace_ids: set[uuid.UUID], connected: list[uuid.UUID]) -> set[uuid.UUID]:
+    async def _connected_members(self, workspace_ids: set[uuid.UUID],
+                                 connected: list[uuid.UUID]) -> list[hub_queries.Membership]:
         if not workspace_ids:
-            return set()
+            return []
         return await hub_queries.list_connected_members(self.db, workspace_ids, connected)
 
     async def _new_notifications(self, notification_ids: set[uuid.UUID],
-                                 connected: list[uuid.UUID]) -> dict[uuid.UUID, list[bytes]]:
+                                 connected: list[uuid.UUID]) -> dict[uuid.UUID, list[News]]:
         """The `notification` frames owed to each connected recipient, oldest first."""
         if not notification_ids:
             return {}
@@ -418,12 +573,24 @@ class UnreadHub(Hub):
             return {}
         items = await hub_queries.list_notifications_by_ids(self.db, notification_ids)
         order = {item.id: i for i, item in enumerate(items)}  # oldest first
-        frames = [wire_frame(notification_frame(item)) for item in items]
+        frames = [News(item.id, item.created_at, wire_frame(notification_frame(item))) for item in items]
         owed: dict[uuid.UUID, list[int]] = {}
         for r in new_receipts:
             if r.notification_id in order:
                 owed.setdefault(r.user_id, []).append(order[r.notification_id])
         return {user_id: [frames[i] for i in sorted(positions)] for user_id, positions in owed.items()}
+
+    async def _receipt_states(self, listed: dict[uuid.UUID, set[uuid.UUID]]) -> dict[uuid.UUID, dict[uuid.UUID, ChangedItem]]:
+        """The state now of each listed receipt that still exists, by user and notification:
+        one query for all of them (its rows for pairs that were not listed are left out)."""
+        if not listed:
+            return {}
+        rows = await hub_queries.list_receipt_states(self.db, listed.keys(), set().union(*listed.values()))
+        found: dict[uuid.UUID, dict[uuid.UUID, ChangedItem]] = {}
+        for r in rows:
+            if r.notification_id in listed.get(r.user_id, ()):
+                found.setdefault(r.user_id, {})[r.notification_id] = r.item()
+        return found
 
     async def _count(self, user_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, UnreadCounts]:
         return await receipts.count_unread(self.db, list(user_ids))

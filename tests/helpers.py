@@ -48,7 +48,7 @@ from psycopg import sql
 from pulsestack.api.jsonio import MAX_BODY_BYTES
 from pulsestack.appkeys import DB
 from pulsestack.db import Database, NamedQuery
-from pulsestack.hub import Hub
+from pulsestack.hub import CHANGED_MAX, Hub
 from pulsestack.ids import new_id, utcnow
 from pulsestack.models.requests import NewNotification, NewWorkspace, PageQuery, ReadMany, Registration, SendHeaders
 from pulsestack.models.resources import User, Workspace
@@ -450,6 +450,8 @@ async def assert_counts_agree(api, db, people: list[Person]) -> dict[str, int]:
 # tests/test_ws.py imports them as unread_count and send.
 
 HANG_GUARD_S = 10.0
+READY_KEYS = {"type", "user_id", "unread", "server_time", "heartbeat_s", "token_expires_at"}
+CHANGED_ITEM_KEYS = {"id", "is_read", "read_at", "archived", "archived_at"}  # an inbox item's receipt state
 
 
 def token_of(headers: dict[str, str]) -> str:
@@ -482,6 +484,7 @@ class Conn:
         self.frames: list[dict] = [ready]
         self.notifications: list[dict] = []  # items of `notification` frames, in arrival order
         self.unread: list[dict] = []  # states of `unread` frames, in arrival order
+        self.changed: list[dict] = []  # `changed` frames, in arrival order
         self.state = state_of(ready)  # the counts last pushed (ready, then each unread)
         self._cursor = 1  # frames[_cursor:] are not yet examined by until_unread
         self._confirmed = self.state  # the state until_unread last returned (ready at first)
@@ -506,6 +509,14 @@ class Conn:
         if frame["type"] == "notification":
             assert set(frame) == {"type", "item"}, frame
             self.notifications.append(frame["item"])
+        elif frame["type"] == "changed":
+            assert set(frame) == {"type", "items", "removed"}, frame
+            assert all(set(item) == CHANGED_ITEM_KEYS for item in frame["items"]), frame
+            ids = [item["id"] for item in frame["items"]] + frame["removed"]
+            assert len(ids) == len(set(ids)) <= CHANGED_MAX, f"a changed frame names an id twice, or too many: {frame}"
+            self.changed.append(frame)
+        elif frame["type"] == "refresh":
+            assert frame == {"type": "refresh"}, frame
         elif frame["type"] == "unread":
             assert set(frame) == {"type", "total", "workspaces", "unseen"}, frame
             assert frame["total"] == sum(frame["workspaces"].values()), f"total is not the sum of the workspaces: {frame}"
@@ -597,7 +608,7 @@ async def connect(client, headers: dict[str, str]) -> Conn:
     assert msg.type == WSMsgType.TEXT, f"expected ready, got {msg} (close code {ws.close_code})"
     ready = json.loads(msg.data)
     assert ready["type"] == "ready", f"the first frame is not ready: {ready}"
-    assert set(ready) == {"type", "user_id", "unread"}, ready
+    assert set(ready) == READY_KEYS, ready
     assert set(ready["unread"]) == {"total", "workspaces", "unseen"}, ready
     assert ready["unread"]["total"] == sum(ready["unread"]["workspaces"].values()), ready
     return Conn(ws, ready)
@@ -625,7 +636,9 @@ async def post_notification(client, headers: dict[str, str], slug: str, *, recip
 
 
 async def inbox_item(client, headers: dict[str, str], notification_id: str) -> dict:
-    resp = await client.get("/api/notifications", params={"status": "all", "limit": "100"}, headers=headers)
+    """The inbox item of this id, archived or not (among the newest 100)."""
+    resp = await client.get("/api/notifications", params={"status": "all", "archived": "include", "limit": "100"},
+                            headers=headers)
     body = await resp.json()
     assert resp.status == 200, body
     items = [i for i in body["items"] if i["id"] == notification_id]

@@ -1,6 +1,8 @@
 """The Postgres event bus's listener: how soon it tries again after losing
 its connection, and that it comes back (and asks for a refresh) once the
-database answers again.
+database answers again. And what a change's NOTIFY payloads carry: every
+kind survives its round trip, each payload stays under Postgres's limit, and
+what does not fit a list is said more broadly, never dropped.
 
 The outage is a TCP proxy in front of the shared Postgres server that the
 test cuts (every connection dropped, new ones refused) and restores; the
@@ -16,6 +18,7 @@ import uuid
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import pytest
 from helpers import PostgresServer, poll, with_database
 
 from pulsestack import eventbus
@@ -150,3 +153,102 @@ async def test_the_listener_reconnects_within_a_second_of_attempts_and_asks_for_
         await bus.close()
         await notifier.close()
         await proxy.close()
+
+
+# --- the payloads of a change (eventbus.Change) ---------------------------------------------------
+
+def ids(n: int) -> list[uuid.UUID]:
+    return [uuid.uuid4() for _ in range(n)]
+
+
+def heard(payloads: list[str], origin: str = "me") -> Change:
+    """What a listener makes of the payloads: their changes, merged; each payload under the limit."""
+    merged = Change()
+    for payload in payloads:
+        assert len(payload.encode()) < eventbus.PAYLOAD_LIMIT < 8000, len(payload.encode())
+        sender, change = Change.from_payload(payload)
+        assert sender == origin
+        merged.merge(change)
+    return merged
+
+
+def test_every_kind_of_change_survives_its_payload():
+    users, workspaces, notifications, sessions, refresh = ids(3), ids(2), ids(4), ids(1), ids(2)
+    change = Change(users=set(users), workspaces=set(workspaces), notifications=set(notifications),
+                    sessions=set(sessions), refresh=set(refresh),
+                    receipts={(users[0], notifications[0]), (users[0], notifications[1]), (users[1], notifications[0])},
+                    removed={(users[2], notifications[2])},
+                    retracted={(workspaces[0], notifications[3])})
+
+    payloads = change.payloads("me")
+
+    assert len(payloads) == 1
+    assert heard(payloads) == change
+
+
+def test_each_new_kind_alone_makes_one_payload_and_is_a_change():
+    a, b = uuid.uuid4(), uuid.uuid4()
+    for change in (Change(receipts={(a, b)}), Change(removed={(a, b)}), Change(retracted={(a, b)}), Change(refresh={a})):
+        assert change
+        [payload] = change.payloads("me")
+        assert heard([payload]) == change
+    assert not Change()
+    assert Change().payloads("me") == []
+
+
+def test_a_payload_of_an_older_process_is_read_with_the_new_kinds_empty():
+    user, notification = uuid.uuid4(), uuid.uuid4()
+    old = json.dumps({"o": "older", "u": [str(user)], "n": [str(notification)], "e": True})
+
+    origin, change = Change.from_payload(old)
+
+    assert origin == "older"
+    assert change == Change(users={user}, notifications={notification}, everyone=True)
+    assert change.receipts == change.removed == change.retracted == change.refresh == set()
+
+
+def test_many_pairs_are_split_across_payloads_none_over_the_limit_and_none_lost():
+    users, notifications = ids(300), ids(eventbus.CHANGED_MAX)
+    change = Change(receipts={(u, n) for u in users[:200] for n in notifications[:30]},
+                    removed={(u, n) for u in users[200:] for n in notifications[30:60]},
+                    retracted={(w, n) for w in ids(50) for n in notifications[:3]},
+                    refresh=set(ids(eventbus.MAX_LISTED_USERS)), users=set(ids(500)))
+
+    payloads = change.payloads("me")
+
+    assert len(payloads) > 100
+    assert heard(payloads) == change
+
+
+def test_a_user_with_more_listed_receipts_than_a_changed_frame_holds_becomes_a_refresh():
+    crowded, busy, calm = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    notifications = ids(eventbus.CHANGED_MAX + 1)
+    change = Change(receipts={(crowded, n) for n in notifications} | {(calm, notifications[0])}
+                    | {(busy, n) for n in notifications[:60]},
+                    removed={(busy, n) for n in notifications[50:]})  # 60 + 51, 10 of them in both: 101 distinct
+
+    got = heard(change.payloads("me"))
+
+    assert got.refresh == {crowded, busy}  # nothing dropped: they refetch their lists
+    assert got.receipts == {(calm, notifications[0])}
+    assert got.removed == set()
+    exactly_max = Change(receipts={(calm, n) for n in notifications[:eventbus.CHANGED_MAX]})
+    assert heard(exactly_max.payloads("me")) == exactly_max
+
+
+def test_too_many_users_to_refresh_become_everyone_keeping_notifications_and_sessions():
+    notification, session = uuid.uuid4(), uuid.uuid4()
+    change = Change(refresh=set(ids(eventbus.MAX_LISTED_USERS + 1)), notifications={notification},
+                    sessions={session}, receipts={(uuid.uuid4(), uuid.uuid4())}, retracted={(uuid.uuid4(), notification)})
+
+    [payload] = change.payloads("me")
+
+    assert heard([payload]) == Change(notifications={notification}, sessions={session}, everyone=True)
+    just_enough = Change(refresh=set(ids(eventbus.MAX_LISTED_USERS)))
+    assert heard(just_enough.payloads("me")) == just_enough
+
+
+@pytest.mark.parametrize("bad", [{"o": "x", "c": ["not-a-pair"]}, {"o": "x", "d": [["only-one"]]}, {"o": "x", "x": [[1, 2]]}])
+def test_a_malformed_pair_is_refused_like_any_malformed_payload(bad):
+    with pytest.raises((ValueError, TypeError, AttributeError)):  # what PostgresBus._received catches, logs and skips
+        Change.from_payload(json.dumps(bad))

@@ -16,23 +16,33 @@ GET /api/notifications/unread-count (`Conn.synced`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import uuid
-from datetime import timedelta
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from helpers import (
+    API_TS,
+    CHANGED_ITEM_KEYS,
+    HANG_GUARD_S,
+    PASSWORD,
+    Conn,
     Person,
+    bearer,
     connect,
     counts,
     create_workspace,
     expect_close,
+    inbox_all,
     inbox_item,
     join,
     json_of,
     login,
     open_ws,
+    parse_ts,
     poll,
     raw_read_until_close,
     raw_ws_connect,
@@ -42,12 +52,15 @@ from helpers import (
 from helpers import get_unread_count as unread_count  # by bearer headers; helpers.unread_count takes a Person
 from helpers import post_notification as send  # by bearer headers; helpers.send takes a Person and a payload
 
+from pulsestack import hub as hub_module
 from pulsestack.api import ws as ws_api
 from pulsestack.app import create_app
-from pulsestack.appkeys import HUB
+from pulsestack.appkeys import CONFIG, HUB
 from pulsestack.db import NamedQuery
-from pulsestack.hub import UnreadHub
+from pulsestack.eventbus import Change
+from pulsestack.hub import CHANGED_MAX, News, Socket, UnreadHub
 from pulsestack.ids import utcnow
+from pulsestack.queries import hub as hub_queries
 
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_AUTH_TIMEOUT = 4408
@@ -96,8 +109,9 @@ async def test_ready_reflects_the_existing_unread_state(client):
 
     conn = await connect(client, alice.headers)
 
-    assert conn.ready == {"type": "ready", "user_id": alice.id,
-                          "unread": counts({ws1["id"]: 2, ws2["id"]: 1})}
+    assert conn.ready["user_id"] == alice.id
+    assert conn.ready["unread"] == counts({ws1["id"]: 2, ws2["id"]: 1})
+    assert conn.ready["unread"] == await unread_count(client, alice.headers)
     assert conn.state == await unread_count(client, alice.headers)
     # Nothing sent before the connect is replayed: the next thing to arrive is the pong.
     await conn.ping()
@@ -110,8 +124,31 @@ async def test_ready_of_a_user_without_notifications(client):
 
     conn = await connect(client, nobody.headers)
 
-    assert conn.ready == {"type": "ready", "user_id": nobody.id, "unread": counts({})}
+    assert conn.ready["user_id"] == nobody.id
+    assert conn.ready["unread"] == counts({})
     await conn.ping()
+
+
+async def test_ready_carries_the_server_time_the_ping_interval_and_the_token_expiry(aiohttp_client, config, db):
+    client = await aiohttp_client(create_app(config.replace(hub={"heartbeat_s": 7}), db=db))
+    user, _ = await register(client)
+    issued = await json_of(await client.post("/api/auth/login", json={"email": user["email"], "password": PASSWORD}), 200)
+
+    before = utcnow()
+    conn = await connect(client, bearer(issued["token"]))
+    after = utcnow()
+
+    assert conn.ready["heartbeat_s"] == 7 == client.app[CONFIG].hub.heartbeat_s  # what the server pings by
+    assert conn.ready["token_expires_at"] == issued["expires_at"]  # the login answer's, to the microsecond
+    assert API_TS.match(conn.ready["server_time"]), conn.ready
+    assert before <= parse_ts(conn.ready["server_time"]) <= after
+    assert conn.ready["unread"] == counts({}) == await unread_count(client, bearer(issued["token"]))
+
+
+async def test_ready_tells_the_default_ping_interval(client):
+    alice = await person(client)
+    conn = await connect(client, alice.headers)
+    assert conn.ready["heartbeat_s"] == client.app[CONFIG].hub.heartbeat_s == 30  # docs/websocket.md: default 30
 
 
 FIRST_FRAMES = {
@@ -416,6 +453,334 @@ async def test_logout_closes_that_tokens_sockets_only(client):
     assert await expect_close(ws_) == CLOSE_UNAUTHORIZED
 
 
+# --- list changes: `changed` and `refresh` ----------------------------------------------------------
+
+@contextlib.contextmanager
+def changes_held(hub: UnreadHub) -> Iterator[Change]:
+    """Inside, what the services tell the hub piles up in the yielded Change
+    instead of reaching the flusher: as another process's changes do until
+    its NOTIFY arrives. `hub._apply(change)` then hands it over, as the bus would."""
+    held = Change()
+    hub._publish = held.merge  # type: ignore[method-assign]  # the instance's attribute shadows the method
+    try:
+        yield held
+    finally:
+        del hub._publish
+
+def receipt_state(item: dict) -> dict:
+    """What a `changed` frame says of an inbox item."""
+    return {key: item[key] for key in CHANGED_ITEM_KEYS}
+
+
+async def expect_changed(conns: list[Conn], client, headers: dict[str, str], changed=(), removed=()) -> None:
+    """The next `changed` frame of each socket: the `changed` ids in the state the inbox shows now (by id),
+    and the `removed` ids."""
+    items = [receipt_state(await inbox_item(client, headers, i)) for i in sorted(changed)]
+    for conn in conns:
+        assert await conn.until_type("changed") == {"type": "changed", "items": items, "removed": sorted(removed)}
+
+
+async def nothing_listed_since(conn: Conn, mark: int) -> None:
+    """Neither `changed` nor `refresh` reached `conn` after frame number `mark` (the pong is the barrier)."""
+    await conn.ping()
+    assert [f for f in conn.frames[mark:] if f["type"] in ("changed", "refresh")] == [], conn.frames[mark:]
+
+
+async def call(client, method: str, path: str, headers: dict[str, str], status: int, body: dict | None = None) -> None:
+    resp = await client.request(method, path, json=body, headers=headers)
+    assert resp.status == status, await resp.text()
+
+
+async def test_read_unread_archive_unarchive_and_dismiss_push_changed_to_every_tab_of_that_user_only(client):
+    owner, ws, [alice, bob] = await team(client, 2)
+    tabs = [await connect(client, alice.headers), await connect(client, await login(client, alice.user["email"]))]
+    b = await connect(client, bob.headers)
+    n1 = await send(client, owner.headers, ws["slug"], title="one")
+    n2 = await send(client, owner.headers, ws["slug"], title="two")
+    for conn in (*tabs, b):
+        await conn.until_notification(n2["id"])
+        await conn.until_unread(2, strict=False)
+    bob_mark = len(b.frames)
+    n1_path = f"/api/notifications/{n1['id']}"
+
+    await call(client, "POST", n1_path + "/read", alice.headers, 200)
+    await expect_changed(tabs, client, alice.headers, [n1["id"]])
+    item = receipt_state(await inbox_item(client, alice.headers, n1["id"]))
+    assert item["is_read"] is True and API_TS.match(item["read_at"]) and item["archived"] is False
+    for tab in tabs:
+        assert await tab.until_unread(1) == counts({ws["id"]: 1})
+
+    await call(client, "POST", n1_path + "/read", alice.headers, 200)  # already read: nothing changes, no frame
+    await call(client, "POST", n1_path + "/unread", alice.headers, 200)
+    await expect_changed(tabs, client, alice.headers, [n1["id"]])  # the unread's frame, not one of the no-op
+    assert receipt_state(await inbox_item(client, alice.headers, n1["id"]))["read_at"] is None
+    for tab in tabs:
+        assert await tab.until_unread(2) == counts({ws["id"]: 2})
+
+    await call(client, "POST", n1_path + "/archive", alice.headers, 200)  # archiving reads it too
+    await expect_changed(tabs, client, alice.headers, [n1["id"]])
+    item = receipt_state(await inbox_item(client, alice.headers, n1["id"]))
+    assert item["archived"] is True and API_TS.match(item["archived_at"]) and item["is_read"] is True
+    for tab in tabs:
+        assert await tab.until_unread(1) == counts({ws["id"]: 1})
+
+    await call(client, "POST", n1_path + "/unarchive", alice.headers, 200)
+    await expect_changed(tabs, client, alice.headers, [n1["id"]])
+    item = receipt_state(await inbox_item(client, alice.headers, n1["id"]))
+    assert item["archived"] is False and item["archived_at"] is None and item["is_read"] is True
+
+    await call(client, "DELETE", f"/api/notifications/{n2['id']}", alice.headers, 204)  # dismiss
+    await expect_changed(tabs, client, alice.headers, removed=[n2["id"]])
+    for tab in tabs:
+        assert await tab.until_unread(0) == counts({})
+        await tab.synced(client, alice.headers)
+
+    await nothing_listed_since(b, bob_mark)  # bob holds the same notifications; his receipts did not change
+    assert b.state == counts({ws["id"]: 2})
+
+
+async def test_bulk_read_bulk_archive_read_all_and_archive_all_push_changed(client):
+    owner, ws, [alice, bob] = await team(client, 2)
+    a = await connect(client, alice.headers)
+    b = await connect(client, bob.headers)
+    n = [await send(client, owner.headers, ws["slug"], title=f"n{i}") for i in range(4)]
+    ids = [x["id"] for x in n]
+    for conn in (a, b):
+        await conn.until_notification(ids[-1])
+        await conn.until_unread(4, strict=False)
+    bob_mark = len(b.frames)
+
+    await call(client, "POST", "/api/notifications/read", alice.headers, 200, {"ids": ids[:2]})
+    await expect_changed([a], client, alice.headers, ids[:2])
+    assert await a.until_unread(2) == counts({ws["id"]: 2})
+
+    await call(client, "POST", "/api/notifications/archive", alice.headers, 200, {"ids": ids[1:3]})
+    await expect_changed([a], client, alice.headers, ids[1:3])
+    assert await a.until_unread(1) == counts({ws["id"]: 1})
+
+    await call(client, "POST", "/api/notifications/read-all", alice.headers, 200, {})  # only n3 was unread
+    await expect_changed([a], client, alice.headers, ids[3:])
+    assert await a.until_unread(0) == counts({})
+
+    await call(client, "POST", "/api/notifications/archive-all", alice.headers, 200, {"status": "all"})
+    await expect_changed([a], client, alice.headers, [ids[0], ids[3]])  # the two not archived yet
+    await a.synced(client, alice.headers)
+    await nothing_listed_since(b, bob_mark)
+
+
+async def test_more_than_changed_max_receipts_at_once_push_refresh(client):
+    owner, ws, [alice, bob] = await team(client, 2)
+    a = await connect(client, alice.headers)
+    b = await connect(client, bob.headers)
+    sent: list[dict] = []
+    for _ in range(CHANGED_MAX + 1):  # one at a time: 101 sends, each its own transaction
+        sent.append(await send(client, owner.headers, ws["slug"], recipients=[alice.id], title=f"n{len(sent)}"))
+    ids = sorted(x["id"] for x in sent)
+    await a.until_unread(CHANGED_MAX + 1, strict=False)
+    await a.ping()
+    mark = len(a.frames)
+
+    # exactly CHANGED_MAX: still listed, all in one frame, each as the inbox shows it
+    await call(client, "POST", "/api/notifications/read", alice.headers, 200, {"ids": ids[:CHANGED_MAX]})
+    frame = await a.until_type("changed")
+    states = {i["id"]: receipt_state(i) for i in await inbox_all(client, alice, status="all", archived="include")}
+    assert frame == {"type": "changed", "items": [states[i] for i in ids[:CHANGED_MAX]], "removed": []}
+    assert await a.until_unread(1) == counts({ws["id"]: 1})
+
+    # one more (archive-all of 101): refresh, then the counts
+    await call(client, "POST", "/api/notifications/archive-all", alice.headers, 200, {"status": "all"})
+    assert await a.until_type("refresh") == {"type": "refresh"}
+    assert await a.until_unread(0) == counts({})
+
+    # the same past the limit through the hub: one call of 101, or two calls that add up to 101 in one flush
+    hub = hub_of(client)
+    alice_id = uuid.UUID(alice.id)
+    hub.receipts_changed(alice_id, [uuid.UUID(i) for i in ids])
+    assert await a.until_type("refresh") == {"type": "refresh"}
+    hub.receipts_changed(alice_id, [uuid.UUID(i) for i in ids[:60]])
+    hub.receipts_changed(alice_id, [uuid.UUID(i) for i in ids[60:]])  # no await between: the same flush
+    assert await a.until_type("refresh") == {"type": "refresh"}
+    await a.ping()
+    assert [f["type"] for f in a.frames[mark:] if f["type"] in ("changed", "refresh")] == ["changed"] + ["refresh"] * 3
+    await nothing_listed_since(b, 1)
+
+
+async def test_a_retraction_pushes_removed_to_the_connected_members_of_its_workspace(client):
+    owner, ws, [alice, bob] = await team(client, 2)
+    outsider, _, _ = await team(client, 0)
+    o = await connect(client, owner.headers)
+    a = await connect(client, alice.headers)
+    b = await connect(client, bob.headers)
+    x = await connect(client, outsider.headers)
+    n1 = await send(client, owner.headers, ws["slug"], title="oops")
+    n2 = await send(client, owner.headers, ws["slug"], title="stays")
+    for conn in (a, b):
+        await conn.until_notification(n2["id"])
+        await conn.until_unread(2, strict=False)
+
+    await call(client, "DELETE", f"/api/workspaces/{ws['slug']}/notifications/{n1['id']}", owner.headers, 204)
+
+    # every connected member, the sender too (whoever may list it); the counts of those who had it
+    for conn in (o, a, b):
+        assert await conn.until_type("changed") == {"type": "changed", "items": [], "removed": [n1["id"]]}
+    for conn, who in ((a, alice), (b, bob)):
+        assert await conn.until_unread(1) == counts({ws["id"]: 1})
+        await conn.synced(client, who.headers)
+    await nothing_listed_since(x, 1)
+
+
+async def test_member_removal_leaving_and_workspace_deletion_push_refresh_to_those_users_only(client):
+    owner, ws, [alice, bob, carol] = await team(client, 3)
+    o, a, b, c = [await connect(client, p.headers) for p in (owner, alice, bob, carol)]
+    n1 = await send(client, owner.headers, ws["slug"], title="hello")
+    for conn in (a, b, c):
+        await conn.until_notification(n1["id"])
+        await conn.until_unread(1, strict=False)
+    marks = {id(conn): len(conn.frames) for conn in (o, a, b, c)}
+
+    # removal: alice alone
+    await call(client, "DELETE", f"/api/workspaces/{ws['slug']}/members/{alice.id}", owner.headers, 204)
+    assert await a.until_type("refresh") == {"type": "refresh"}
+    assert await a.until_unread(0) == counts({})
+    for conn in (o, b, c):
+        await nothing_listed_since(conn, marks[id(conn)])
+
+    # leaving: bob alone
+    await call(client, "DELETE", f"/api/workspaces/{ws['slug']}/members/{bob.id}", bob.headers, 204)
+    assert await b.until_type("refresh") == {"type": "refresh"}
+    assert await b.until_unread(0) == counts({})
+    for conn in (o, c):
+        await nothing_listed_since(conn, marks[id(conn)])
+    marks = {id(conn): len(conn.frames) for conn in (a, b)}
+
+    # deletion: everyone who was still a member (the owner and carol), not the two who are gone
+    await call(client, "DELETE", f"/api/workspaces/{ws['slug']}", owner.headers, 204)
+    for conn in (o, c):
+        assert await conn.until_type("refresh") == {"type": "refresh"}
+    assert await c.until_unread(0) == counts({})
+    for conn in (a, b):
+        await nothing_listed_since(conn, marks[id(conn)])
+    for conn, who in ((o, owner), (a, alice), (b, bob), (c, carol)):
+        await conn.synced(client, who.headers)
+
+
+async def test_a_lost_bus_connection_sends_refresh_to_everyone_connected(client):
+    alice, bob = await person(client), await person(client)
+    a, b = await connect(client, alice.headers), await connect(client, bob.headers)
+
+    hub_of(client)._refresh_everyone()  # what the bus calls once it listens again
+
+    for conn in (a, b):
+        assert await conn.until_type("refresh") == {"type": "refresh"}
+
+
+async def test_one_flush_sends_notifications_then_changed_then_unread(client):
+    owner, ws, [alice] = await team(client, 1)
+    a = await connect(client, alice.headers)
+    hub = hub_of(client)
+    with changes_held(hub) as held:
+        n1 = await send(client, owner.headers, ws["slug"], title="one")
+        n2 = await send(client, owner.headers, ws["slug"], title="two")
+        await call(client, "POST", f"/api/notifications/{n1['id']}/read", alice.headers, 200)
+    await a.ping()
+    mark = len(a.frames)
+
+    hub._apply(held)  # all of it at once: one flush
+
+    assert await a.until_unread(1) == counts({ws["id"]: 1})
+    frames = a.frames[mark:]
+    assert [f["type"] for f in frames] == ["notification", "notification", "changed", "unread"], frames
+    assert [f["item"]["id"] for f in frames[:2]] == [n1["id"], n2["id"]]  # oldest first
+    assert frames[2]["items"] == [receipt_state(await inbox_item(client, alice.headers, n1["id"]))]
+
+
+# --- no double delivery: what `ready` counted is never pushed again --------------------------------
+
+async def test_a_notification_counted_in_ready_is_not_pushed_after_it(client, monkeypatch):
+    """The race of a send just before a connect: the flush that pushes the
+    send runs only after the connect's `ready`, which counted it already."""
+    owner, ws, [alice] = await team(client, 1)
+    hub = hub_of(client)
+    gate = asyncio.Event()
+    real_flush = hub.flush
+
+    async def held_flush(change):
+        await asyncio.wait_for(gate.wait(), HANG_GUARD_S)
+        await real_flush(change)
+
+    monkeypatch.setattr(hub, "flush", held_flush)
+    await send(client, owner.headers, ws["slug"], title="before the connect")  # n1
+
+    a = await connect(client, alice.headers)  # while the flush that carries n1 waits
+    assert a.ready["unread"] == counts({ws["id"]: 1})  # n1 is counted ...
+    gate.set()
+    n2 = await send(client, owner.headers, ws["slug"], title="after the connect")
+
+    await a.until_notification(n2["id"])  # ... so by the time a later send arrives, n1's flush is long done
+    assert [i["id"] for i in a.notifications] == [n2["id"]]  # and it did not push n1 to this socket
+    assert await a.until_unread(2, strict=False) == counts({ws["id"]: 2})
+    await a.synced(client, alice.headers)
+
+
+async def test_a_notification_counted_in_ready_is_not_pushed_when_another_process_tells_of_it_later(client):
+    """Across processes, the NOTIFY of a send may arrive after a connect that
+    counted the send: the bus hands it to the hub like this."""
+    owner, ws, [alice] = await team(client, 1)
+    hub = hub_of(client)
+    with changes_held(hub) as from_elsewhere:  # as if another process had served the send
+        n1 = await send(client, owner.headers, ws["slug"], title="sent through another process")
+    assert from_elsewhere.notifications == {uuid.UUID(n1["id"])}
+
+    a = await connect(client, alice.headers)
+    assert a.ready["unread"] == counts({ws["id"]: 1})
+    hub._apply(from_elsewhere)  # the NOTIFY arrives, after the connect
+    n2 = await send(client, owner.headers, ws["slug"], title="a later send")
+
+    await a.until_notification(n2["id"])
+    assert [i["id"] for i in a.notifications] == [n2["id"]]
+    await a.synced(client, alice.headers)
+
+    # a tab opened before the send is pushed it, the late NOTIFY notwithstanding
+    b = await connect(client, alice.headers)
+    with changes_held(hub) as n3_change:
+        n3 = await send(client, owner.headers, ws["slug"], title="third")
+    hub._apply(n3_change)
+    for tab in (a, b):
+        await tab.until_notification(n3["id"])
+    assert [i["id"] for i in b.notifications] == [n3["id"]]
+
+
+async def test_a_notification_sent_while_ready_is_read_is_pushed_right_after_it(client, monkeypatch):
+    """A flush that runs while a socket's `ready` is being read keeps that
+    socket's frames and sends them after `ready`: a send that `ready` did not
+    count is not lost."""
+    owner, ws, [alice, bob] = await team(client, 2)
+    b = await connect(client, bob.headers)
+    read, gate = asyncio.Event(), asyncio.Event()
+    real = hub_queries.get_connect_state
+
+    async def slow_connect_state(*args, **kwargs):
+        state = await real(*args, **kwargs)  # the snapshot is taken ...
+        read.set()
+        await asyncio.wait_for(gate.wait(), HANG_GUARD_S)  # ... and `ready` waits
+        return state
+
+    monkeypatch.setattr(hub_queries, "get_connect_state", slow_connect_state)
+    connecting = asyncio.create_task(connect(client, alice.headers))
+    await asyncio.wait_for(read.wait(), HANG_GUARD_S)
+    n1 = await send(client, owner.headers, ws["slug"], title="while alice connects")
+    await b.until_notification(n1["id"])  # the flush of n1 ran, alice's socket not ready yet
+    gate.set()
+    a = await connecting
+
+    assert a.ready["unread"] == counts({})  # the snapshot came before n1 ...
+    assert (await a.until_notification(n1["id"]))["title"] == "while alice connects"  # ... so n1 is pushed
+    assert await a.until_unread(1) == counts({ws["id"]: 1})
+    await a.ping()
+    assert [i["id"] for i in a.notifications] == [n1["id"]]
+    await a.synced(client, alice.headers)
+
+
 # --- coalescing ------------------------------------------------------------------------------------
 
 async def test_many_users_changed_calls_cost_one_flush(client, db):
@@ -582,3 +947,69 @@ def test_gc_is_paused_inside_a_flush_and_back_after_it_even_on_error():
         with gc_paused():
             raise RuntimeError("flush failed")
     assert gc.isenabled()
+
+
+async def test_when_ready_reads_only_the_newest_recent_receipts_the_older_ones_are_not_pushed_either(client, monkeypatch):
+    """Past RECENT_MAX receipts in the window, `ready` reads the newest ones
+    only: everything created at or before the oldest of them is kept off the
+    socket too, since `ready` counted it."""
+    monkeypatch.setattr(hub_module, "RECENT_MAX", 2)
+    owner, ws, [alice] = await team(client, 1)
+    hub = hub_of(client)
+    with changes_held(hub) as from_elsewhere:
+        for i in range(3):
+            await send(client, owner.headers, ws["slug"], recipients=[alice.id], title=f"n{i}")
+
+    a = await connect(client, alice.headers)
+    assert a.ready["unread"] == counts({ws["id"]: 3})
+    [sock] = hub.sockets[uuid.UUID(alice.id)]
+    assert len(sock.recent) == 2  # n1 and n2; n0 is older than the floor
+    hub._apply(from_elsewhere)
+    n3 = await send(client, owner.headers, ws["slug"], recipients=[alice.id], title="n3")
+
+    await a.until_notification(n3["id"])
+    assert [i["title"] for i in a.notifications] == ["n3"]
+
+
+def test_after_the_window_a_socket_keeps_a_cut_off_instead_of_the_ids_and_still_blocks_them():
+    t0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    counted, fresh, old = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    sock = Socket(None, uuid.uuid4(), uuid.uuid4(), None, None, recent=frozenset({counted}),  # type: ignore[arg-type]
+                  recent_newest=t0 + timedelta(seconds=1), floor=t0, forget_at=100.0)
+    news = [News(counted, t0 + timedelta(seconds=1), b"counted"), News(fresh, t0 + timedelta(seconds=2), b"fresh"),
+            News(old, t0, b"old")]
+
+    assert sock.owed(news, now=99.0) == [b"fresh"]
+    assert sock.recent == {counted}
+    assert sock.owed(news, now=100.0) == [b"fresh"]  # the window is over: the ids fold into the floor ...
+    assert sock.recent == frozenset() and sock.floor == t0 + timedelta(seconds=1)
+    just_after = News(uuid.uuid4(), t0 + timedelta(seconds=1, microseconds=1), b"just after")
+    assert sock.owed([just_after], now=100.0) == [b"just after"]  # ... which blocks nothing newer
+
+
+async def test_frames_held_for_a_socket_past_its_send_queue_become_one_refresh(aiohttp_client, config, db, monkeypatch):
+    client = await aiohttp_client(create_app(config.replace(hub={"send_queue": 2}), db=db))
+    owner, ws, [alice, bob] = await team(client, 2)
+    b = await connect(client, bob.headers)
+    read, gate = asyncio.Event(), asyncio.Event()
+    real = hub_queries.get_connect_state
+
+    async def slow_connect_state(*args, **kwargs):
+        state = await real(*args, **kwargs)
+        read.set()
+        await asyncio.wait_for(gate.wait(), HANG_GUARD_S)
+        return state
+
+    monkeypatch.setattr(hub_queries, "get_connect_state", slow_connect_state)
+    connecting = asyncio.create_task(connect(client, alice.headers))
+    await asyncio.wait_for(read.wait(), HANG_GUARD_S)
+    for i in range(3):  # each its own flush (bob's frame proves it ran): three held frames, one too many
+        n = await send(client, owner.headers, ws["slug"], title=f"while alice connects {i}")
+        await b.until_notification(n["id"])
+    gate.set()
+    a = await connecting
+
+    assert await a.until_type("refresh") == {"type": "refresh"}  # right after ready: refetch the list
+    assert await a.until_unread(3) == counts({ws["id"]: 3})
+    await a.ping()
+    assert [f["type"] for f in a.frames] == ["ready", "refresh", "unread", "pong"]

@@ -1,6 +1,7 @@
 """Two real server processes on one Postgres database (docs/websocket.md,
-"How it scales": events cross instances through LISTEN/NOTIFY, and a
-listener that lost its connection recounts everyone once it is back).
+"How it scales": events cross instances through LISTEN/NOTIFY, `changed`
+and `refresh` frames too, and a listener that lost its connection recounts
+and refreshes everyone once it is back).
 
 Postgres only. Process A and process B are `python -m pulsestack serve`
 subprocesses; B connects as its own login role, so the test can find B's
@@ -29,7 +30,7 @@ import aiohttp
 import asyncpg
 import psycopg
 import pytest
-from helpers import DB_PREFIX, HANG_GUARD_S, Conn, PostgresServer, _pid_alive, counts, expect_close, poll
+from helpers import CHANGED_ITEM_KEYS, DB_PREFIX, HANG_GUARD_S, Conn, PostgresServer, _pid_alive, counts, expect_close, poll
 from psycopg import sql
 
 from pulsestack.db.migrate import apply_migrations
@@ -220,10 +221,45 @@ async def test_two_processes_share_changes_and_recover_from_a_lost_listener(shar
             assert await on_a.until_unread(1) == on_b.state
             assert await http_counts(B) == on_b.state
 
-            # ... and one made through B reaches a client of A.
+            # ... and one made through B reaches a client of A: its counts, and the receipt's state as
+            # `changed`, as the HTTP API shows it.
+            async def receipt_state(base: str, notification_id: str) -> dict:
+                page = await call(http, "GET", base + "/api/notifications?status=all&archived=include", 200,
+                                  alice["token"])
+                [item] = [i for i in page["items"] if i["id"] == notification_id]
+                return {key: item[key] for key in CHANGED_ITEM_KEYS}
+
             await call(http, "POST", f"{B}/api/notifications/{n1['id']}/read", 200, alice["token"])
+            read_state = await receipt_state(A, n1["id"])
+            assert read_state["is_read"] is True
+            for conn in (on_a, on_b):
+                assert await conn.until_type("changed") == {"type": "changed", "items": [read_state], "removed": []}
             assert await on_a.until_unread(0) == counts({})
             assert await on_b.until_unread(0) == counts({})
+
+            # The other way: a change made through A reaches the socket on B as `changed`.
+            await call(http, "POST", f"{A}/api/notifications/{n1['id']}/unread", 200, alice["token"])
+            unread_state = await receipt_state(B, n1["id"])
+            assert unread_state["is_read"] is False and unread_state["read_at"] is None
+            for conn in (on_b, on_a):  # made through A
+                assert await conn.until_type("changed") == {"type": "changed", "items": [unread_state], "removed": []}
+                assert await conn.until_unread(1) == counts({ws["id"]: 1})
+            await call(http, "POST", f"{A}/api/notifications/read-all", 200, alice["token"], {})
+            for conn in (on_b, on_a):
+                assert (await conn.until_type("changed"))["items"] == [await receipt_state(B, n1["id"])]
+                assert await conn.until_unread(0) == counts({})
+
+            # Leaving a workspace through A: `refresh` on B too, and to nobody else.
+            side = await call(http, "POST", A + "/api/workspaces", 201, owner["token"], {"name": "Side"})
+            await call(http, "POST", f"{A}/api/workspaces/{side['slug']}/members", 201, owner["token"],
+                       {"email": "alice@example.com"})
+            owner_on_b = await ws_connect(http, B, owner["token"])
+            await call(http, "DELETE", f"{A}/api/workspaces/{side['slug']}/members/{alice['user']['id']}", 204,
+                       alice["token"])
+            for conn in (on_b, on_a):
+                assert await conn.until_type("refresh") == {"type": "refresh"}
+            await owner_on_b.ping()
+            assert [f["type"] for f in owner_on_b.frames] == ["ready", "pong"]
 
             # 2. B's listener dies and cannot come back for now.
             await admin.execute(f'ALTER ROLE "{role}" NOLOGIN')
@@ -239,11 +275,15 @@ async def test_two_processes_share_changes_and_recover_from_a_lost_listener(shar
             n2 = await broadcast("while B is deaf")
             await poll(lambda: any(n2["id"] in p.get("n", []) for p in notifies), "A's NOTIFY of the second send")
 
-            # 3. B may log in again: its listener reconnects and B recounts every connected user.
+            # 3. B may log in again: its listener reconnects and B recounts every connected user, and tells
+            # each to refresh their lists (changes may have been missed), before the new counts.
+            mark = len(on_b.frames)
             await admin.execute(f'ALTER ROLE "{role}" LOGIN')
             await poll(b_listening, "B's listener to reconnect")
             assert await on_b.until_unread(1, strict=False) == counts({ws["id"]: 1})
+            assert {"type": "refresh"} in on_b.frames[mark:], on_b.frames[mark:]
             assert await http_counts(B) == on_b.state
+            assert await owner_on_b.until_type("refresh") == {"type": "refresh"}
 
             # 4. Changes flow to B again.
             n3 = await broadcast("after the reconnect")

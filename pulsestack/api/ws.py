@@ -3,10 +3,11 @@
 Browsers cannot set headers on a websocket, so the token comes in the first
 frame: `{"type": "auth", "token": "..."}` within 10 s (else close 4408; a
 bad or expired token closes 4401). Then the hub sends `ready` with the full
-unread state, and `unread` / `notification` frames as things change. The
-client may send `{"type": "ping"}` (answered `{"type": "pong"}`); anything
-else is answered `{"type": "error", "code": "bad_message"}` and the
-connection stays open.
+unread state, the server time, the ping interval and the token's expiry,
+and `notification` / `changed` / `refresh` / `unread` frames as things
+change. The client may send `{"type": "ping"}` (answered
+`{"type": "pong"}`); anything else is answered
+`{"type": "error", "code": "bad_message"}` and the connection stays open.
 """
 
 from __future__ import annotations
@@ -57,17 +58,24 @@ async def _authenticate(request: web.Request, ws: web.WebSocketResponse) -> acco
 @routes.get("/ws", auth=False, database=False, answer=None, status=101,
             errors={400: "bad_request: not a websocket upgrade request"})
 async def websocket(request: web.Request) -> web.WebSocketResponse:
-    """Live unread counts and new notifications over a websocket
+    """Live unread counts, new notifications and inbox changes over a websocket
 
     Upgrade to a websocket (no compression). The client sends
     `{"type": "auth", "token": "..."}` within 10 s (else close 4408; a bad or
-    expired token closes 4401); the server answers `ready` with the full
-    unread state, then `unread` frames whenever the counts change and a
-    `notification` frame for each new notification. `{"type": "ping"}` is
-    answered `{"type": "pong"}`. Close codes: 1001 server shutting down, 1011
-    database unavailable, 1013 client too slow (reconnect), 4401 token
-    invalid, revoked or expired, 4408 no auth frame in time. The protocol is
-    in docs/websocket.md.
+    expired token closes 4401); the server answers `ready` with the unread
+    counts (as GET /api/notifications/unread-count answers them),
+    `server_time`, `heartbeat_s` (its ping interval) and `token_expires_at`.
+    Then, on every server process's changes: a `notification` frame for each
+    new notification (never one that `ready` already counted), a `changed`
+    frame with the state now of the user's receipts that changed (`items`:
+    id, is_read, read_at, archived, archived_at) and the ids of those that
+    are gone (`removed`: dismissed or retracted), at most 100 ids, or instead
+    `refresh` when more changed (refetch the list), and `unread` whenever the
+    counts change, in that order. `{"type": "ping"}` is answered
+    `{"type": "pong"}`. Close codes: 1001 server shutting down, 1011 database
+    unavailable, 1013 client too slow (reconnect), 4401 token invalid,
+    revoked or expired, 4408 no auth frame in time. The protocol is in
+    docs/websocket.md.
     """
     hub_config = request.app[CONFIG].hub
     # Per-message deflate would cost hundreds of KiB per socket: off.
@@ -79,7 +87,8 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     if principal is None or ws.closed or request.transport is None:
         return ws
     try:
-        sock = await hub.connect(ws, principal.id, principal.session_id, request)
+        sock = await hub.connect(ws, principal.id, principal.session_id, request,
+                                 expires_at=principal.expires_at, heartbeat_s=hub_config.heartbeat_s)
     except RealtimeUnavailable as exc:
         await ws.close(code=1011, message=str(exc).encode())
         return ws

@@ -178,3 +178,34 @@ class ErrorBody(Shape):
     """Every error, from every path."""
 
     error: ErrorDetail
+
+
+# --- websocket frames (docs/websocket.md) that carry API values ---------------------------------
+
+class ReadyFrame(Shape):
+    """The first frame after a good `auth`."""
+
+    type: Literal["ready"] = "ready"  # first: clients may tell frames apart by their opening bytes
+    user_id: UUID
+    unread: UnreadCounts = Field(description="Exactly what GET /api/notifications/unread-count answers.")
+    server_time: Timestamp = Field(description="The server's clock when it sent this frame.")
+    heartbeat_s: int = Field(description="The server pings the socket when it has been silent this long.")
+    token_expires_at: Timestamp = Field(description="When the token expires: the socket is closed with 4401 then.")
+
+
+class ChangedItem(Shape):
+    """A receipt's state now, as the inbox item of the same id shows it."""
+
+    id: UUID
+    is_read: bool
+    read_at: Timestamp | None
+    archived: bool
+    archived_at: Timestamp | None
+
+
+class ChangedFrame(Shape):
+    """Receipts of the user that changed state (`items`) or are gone (`removed`), at most CHANGED_MAX ids."""
+
+    type: Literal["changed"] = "changed"
+    items: list[ChangedItem]
+    removed: list[UUID]
