@@ -182,7 +182,7 @@ class News(NamedTuple):
     frame: bytes
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)  # slots: no per-socket __dict__ (10,000 idle sockets)
 class Socket:
     """One authenticated websocket; a backlog only while its client is slow to read."""
 
@@ -195,10 +195,14 @@ class Socket:
     closing: bool = False
     backlog: deque[bytes] | None = field(default=None, repr=False)
     sender: asyncio.Task | None = field(default=None, repr=False)
-    counts: UnreadCounts | None = field(default=None, repr=False)  # the counts it last got (ready, then unread)
+    # The counts it last got (ready, then unread), as the text of their `unread` frame: a
+    # short string, where a model per socket would cost ~1.6 KiB.
+    counts: str | None = field(default=None, repr=False)
     # What its `ready` may have counted, never to be pushed to it (UnreadHub.connect):
-    # these notifications, and every notification created at or before `floor`.
-    recent: frozenset[uuid.UUID] = field(default=frozenset(), repr=False)
+    # these notifications, and every notification created at or before `floor`. The ids
+    # are one bytes object, 16 bytes each (see holds_id): a set of UUIDs costs ~180 bytes
+    # an id, and a user with 100 fresh unread would add 18 KiB to every idle socket.
+    recent: bytes = field(default=b"", repr=False)
     recent_newest: datetime = field(default=EPOCH, repr=False)  # the newest creation time among `recent`
     floor: datetime = field(default=EPOCH, repr=False)
     forget_at: float = field(default=0.0, repr=False)  # loop time when `recent` folds into `floor`
@@ -212,9 +216,21 @@ class Socket:
             # Past the window, a cut-off replaces the ids: everything in
             # `recent` is at or before recent_newest, so nothing it blocked
             # gets through, and the socket no longer holds the ids.
-            self.floor, self.recent = max(self.floor, self.recent_newest), frozenset()
+            self.floor, self.recent = max(self.floor, self.recent_newest), b""
         floor, recent = self.floor, self.recent
-        return [n.frame for n in news if n.created_at > floor and n.notification_id not in recent]
+        return [n.frame for n in news if n.created_at > floor and not holds_id(recent, n.notification_id)]
+
+
+def holds_id(ids: bytes, notification_id: uuid.UUID) -> bool:
+    """Whether `ids` (UUIDs as 16-byte strings, end to end) holds this one: a
+    match must start on a 16-byte boundary."""
+    key = notification_id.bytes
+    at = ids.find(key)
+    while at != -1:
+        if at % 16 == 0:
+            return True
+        at = ids.find(key, at + 1)
+    return False
 
 
 class UnreadHub(Hub):
@@ -362,11 +378,11 @@ class UnreadHub(Hub):
         if sock.closing:
             return sock
         recent = state.recent
-        sock.recent = frozenset(recent)
+        sock.recent = b"".join(notification_id.bytes for notification_id in recent)
         sock.floor = since if len(recent) < RECENT_MAX else min(recent.values())
         sock.recent_newest = max(recent.values(), default=sock.floor)
         sock.forget_at = asyncio.get_running_loop().time() + RECENT_WINDOW.total_seconds()
-        sock.counts = state.counts
+        sock.counts = unread_frame(state.counts)
         ready = ReadyFrame(user_id=user_id, unread=state.counts, server_time=utcnow(), heartbeat_s=heartbeat_s,
                            token_expires_at=expires_at)
         frames = [wire_frame(ready.model_dump_json())]
@@ -530,6 +546,7 @@ class UnreadHub(Hub):
         counts = await self._count(dirty) if dirty else {}
         lap("count")
         encoded: dict[str, bytes] = {}  # one `unread` frame per distinct state
+        interned: dict[str, str] = {}
         now = asyncio.get_running_loop().time()
         for user_id in dirty:
             socks = self.sockets.get(user_id)
@@ -537,20 +554,17 @@ class UnreadHub(Hub):
                 continue
             owed = news.get(user_id, [])
             lists = [REFRESH_FRAME] if user_id in refresh else [edits[user_id]] if user_id in edits else []
-            new = counts.get(user_id, NO_UNREAD)
-            unread: list[bytes] = []
+            text = unread_frame(counts.get(user_id, NO_UNREAD))
+            text = interned.setdefault(text, text)  # sockets in the same state share one string
             for sock in list(socks):
                 if not sock.ready:  # its `ready` is being prepared: it counts for itself
                     self._hold(sock, [*owed, *lists])
                     continue
-                if sock.counts != new:
-                    sock.counts = new
-                    if not unread:
-                        text = unread_frame(new)
-                        if text not in encoded:
-                            encoded[text] = wire_frame(text)
-                        unread = [encoded[text]]
-                    self._deliver(sock, *sock.owed(owed, now), *lists, *unread)
+                if sock.counts != text:
+                    sock.counts = text
+                    if text not in encoded:
+                        encoded[text] = wire_frame(text)
+                    self._deliver(sock, *sock.owed(owed, now), *lists, encoded[text])
                 else:
                     self._deliver(sock, *sock.owed(owed, now), *lists)
         lap("send")

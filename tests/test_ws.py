@@ -58,7 +58,7 @@ from pulsestack.app import create_app
 from pulsestack.appkeys import CONFIG, HUB
 from pulsestack.db import NamedQuery
 from pulsestack.eventbus import Change
-from pulsestack.hub import CHANGED_MAX, News, Socket, UnreadHub
+from pulsestack.hub import CHANGED_MAX, News, Socket, UnreadHub, holds_id
 from pulsestack.ids import utcnow
 from pulsestack.queries import hub as hub_queries
 
@@ -963,7 +963,7 @@ async def test_when_ready_reads_only_the_newest_recent_receipts_the_older_ones_a
     a = await connect(client, alice.headers)
     assert a.ready["unread"] == counts({ws["id"]: 3})
     [sock] = hub.sockets[uuid.UUID(alice.id)]
-    assert len(sock.recent) == 2  # n1 and n2; n0 is older than the floor
+    assert len(sock.recent) == 2 * 16  # n1 and n2, 16 bytes each; n0 is older than the floor
     hub._apply(from_elsewhere)
     n3 = await send(client, owner.headers, ws["slug"], recipients=[alice.id], title="n3")
 
@@ -971,18 +971,27 @@ async def test_when_ready_reads_only_the_newest_recent_receipts_the_older_ones_a
     assert [i["title"] for i in a.notifications] == ["n3"]
 
 
+def test_a_socket_finds_an_id_only_on_a_16_byte_boundary():
+    ids = [uuid.uuid4() for _ in range(3)]
+    blob = b"".join(i.bytes for i in ids)
+    assert all(holds_id(blob, i) for i in ids)
+    straddling = uuid.UUID(bytes=ids[0].bytes[8:] + ids[1].bytes[:8])  # present in the bytes, but not an id
+    assert not holds_id(blob, straddling)
+    assert not holds_id(blob, uuid.uuid4()) and not holds_id(b"", ids[0])
+
+
 def test_after_the_window_a_socket_keeps_a_cut_off_instead_of_the_ids_and_still_blocks_them():
     t0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     counted, fresh, old = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    sock = Socket(None, uuid.uuid4(), uuid.uuid4(), None, None, recent=frozenset({counted}),  # type: ignore[arg-type]
+    sock = Socket(None, uuid.uuid4(), uuid.uuid4(), None, None, recent=counted.bytes,  # type: ignore[arg-type]
                   recent_newest=t0 + timedelta(seconds=1), floor=t0, forget_at=100.0)
     news = [News(counted, t0 + timedelta(seconds=1), b"counted"), News(fresh, t0 + timedelta(seconds=2), b"fresh"),
             News(old, t0, b"old")]
 
     assert sock.owed(news, now=99.0) == [b"fresh"]
-    assert sock.recent == {counted}
+    assert sock.recent == counted.bytes
     assert sock.owed(news, now=100.0) == [b"fresh"]  # the window is over: the ids fold into the floor ...
-    assert sock.recent == frozenset() and sock.floor == t0 + timedelta(seconds=1)
+    assert sock.recent == b"" and sock.floor == t0 + timedelta(seconds=1)
     just_after = News(uuid.uuid4(), t0 + timedelta(seconds=1, microseconds=1), b"just after")
     assert sock.owed([just_after], now=100.0) == [b"just after"]  # ... which blocks nothing newer
 
