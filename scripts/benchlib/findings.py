@@ -85,23 +85,23 @@ CAUSES: dict[tuple[str, str | None], str] = {
         "lifetime on other processes: a security decision"),
 }
 
-# The table's figures in the previous full run (2026-11-30, commit a3c1750:
-# before one declaration per API shape, typed rows and declared column
-# types), shown in Findings beside this run's.
-BEFORE_LABEL = "2026-11-30, commit a3c1750"
+# The table's figures in the previous full run (2026-12-01, commit bfd5e21:
+# one declaration per API shape, before the inbox states of migration 0005),
+# shown in Findings beside this run's.
+BEFORE_LABEL = "2026-12-01, commit bfd5e21"
 BEFORE: dict[tuple[str, str], str] = {
-    ("fanout", "sqlite"): "3.761 s, 0.88× bare (4.284 s)",
-    ("unread", "sqlite"): "database p50 0.27 ms, HTTP p50 0.90 ms",
-    ("inbox", "sqlite"): "HTTP p50 1.45 ms at depth 0, 1.48 ms at depth 50, 2.00 ms at depth 500",
-    ("websocket", "sqlite"): "p99 952 ms, max 963 ms, lost 0",
-    ("memory", "sqlite"): "18.5 KiB over 10,000 sockets",
-    ("throughput", "sqlite"): "2,745 / 12,519 req/s = 21.9%",
-    ("fanout", "postgres"): "3.356 s, 1.05× bare (3.186 s)",
-    ("unread", "postgres"): "database p50 0.49 ms, HTTP p50 1.51 ms",
-    ("inbox", "postgres"): "HTTP p50 2.79 ms at depth 0, 2.39 ms at depth 50, 2.05 ms at depth 500",
-    ("websocket", "postgres"): "p99 1,005 ms, max 1,015 ms, lost 0",
-    ("memory", "postgres"): "17.3 KiB over 10,000 sockets",
-    ("throughput", "postgres"): "1,606 / 10,191 req/s = 15.8%",
+    ("fanout", "sqlite"): "3.809 s, 1.03× bare (3.694 s)",
+    ("unread", "sqlite"): "database p50 0.17 ms, HTTP p50 0.76 ms",
+    ("inbox", "sqlite"): "HTTP p50 0.90 ms at depth 0, 1.24 ms at depth 50, 1.23 ms at depth 500",
+    ("websocket", "sqlite"): "p99 819 ms, max 829 ms, lost 0",
+    ("memory", "sqlite"): "18.7 KiB over 10,000 sockets",
+    ("throughput", "sqlite"): "3,800 / 20,990 req/s = 18.1%",
+    ("fanout", "postgres"): "3.078 s, 0.93× bare (3.296 s)",
+    ("unread", "postgres"): "database p50 0.61 ms, HTTP p50 1.29 ms",
+    ("inbox", "postgres"): "HTTP p50 2.76 ms at depth 0, 2.94 ms at depth 50, 2.78 ms at depth 500",
+    ("websocket", "postgres"): "p99 862 ms, max 872 ms, lost 0",
+    ("memory", "postgres"): "17.9 KiB over 10,000 sockets",
+    ("throughput", "postgres"): "2,179 / 16,337 req/s = 13.3%",
 }
 
 NOTES = """
@@ -145,7 +145,21 @@ API shape: pydantic models, typed rows, declared SQLite column types).
   cut-off halfway through its unread ones. The unread count now counts
   unseen too (a second index range), and the inbox page is the default
   one, archived excluded, served by receipts_inbox_active_idx. The
-  previous run's reads (the "before" column) had neither state.
+  previous run's reads (the "before" column) had neither state. The
+  day's first full run found two regressions, both fixed before this
+  run: memory per idle socket had grown to 35.3 KiB (SQLite) and
+  40.5 KiB (Postgres), because each socket kept the ids its `ready`
+  counted as a set of UUIDs (~180 bytes an id, 100 fresh unread per
+  bench user) and its last counts as a model (~1.6 KiB); they are now
+  one bytes object (16 bytes an id) and the shared text of the `unread`
+  frame. And Postgres' unread + unseen count took ~280 µs a call in its
+  portable spelling (a materialized CTE, two correlated counts), now
+  ~190 µs as one pass per membership (sql/postgres/receipts.sql). The
+  Postgres throughput ratio fell to 8.8% although the request itself got
+  faster (2,681 req/s, 2,179 in the previous run): the hello it is
+  divided by ran at 30,311 req/s here against 16,337 then, on the same
+  kind of machine. The request is bound by its two round trips (session,
+  then counts) to a server on the same two cores.
 - **Memory per socket** fell with the per-socket queue and sender task.
 - **Reads** (unread count, inbox at any depth) are within their targets;
   their p99 runs up to about twice their p50 on this 2-core machine,
