@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from . import housekeeping
-from .api import auth, cors, health, notifications, openapi, workspaces, ws
+from .api import auth, cors, health, notifications, openapi, static, workspaces, ws
 from .api.jsonio import MAX_BODY_BYTES
 from .api.middleware import request_context
 from .appkeys import CONFIG, DB, HUB, LOGIN_LIMITER, REGISTRATION_LIMITER
@@ -86,7 +86,7 @@ def create_app(config: Config, db: Database | None = None, hub: Hub | None = Non
     app.cleanup_ctx.append(hub_ctx)
     app.cleanup_ctx.append(housekeeping_ctx)
     app.on_shutdown.append(close_websockets)
-    for module in (health, auth, workspaces, notifications, openapi, ws):
+    for module in (health, auth, workspaces, notifications, openapi, ws, static):
         module.routes.add_to(app)
     app[openapi.DOCUMENT] = openapi.render(app)
     return app

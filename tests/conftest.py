@@ -21,10 +21,11 @@ import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
-from helpers import PostgresServer, RecordingHub, with_database
+from helpers import CHROMIUM_HINT, LiveServer, PostgresServer, RecordingHub, chromium_path, with_database
 from psycopg import sql
 
 from pulsestack.app import create_app
@@ -196,3 +197,41 @@ async def api(aiohttp_client, config, db, hub):
     client = await aiohttp_client(app)
     yield client
     assert not server_errors, f"the server answered 5xx: {server_errors}"
+
+
+# --- browser tests (tests/test_browser_*.py) ----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's chromium driven by playwright (sync API; the browser tests are plain functions).
+    Without chromium or playwright the browser tests are skipped with the way to get them, except
+    under CI=true, where they fail: CI must run them."""
+    path = chromium_path()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        path, problem = None, "playwright is not installed (scripts/test installs the test extras)"
+    else:
+        problem = CHROMIUM_HINT
+    if path is None:
+        if IN_CI:
+            pytest.fail(f"{problem} (CI=true: the browser tests must run)", pytrace=False)
+        pytest.skip(problem)
+    with sync_playwright() as playwright:
+        # No sandbox: CI runs as root, where Chromium's sandbox refuses to start.
+        chromium = playwright.chromium.launch(executable_path=path, args=["--no-sandbox"])
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def live_server(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+    """`pulsestack serve` on this test's migrated database (both dialects), on a port of its own."""
+    server = LiveServer(tmp_path, database_url)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

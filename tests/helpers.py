@@ -22,6 +22,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import struct
@@ -920,3 +921,78 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+# ================================================================================================
+# Browser tests: a real server process, driven over HTTP and by Debian's chromium (playwright)
+# ================================================================================================
+
+CHROMIUM_HINT = ("the browser tests drive Debian's chromium through playwright: install it with "
+                 "`apt-get install chromium` (or set PULSESTACK_CHROMIUM to a Chromium binary); "
+                 "playwright's own browser download is never used")
+
+
+def chromium_path() -> str | None:
+    """Debian's chromium (or $PULSESTACK_CHROMIUM), if it is there."""
+    for candidate in (os.environ.get("PULSESTACK_CHROMIUM"), shutil.which("chromium"), "/usr/bin/chromium"):
+        if candidate and os.path.exists(candidate):
+            return candidate
+    return None
+
+
+class LiveServer:
+    """`pulsestack serve` on one database and a fixed port, which a test may stop and start again
+    (the browser's reconnect), with a small synchronous HTTP client for the test's own calls."""
+
+    def __init__(self, cwd: Path, database_url: str):
+        self.cwd, self.database_url = cwd, database_url
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.server: Server | None = None
+
+    def start(self) -> None:
+        env = clean_env(PULSESTACK_DATABASE_URL=self.database_url, PULSESTACK_HUB_FLUSH_MS="20")
+        self.server = Server(self.cwd, "--no-migrate", "--host", "127.0.0.1", "--port", str(self.port), env=env)
+        self.server.wait_ready(self.base)
+
+    def stop(self) -> None:
+        if self.server is not None and self.server.proc.poll() is None:
+            self.server.stop()
+        self.server = None
+
+    def call(self, method: str, path: str, token: str | None = None, body: dict | None = None,
+             status: int | None = None) -> Any:
+        """One API call; with `status`, asserts it. Returns the decoded body (None for 204)."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.base + path, data=data, method=method)
+        request.add_header("Content-Type", "application/json")
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=HANG_GUARD_S) as resp:
+                code, raw = resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            code, raw = exc.code, exc.read()
+        decoded = json.loads(raw) if raw else None
+        if status is not None:
+            assert code == status, f"{method} {path}: expected {status}, got {code}: {decoded}"
+        return decoded
+
+    def register(self, email: str | None = None) -> dict:
+        """A new account: {"user", "token", "expires_at", "email", "password"}."""
+        email = email or unique_email()
+        issued = self.call("POST", "/api/auth/register", body={"email": email, "password": PASSWORD}, status=201)
+        return {**issued, "email": email, "password": PASSWORD}
+
+    def team(self, members: int = 1) -> tuple[dict, dict, list[dict]]:
+        """(owner, workspace, members): a new workspace with `members` plain members."""
+        owner = self.register()
+        ws = self.call("POST", "/api/workspaces", owner["token"], {"name": f"Team {secrets.token_hex(3)}"}, status=201)
+        people = [self.register() for _ in range(members)]
+        for p in people:
+            self.call("POST", f"/api/workspaces/{ws['slug']}/members", owner["token"], {"email": p["email"]}, status=201)
+        return owner, ws, people
+
+    def broadcast(self, owner: dict, ws: dict, title: str = "hello", **extra: Any) -> dict:
+        body = {"title": title, "broadcast": True, **extra}
+        return self.call("POST", f"/api/workspaces/{ws['slug']}/notifications", owner["token"], body, status=201)["notification"]

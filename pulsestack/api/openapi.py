@@ -30,6 +30,7 @@ PATH_PARAMETERS = {
     "slug": {"type": "string", "description": "The workspace's slug."},
     "user_id": {"type": "string", "format": "uuid", "description": "A member's user id."},
     "notification_id": {"type": "string", "format": "uuid", "description": "A notification's id."},
+    "name": {"type": "string", "description": "A file of the browser client, e.g. `pulsestack.js`."},
 }
 INFO = {
     "title": "PulseStack",

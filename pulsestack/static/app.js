@@ -1,0 +1,1 @@
+// The PulseStack web app (placeholder until the client lands).
