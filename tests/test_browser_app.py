@@ -15,16 +15,18 @@ is written.
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import re
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import LiveServer
+from helpers import LiveServer, Server, clean_env
 
 try:
     from playwright.sync_api import Page, Route, expect
@@ -52,7 +54,7 @@ class Pages:
         context = self.browser.new_context(viewport={"width": 1180, "height": 820})
         if DEV_STORE:
             context.route("**/static/pulsestack.js", lambda route: route.fulfill(
-                path=DEV_STORE, content_type="text/javascript"))
+                path=DEV_STORE, content_type="text/javascript", headers={"Access-Control-Allow-Origin": "*"}))
         self.contexts.append(context)
         page = context.new_page()
         page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
@@ -502,3 +504,293 @@ def test_screenshot_of_the_app(pages, live_server):
         mine.evaluate("() => document.activeElement && document.activeElement.blur()")
         Path(target).parent.mkdir(parents=True, exist_ok=True)
         mine.screenshot(path=target)
+
+
+# --- the components alone, on a fake store ---------------------------------------------------------
+#
+# A page at http://pulse.test/ (answered by playwright, not a server) with the server's strict
+# Content-Security-Policy, the components from pulsestack/static/, and a store made in the page whose
+# state each test sets. These run once, not per database.
+
+STATIC = Path(__file__).resolve().parent.parent / "pulsestack" / "static"
+HARNESS = "http://pulse.test"
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+FAKE_STORE = """() => {
+  window.makeStore = (initial = {}) => {
+    const subs = new Set(), handlers = {};
+    let state = {unread: {total: 0, workspaces: {}}, unseen: {total: 0, workspaces: {}}, items: [], nextCursor: null,
+                 status: "ready", filter: {workspace: null, status: "all", archived: "exclude"}, ...initial};
+    const store = {
+      calls: [], failing: new Set(),
+      set(patch) { state = {...state, ...patch}; subs.forEach((fn) => fn()); },
+      emit(name, arg) { (handlers[name] || []).forEach((fn) => fn(arg)); },
+      subscribe(fn) { subs.add(fn); return () => subs.delete(fn); },
+      getState: () => state,
+      on(name, fn) { (handlers[name] ||= []).push(fn); return () => { handlers[name] = handlers[name].filter((g) => g !== fn); }; },
+    };
+    for (const name of ["loadMore", "setFilter", "markRead", "markUnread", "markAllRead", "markSeen", "archive",
+                        "unarchive", "dismiss", "close"]) {
+      store[name] = (...args) => {
+        store.calls.push([name, ...args]);
+        return store.failing.has(name) ? Promise.reject(new Error("the server said no")) : Promise.resolve();
+      };
+    }
+    return store;
+  };
+  window.fakeItem = (n, extra = {}) => ({
+    id: `00000000-0000-7000-8000-${String(n).padStart(12, "0")}`, workspace_id: "w1", workspace_slug: "acme",
+    title: `Item ${n}`, message: "", type: "info", url: null, data: null, created_at: new Date().toISOString(),
+    is_read: false, read_at: null, is_seen: false, archived: false, archived_at: null, ...extra});
+}"""
+
+
+def harness(pages: Pages, body: str = "") -> Page:
+    page = pages.new()
+
+    def answer(route: Route) -> None:
+        path = route.request.url[len(HARNESS):].split("?")[0]
+        if path == "/":
+            route.fulfill(status=200, headers={"Content-Security-Policy": CSP, "Content-Type": "text/html"},
+                          body=f"<!doctype html><html lang=en><body><button id=outside>outside</button>{body}</body></html>")
+        elif path.startswith("/static/") and (STATIC / path[len("/static/"):]).is_file():
+            route.fulfill(status=200, path=str(STATIC / path[len("/static/"):]),
+                          headers={"Content-Security-Policy": CSP, "Content-Type": "text/javascript"})
+        else:
+            route.fulfill(status=404, body="")
+
+    page.route(HARNESS + "/**", answer)
+    page.goto(HARNESS + "/")
+    page.evaluate(FAKE_STORE)
+    page.evaluate("() => import('/static/components.js')")
+    return page
+
+
+def test_bell_badge_caps_at_99_and_its_label_says_the_count(pages):
+    page = harness(pages, "<pulse-bell id=bell></pulse-bell>")
+    page.evaluate("() => { window.store = makeStore({unseen: {total: 3, workspaces: {}}, unread: {total: 150, workspaces: {}}}); "
+                  "document.getElementById('bell').store = store; }")
+    expect(badge(page)).to_have_text("3")
+    expect(bell_button(page)).to_have_attribute("aria-label", "Notifications, 3 unseen")
+    page.evaluate("() => store.set({unseen: {total: 100, workspaces: {}}})")
+    expect(badge(page)).to_have_text("99+")
+    expect(bell_button(page)).to_have_attribute("aria-label", "Notifications, 100 unseen")
+    page.evaluate("() => document.getElementById('bell').setAttribute('count', 'unread')")
+    expect(badge(page)).to_have_text("99+")
+    expect(bell_button(page)).to_have_attribute("aria-label", "Notifications, 150 unread")
+    page.evaluate("() => { const bell = document.getElementById('bell'); bell.setAttribute('label', 'Alerts'); "
+                  "store.set({unread: {total: 0, workspaces: {}}}); }")
+    expect(badge(page)).to_be_hidden()
+    expect(bell_button(page)).to_have_attribute("aria-label", "Alerts, 0 unread")
+
+    page.evaluate("() => { store.emit('notification', fakeItem(1, {title: '<b>One</b>'})); }")
+    expect(page.locator("pulse-bell [part=live]")).to_have_text("New notification: <b>One</b>")
+    page.evaluate("() => { store.emit('notification', fakeItem(2, {title: 'Two'})); store.emit('notification', fakeItem(3, {title: 'Three'})); }")
+    expect(page.locator("pulse-bell [part=live]")).to_have_text("2 new notifications: Two; Three")
+    page.evaluate("() => store.set({status: 'signed-out'})")
+    expect(bell_button(page)).to_have_attribute("aria-label", "Alerts, signed out")
+
+
+def test_inbox_shows_loading_empty_offline_signed_out_and_error_states(pages):
+    page = harness(pages, "<pulse-inbox id=inbox></pulse-inbox>")
+    page.evaluate("() => { window.store = makeStore({status: 'connecting'}); document.getElementById('inbox').store = store; }")
+    placeholder = page.locator("pulse-inbox .placeholder")
+    banner = page.locator("pulse-inbox .banner")
+    expect(placeholder).to_have_text("Loading notifications…")
+    expect(page.locator("pulse-inbox [role=feed]")).to_have_attribute("aria-busy", "true")
+    page.evaluate("() => store.set({status: 'ready'})")
+    expect(placeholder).to_have_text("No notifications yet")
+    page.evaluate("() => store.set({status: 'ready', filter: {status: 'unread', archived: 'exclude'}})")
+    expect(placeholder).to_have_text("You're all caught up")
+    expect(page.locator("pulse-inbox [role=tab][aria-selected=true]")).to_have_text("Unread")
+    page.evaluate("() => store.set({status: 'offline', filter: {status: 'all', archived: 'exclude'}})")
+    expect(placeholder).to_have_text("Can't reach the server right now.")
+    page.evaluate("() => store.set({items: [fakeItem(1)], unread: {total: 1, workspaces: {w1: 1}}})")
+    expect(placeholder).to_be_hidden()
+    expect(banner).to_have_text("Offline. Reconnecting…")
+    page.evaluate("() => store.set({status: 'connecting'})")
+    expect(banner).to_have_text("Reconnecting…")
+    page.evaluate("() => store.set({status: 'ready'})")
+    expect(banner).to_be_hidden()
+
+    # A refused action says so, with a way to retry a failed page load.
+    page.evaluate("() => store.failing.add('markRead')")
+    page.locator("pulse-inbox .item [data-action=read]").click()
+    expect(banner).to_contain_text("Couldn't mark it read: the server said no")
+    banner.locator("button", has_text="Dismiss").click()
+    expect(banner).to_be_hidden()
+    page.evaluate("() => { store.failing.add('loadMore'); store.set({nextCursor: 'next'}); }")
+    expect(banner).to_contain_text("Couldn't load more")
+    page.evaluate("() => store.failing.delete('loadMore')")
+    banner.locator("button", has_text="Retry").click()
+    page.wait_for_function("() => store.calls.filter((c) => c[0] === 'loadMore').length >= 2")
+
+    page.evaluate("() => store.set({status: 'signed-out'})")
+    expect(placeholder).to_have_text("You are signed out.")
+    expect(page.locator("pulse-inbox .item")).to_have_count(0)
+
+
+def test_bell_for_a_panel_elsewhere_opens_it_marks_seen_and_escape_returns_focus(pages):
+    page = harness(pages, "<pulse-bell id=bell for=panel></pulse-bell><main><pulse-inbox id=panel></pulse-inbox></main>")
+    page.evaluate("() => { window.store = makeStore({items: [fakeItem(1), fakeItem(2)], unseen: {total: 2, workspaces: {}},"
+                  " unread: {total: 2, workspaces: {w1: 2}}}); document.getElementById('bell').store = store; }")
+    panel = page.locator("main pulse-inbox")
+    expect(panel).to_be_hidden()
+    assert page.evaluate("() => document.getElementById('panel').store === store")  # the bell handed its store on
+    bell_button(page).click()
+    expect(panel).to_be_visible()
+    expect(bell_button(page)).to_have_attribute("aria-expanded", "true")
+    assert page.evaluate("() => store.calls.filter((c) => c[0] === 'markSeen').length") == 1
+    expect(item(page, "Item 1")).to_be_focused()
+    page.keyboard.press("ArrowDown")
+    expect(item(page, "Item 2")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(panel).to_be_hidden()
+    expect(bell_button(page)).to_be_focused()
+
+    # A click outside closes it too, and leaves focus where the click put it.
+    page.keyboard.press("Enter")
+    expect(panel).to_be_visible()
+    page.click("#outside")
+    expect(panel).to_be_hidden()
+    expect(page.locator("#outside")).to_be_focused()
+    assert page.evaluate("() => store.calls.filter((c) => c[0] === 'markSeen').length") == 2
+
+
+def test_inbox_keys_archive_dismiss_and_tabs(pages):
+    page = harness(pages, "<pulse-inbox id=inbox></pulse-inbox>")
+    page.evaluate("() => { window.store = makeStore({items: [1, 2, 3].map((n) => fakeItem(n)), unread: {total: 3, workspaces: {w1: 3}}});"
+                  " document.getElementById('inbox').store = store; }")
+    page.locator("pulse-inbox").evaluate("inbox => inbox.focusList()")
+    expect(item(page, "Item 1")).to_be_focused()
+    page.keyboard.press("End")
+    expect(item(page, "Item 3")).to_be_focused()
+    page.keyboard.press("Home")
+    expect(item(page, "Item 1")).to_be_focused()
+    page.keyboard.press("a")
+    assert page.evaluate("() => store.calls.at(-1)") == ["archive", "00000000-0000-7000-8000-000000000001"]
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Delete")
+    expect(item(page, "Item 2")).to_have_count(0)  # hidden at once, deleted when the undo runs out
+    expect(item(page, "Item 3")).to_be_focused()  # focus stays in the list
+    assert ["dismiss", "00000000-0000-7000-8000-000000000002"] not in page.evaluate("() => store.calls")
+    page.locator("pulse-inbox [role=tab]", has_text="Archived").click()  # a new view commits it
+    calls = page.evaluate("() => store.calls")
+    assert ["dismiss", "00000000-0000-7000-8000-000000000002"] in calls
+    assert calls[-1] == ["setFilter", {"workspace": None, "status": "all", "archived": "only"}]
+    page.locator("pulse-inbox [role=tab][aria-selected=false]").first.focus()
+    page.keyboard.press("ArrowRight")
+    assert page.evaluate("() => store.calls.at(-1)")[0] == "setFilter"
+
+
+def test_theme_has_light_and_dark_defaults_and_custom_properties(pages):
+    page = harness(pages, "<pulse-inbox id=inbox></pulse-inbox>")
+    page.evaluate("() => { window.store = makeStore({items: [fakeItem(1)]}); document.getElementById('inbox').store = store; }")
+    background = "el => getComputedStyle(el.shadowRoot.querySelector('.inbox')).backgroundColor"
+    inbox = page.locator("pulse-inbox")
+    page.emulate_media(color_scheme="light")
+    assert inbox.evaluate(background) == "rgb(255, 255, 255)"
+    page.emulate_media(color_scheme="dark")
+    assert inbox.evaluate(background) == "rgb(28, 31, 38)"
+    inbox.evaluate("el => el.setAttribute('theme', 'light')")
+    assert inbox.evaluate(background) == "rgb(255, 255, 255)"
+    inbox.evaluate("el => el.style.setProperty('--pulse-bg', 'rgb(1, 2, 3)')")
+    assert inbox.evaluate(background) == "rgb(1, 2, 3)"
+
+
+# --- embedded in a page of another origin ----------------------------------------------------------
+#
+# The embedding page comes from a small HTTP server of its own on 127.0.0.1 (another port, so another
+# origin). It is a real server, not a playwright route: Chromium lets a page reach the loopback
+# address space (the API server) only from a page that is itself on it.
+
+
+class EmbeddingSite:
+    """Serves `pages` ({path: (content type, text)}) on 127.0.0.1 from a thread."""
+
+    def __init__(self) -> None:
+        self.pages: dict[str, tuple[str, str]] = {}
+        site = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+                content_type, text = site.pages.get(self.path, ("text/plain", "not found"))
+                body = text.encode()
+                self.send_response(200 if self.path in site.pages else 404)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.origin = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class CorsLiveServer(LiveServer):
+    """A live server whose server.cors_origins lists one origin."""
+
+    def __init__(self, cwd: Path, database_url: str, origin: str):
+        super().__init__(cwd, database_url)
+        self.origin = origin
+
+    def start(self) -> None:
+        env = clean_env(PULSESTACK_DATABASE_URL=self.database_url, PULSESTACK_HUB_FLUSH_MS="20",
+                        PULSESTACK_CORS_ORIGINS=self.origin)
+        self.server = Server(self.cwd, "--no-migrate", "--host", "127.0.0.1", "--port", str(self.port), env=env)
+        self.server.wait_ready(self.base)
+
+
+@pytest.fixture
+def embedding_site() -> Iterator[EmbeddingSite]:
+    site = EmbeddingSite()
+    try:
+        yield site
+    finally:
+        site.close()
+
+
+@pytest.fixture
+def cors_server(database_url: str, tmp_path: Path, embedding_site: EmbeddingSite) -> Iterator[LiveServer]:
+    server = CorsLiveServer(tmp_path, database_url, embedding_site.origin)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_the_bell_embedded_in_a_page_of_another_origin(pages, cors_server, embedding_site):
+    """docs/client.md's embedding example: another site loads the store and the components from the
+    server, which lists that site in server.cors_origins, and talks to its API and websocket."""
+    owner, ws, (member,) = cors_server.team(members=1)
+    embedding_site.pages["/"] = ("text/html", (
+        "<!doctype html><html lang=en><body><header><pulse-bell><pulse-inbox></pulse-inbox></pulse-bell></header>"
+        "<script type=module src=/embed.js></script></body></html>"))
+    embedding_site.pages["/embed.js"] = ("text/javascript", f"""
+      import {{createInbox}} from "{cors_server.base}/static/pulsestack.js";
+      import "{cors_server.base}/static/components.js";
+      const inbox = createInbox({{baseUrl: "{cors_server.base}", token: sessionStorage.getItem("token")}});
+      document.querySelector("pulse-bell").store = inbox;
+    """)
+    page = pages.new()
+    page.goto(embedding_site.origin + "/")
+    page.evaluate("token => sessionStorage.setItem('token', token)", member["token"])
+    page.reload()
+    expect(page.locator("pulse-bell")).to_have_attribute("data-status", "ready")
+
+    cors_server.broadcast(owner, ws, "From the API's origin")
+    expect(badge(page)).to_have_text("1")
+    open_bell(page)
+    item(page, "From the API's origin").locator("[data-action=read]").click()
+    expect(item(page, "From the API's origin")).not_to_have_class(re.compile(r"\bunread\b"))
+    assert inbox_state(cors_server, member)["From the API's origin"]["is_read"]

@@ -208,7 +208,8 @@ const BELL_STYLE = sheet(`
     width: var(--pulse-panel-width, min(420px, calc(100vw - 16px)));
     border-radius: var(--_radius); box-shadow: var(--_shadow);
   }
-  :host([align="start"]) .panel { right: auto; left: 0; }
+  :host([align="start"]) .panel, .panel.start { right: auto; left: 0; }
+  .panel.narrow { position: fixed; left: 8px; right: 8px; width: auto; }
 `);
 
 const INBOX_STYLE = sheet(`
@@ -357,7 +358,7 @@ export class PulseInbox extends HTMLElement {
     });
     this._placeholder = el("p", {class: "placeholder", part: "placeholder", hidden: true});
     this._more = el("button", {type: "button", class: "more", text: "Load more", hidden: true, part: "load-more"});
-    this._more.addEventListener("click", () => this._loadMore());
+    this._more.addEventListener("click", () => { this._stuckCursor = null; this._loadMore(); });
     this._scroller = el("div", {class: "scroller", part: "scroller"}, this._feed, this._placeholder, this._more);
     this._scroller.addEventListener("scroll", () => this._maybeLoadMore(), {passive: true});
     this._toast = el("div", {class: "toast", role: "status", part: "toast", hidden: true});
@@ -488,7 +489,7 @@ export class PulseInbox extends HTMLElement {
       button.tabIndex = selected ? 0 : -1;
       if (button._count) {
         button._count.hidden = !state.unread.total;
-        button._count.textContent = state.unread.total > 99 ? "99+" : String(state.unread.total);
+        button._count.textContent = !state.unread.total ? "" : state.unread.total > 99 ? "99+" : String(state.unread.total);
       }
     }
     this._markAll.disabled = !state.unread.total || state.status === "signed-out";
@@ -543,7 +544,8 @@ export class PulseInbox extends HTMLElement {
     this._banner.append(el("span", {text}));
     if (kind === "error") {
       if (retry) {
-        this._banner.append(el("button", {type: "button", class: "text-button", text: "Retry", on: {click: () => { this._error = null; retry(); }}}));
+        this._banner.append(el("button", {type: "button", class: "text-button", text: "Retry",
+          on: {click: () => { this._error = null; this._stuckCursor = null; retry(); }}}));
       }
       this._banner.append(el("button", {type: "button", class: "text-button", text: "Dismiss", "aria-label": "Dismiss this message",
         on: {click: () => { this._error = null; this._queueRender(); }}}));
@@ -960,10 +962,13 @@ export class PulseInbox extends HTMLElement {
   _loadMore() {
     const state = this._state();
     if (!this._store || this._loadingMore || !state.nextCursor || state.status === "signed-out") return;
+    const cursor = state.nextCursor;
     this._loadingMore = true;
     this._queueRender();
     run(this._store.loadMore()).then(() => {
       this._loadingMore = false;
+      // A page that brought nothing new is not asked for again by scrolling (the button still can).
+      this._stuckCursor = this._state().nextCursor === cursor ? cursor : null;
       this._queueRender();
     }, (error) => {
       this._loadingMore = false;
@@ -974,6 +979,7 @@ export class PulseInbox extends HTMLElement {
 
   _maybeLoadMore() {
     if (this._loadingMore || this._more.hidden || this._error) return;
+    if (this._stuckCursor && this._stuckCursor === this._state().nextCursor) return;
     const scroller = this._scroller;
     if (!scroller.isConnected || scroller.clientHeight === 0) return; // not shown
     if (scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight <= NEAR_END_PX) this._loadMore();
@@ -1155,6 +1161,7 @@ export class PulseBell extends HTMLElement {
       if (panel) panel.hidden = !open;
     } else {
       this._panel.hidden = !open;
+      if (open) this._place();
     }
     if (open) {
       document.addEventListener("pointerdown", this._onOutside, true);
@@ -1164,6 +1171,23 @@ export class PulseBell extends HTMLElement {
       document.removeEventListener("pointerdown", this._onOutside, true);
     }
     this.dispatchEvent(new CustomEvent("pulse-toggle", {detail: {open}, bubbles: true, composed: true}));
+  }
+
+  /** Without an `align` attribute the panel opens on the side where it fits the window. */
+  _place() {
+    const panel = this._panel;
+    panel.classList.remove("start", "narrow");
+    panel.style.top = "";
+    if (this.hasAttribute("align")) return;
+    const margin = 8;
+    const rect = this.getBoundingClientRect();
+    const width = panel.offsetWidth;
+    if (rect.right - width >= margin) return; // the default: its right edge under the bell's
+    if (rect.left + width <= window.innerWidth - margin) panel.classList.add("start");
+    else {
+      panel.classList.add("narrow");
+      panel.style.top = `${Math.round(rect.bottom + margin)}px`;
+    }
   }
 
   _keydown(event) {
