@@ -455,18 +455,24 @@ export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSi
     dead = true;
     post({ s: "signed-out" });
     teardown();
-    setStatus("signed-out");
+    clear("signed-out");
+    emit("connection", "signed-out");
     emit("auth-expired");
+  }
+
+  // Nothing of a signed-out session stays in the state.
+  function clear(status) {
+    listAt = ++epoch;
+    countsAt = ++epoch;
+    set({ unread: ZERO, unseen: ZERO, items: [], nextCursor: null, loading: false, status });
   }
 
   // After signing out, an explicit call starts over: a token again (getToken), empty state.
   function restart() {
     dead = false;
     attempt = syncTries = 0;
-    listAt = ++epoch;
-    countsAt = ++epoch;
-    set({ unread: ZERO, unseen: ZERO, items: [], nextCursor: null });
-    setStatus("connecting");
+    clear("connecting");
+    emit("connection", "connecting");
     start();
   }
 
