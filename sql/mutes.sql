@@ -42,3 +42,10 @@ DELETE FROM workspace_mutes
 INSERT INTO workspace_mutes (workspace_id, user_id, type_prefix, until, created_at)
 SELECT :workspace_id, :user_id, p.type_prefix, :until, :created_at
   FROM unnest(CAST(:type_prefixes AS text[])) AS p (type_prefix);
+
+-- name: delete_expired_mutes(now) :exec
+-- Housekeeping: a mute whose `until` has passed mutes nothing, and goes.
+-- A scan of this small table once an hour (members mute rarely); no index
+-- on `until`, which would cost every mute write for an hourly delete.
+DELETE FROM workspace_mutes
+ WHERE until <= :now;

@@ -155,6 +155,8 @@ def _answer(op: Operation, refs: Refs) -> dict[str, Any]:
         answer["headers"][name] = {"description": description, "schema": {"type": "string"}}
     if op.answer is not None:
         answer["content"] = {"application/json": {"schema": refs[op.answer]}}
+    elif op.answer_media:  # files: HTML, scripts, styles
+        answer["content"] = {media: {"schema": {"type": "string"}} for media in op.answer_media}
     elif op.status != 204:  # the document itself
         answer["content"] = {"application/json": {"schema": {"type": "object"}}}
     return answer

@@ -69,6 +69,7 @@ class Operation:
     errors: Mapping[int, str] = field(default_factory=dict)
     answer_headers: Mapping[str, str] = field(default_factory=dict)  # name -> description
     database: bool = True
+    answer_media: tuple[str, ...] = ()  # media types of an answer that is not a JSON model (the browser client's files)
 
     @property
     def name(self) -> str:

@@ -86,7 +86,7 @@ def _answer(request: web.Request, name: str) -> web.Response:
     return web.Response(body=file.body, headers=headers, content_type=file.content_type, charset=charset)
 
 
-@routes.get("/", auth=False, database=False, answer=None)
+@routes.get("/", auth=False, database=False, answer=None, answer_media=("text/html",))
 async def app_page(request: web.Request) -> web.Response:
     """The PulseStack web app (HTML)
 
@@ -97,6 +97,7 @@ async def app_page(request: web.Request) -> web.Response:
 
 
 @routes.get("/static/{name}", auth=False, database=False, answer=None,
+            answer_media=tuple(sorted({file.content_type for file in FILES.values()})),
             errors={404: "not_found: no such file"})
 async def static_file(request: web.Request) -> web.Response:
     """A file of the browser client: pulsestack.js, components.js, the app's script and styles"""

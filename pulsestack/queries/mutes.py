@@ -45,3 +45,8 @@ async def add_mute(db: Executor, workspace_id: UUID, user_id: UUID, *, types: Se
     prefixes = [EVERY_TYPE] if types is None else list(types)
     return await db.execute("add_mute_prefixes", workspace_id=workspace_id, user_id=user_id, type_prefixes=prefixes,
                             until=until, created_at=created_at)
+
+
+async def delete_expired_mutes(db: Executor, now: datetime) -> int:
+    """Housekeeping: every mute row whose `until` has passed."""
+    return await db.execute("delete_expired_mutes", now=now)
