@@ -39,7 +39,6 @@ if expect is not None:
 
 TOKEN_KEY = "pulsestack.token"
 ITEMS = "pulse-inbox .item"
-DEV_STORE = os.environ.get("PULSESTACK_DEV_STORE")  # development only: a stand-in pulsestack.js
 
 
 class Pages:
@@ -52,9 +51,6 @@ class Pages:
 
     def new(self) -> Page:
         context = self.browser.new_context(viewport={"width": 1180, "height": 820})
-        if DEV_STORE:
-            context.route("**/static/pulsestack.js", lambda route: route.fulfill(
-                path=DEV_STORE, content_type="text/javascript", headers={"Access-Control-Allow-Origin": "*"}))
         self.contexts.append(context)
         page = context.new_page()
         page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))

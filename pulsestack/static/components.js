@@ -306,12 +306,9 @@ function tabOf(filter) {
   return "all";
 }
 
-let inboxCount = 0;
-
 export class PulseInbox extends HTMLElement {
   constructor() {
     super();
-    this._uid = `pulse-inbox-${++inboxCount}`;
     this._store = null;
     this._unsubscribe = null;
     this._rows = new Map(); // id -> {row, article, parts, key}
@@ -384,6 +381,9 @@ export class PulseInbox extends HTMLElement {
 
   set store(store) {
     if (store === this._store) return;
+    // A dismissal waiting for its undo goes to the store it was made in, while that is signed in.
+    if (this._pending && this._store && this._state().status !== "signed-out") this._commitPending();
+    else this._dropPending();
     this._detach();
     this._store = store || null;
     this._rows.forEach(({row}) => row.remove());
@@ -452,6 +452,7 @@ export class PulseInbox extends HTMLElement {
       nextCursor: state.nextCursor || null,
       status: this._store ? state.status || "connecting" : "connecting",
       filter: state.filter || {},
+      loading: !!state.loading,
       error: state.error || null,
     };
   }
@@ -504,7 +505,7 @@ export class PulseInbox extends HTMLElement {
     }
     this._renderItems(items);
 
-    const loading = !signedOut && state.status === "connecting" && items.length === 0;
+    const loading = !signedOut && items.length === 0 && (state.status === "connecting" || state.loading);
     this._feed.setAttribute("aria-busy", String(loading || this._loadingMore));
     this._feed.hidden = items.length === 0;
     this._placeholder.hidden = items.length > 0;
@@ -531,6 +532,7 @@ export class PulseInbox extends HTMLElement {
       kind = "error";
     } else if (state.status === "offline") {
       text = shown ? "Offline. Reconnecting…" : null;
+      if (this._store && typeof this._store.reconnect === "function") retry = () => this._store.reconnect();
     } else if (state.status === "connecting" && shown) {
       text = "Reconnecting…";
     }
@@ -542,6 +544,9 @@ export class PulseInbox extends HTMLElement {
     this._banner.replaceChildren();
     if (!text) return;
     this._banner.append(el("span", {text}));
+    if (retry && kind !== "error") {
+      this._banner.append(el("button", {type: "button", class: "text-button", text: "Retry now", on: {click: retry}}));
+    }
     if (kind === "error") {
       if (retry) {
         this._banner.append(el("button", {type: "button", class: "text-button", text: "Retry",
@@ -684,7 +689,6 @@ export class PulseInbox extends HTMLElement {
     parts.archive.setAttribute("aria-label", archiveLabel);
     parts.archive.title = archiveLabel;
     parts.archive.replaceChildren(icon(item.archived ? "unarchive" : "archive"));
-    entry.controls = null; // the link may have changed
   }
 
   _refreshTimes() {
@@ -694,11 +698,6 @@ export class PulseInbox extends HTMLElement {
   }
 
   // -- roving focus --------------------------------------------------------
-
-  _articles() {
-    return [...this._rows.values()].map((e) => e.article).filter((a) => a.isConnected)
-      .sort((a, b) => (a.compareDocumentPosition(b) & Node.DOCUMENT_POSITION_FOLLOWING ? -1 : 1));
-  }
 
   _firstArticle() {
     const first = this._feed.firstElementChild;
@@ -807,11 +806,22 @@ export class PulseInbox extends HTMLElement {
     return entry && entry.item;
   }
 
-  _act(fn, failure, retry) {
-    if (!this._store) return Promise.resolve();
-    return run(fn()).catch((error) => {
-      this._error = {text: errorText(error, failure), retry};
+  /** Run a store action; one that fails (the store's actions answer false, or throw) says so
+   * in the banner, with a retry. */
+  _act(fn, failure) {
+    const store = this._store;
+    if (!store) return Promise.resolve(false);
+    const report = (error) => {
+      if (this._store !== store || this._state().status === "signed-out") return;
+      this._error = {text: error ? errorText(error, failure) : failure, retry: () => this._act(fn, failure)};
       this._queueRender();
+    };
+    return run(fn()).then((ok) => {
+      if (ok === false) report(null);
+      return ok;
+    }, (error) => {
+      report(error);
+      return false;
     });
   }
 
@@ -895,12 +905,19 @@ export class PulseInbox extends HTMLElement {
     this._showToast(null);
     if (pending.kind === "dismiss" && this._store) {
       const store = this._store;
-      run(store.dismiss(pending.id)).then(() => this._hidden.delete(pending.id), (error) => {
-        this._hidden.delete(pending.id);
-        this._error = {text: errorText(error, "Couldn't dismiss it")};
+      this._act(() => store.dismiss(pending.id), "Couldn't dismiss it").then(() => {
+        this._hidden.delete(pending.id); // gone from the store's list, or back in it when that failed
         this._queueRender();
       });
     }
+  }
+
+  _dropPending() {
+    if (!this._pending) return;
+    clearTimeout(this._pending.timer);
+    this._pending = null;
+    this._hidden.clear();
+    this._showToast(null);
   }
 
   _undo() {
@@ -914,8 +931,8 @@ export class PulseInbox extends HTMLElement {
     } else {
       const store = this._store;
       this._act(async () => {
-        await store.unarchive(pending.id);
-        if (pending.wasUnread) await store.markUnread(pending.id);
+        const back = await store.unarchive(pending.id);
+        return pending.wasUnread && back !== false ? store.markUnread(pending.id) : back;
       }, "Couldn't undo");
     }
     this._showToast(null);
@@ -945,8 +962,10 @@ export class PulseInbox extends HTMLElement {
     this._commitPending();
     this._activeId = null;
     this._scroller.scrollTop = 0;
-    const workspace = this._state().filter.workspace || null;
-    this._act(() => this._store.setFilter({workspace, ...tab.filter}), "Couldn't load the list");
+    // The store retries a list that failed to load by itself; its status says when it is offline.
+    this._error = null;
+    run(this._store.setFilter({...this._state().filter, ...tab.filter})).catch(() => {});
+    this._queueRender();
   }
 
   _setWorkspace(slug) {
@@ -954,27 +973,33 @@ export class PulseInbox extends HTMLElement {
     this._commitPending();
     this._activeId = null;
     this._scroller.scrollTop = 0;
-    const filter = this._state().filter;
-    this._act(() => this._store.setFilter({workspace: slug, status: filter.status || "all", archived: filter.archived || "exclude"}),
-      "Couldn't load the list");
+    this._error = null;
+    run(this._store.setFilter({...this._state().filter, workspace: slug})).catch(() => {});
+    this._queueRender();
   }
 
   _loadMore() {
     const state = this._state();
     if (!this._store || this._loadingMore || !state.nextCursor || state.status === "signed-out") return;
     const cursor = state.nextCursor;
+    const filter = state.filter;
+    const store = this._store;
     this._loadingMore = true;
     this._queueRender();
-    run(this._store.loadMore()).then(() => {
+    const finished = (ok, error) => {
       this._loadingMore = false;
-      // A page that brought nothing new is not asked for again by scrolling (the button still can).
-      this._stuckCursor = this._state().nextCursor === cursor ? cursor : null;
+      const now = this._state();
+      // Still the same list and page: a failure (the store answers false) says so, with a retry.
+      if (this._store === store && now.filter === filter && now.nextCursor === cursor && now.status !== "signed-out") {
+        if (ok === false || error) {
+          this._error = {text: error ? errorText(error, "Couldn't load more") : "Couldn't load more", retry: () => this._loadMore()};
+        } else {
+          this._stuckCursor = cursor; // a page that brought nothing: scrolling does not ask again (the button can)
+        }
+      }
       this._queueRender();
-    }, (error) => {
-      this._loadingMore = false;
-      this._error = {text: errorText(error, "Couldn't load more"), retry: () => this._loadMore()};
-      this._queueRender();
-    });
+    };
+    run(store.loadMore()).then((ok) => finished(ok, null), (error) => finished(false, error));
   }
 
   _maybeLoadMore() {
