@@ -477,29 +477,31 @@ def test_workspace_filter_with_counts(pages, live_server):
 # --- the screenshot in docs/client.md ------------------------------------------------------------
 
 def test_screenshot_of_the_app(pages, live_server):
-    owner, ws, (member, _) = live_server.team(members=2)
-    live_server.call("PATCH", f"/api/workspaces/{ws['slug']}", owner["token"], {"name": "Acme Corp"}, status=200)
+    owner = live_server.register("dana@acme.example")
+    ws = live_server.call("POST", "/api/workspaces", owner["token"], {"name": "Acme Corp", "slug": "acme"}, status=201)
+    member = live_server.register("sam@acme.example")
+    for person in (member, live_server.register("lee@acme.example")):
+        live_server.call("POST", "/api/workspaces/acme/members", owner["token"], {"email": person["email"]}, status=201)
     live_server.broadcast(owner, ws, "Weekly report is ready", message="Revenue, signups and churn for week 48.",
                           url="https://example.com/reports/48")
     live_server.broadcast(owner, ws, "Deploy finished", message="api v2.14.0 is live in production.", url="/deploys/812")
-    live_server.broadcast(owner, ws, "Database failover at 17:00 UTC",
-                          message="Expect a few seconds of read-only mode.")
-    page = signed_in(pages, live_server, owner)
-    page.fill("#compose-title", "Lunch is here")
-    page.fill("#compose-message", "Kitchen, 2nd floor.")
-    mine = signed_in(pages, live_server, member)
-    first = inbox_state(live_server, member)["Deploy finished"]
-    live_server.call("POST", f"/api/notifications/{first['id']}/read", member["token"], status=200)
-    mine.fill("#compose-title", "Can someone review PR #482?")
-    open_bell(mine)
-    expect(mine.locator(ITEMS)).to_have_count(3)
-    expect(item(mine, "Deploy finished")).not_to_have_class(re.compile(r"\bunread\b"))
+    live_server.broadcast(owner, ws, "Database failover at 17:00 UTC", message="Expect a few seconds of read-only mode.")
+    deployed = inbox_state(live_server, member)["Deploy finished"]
+    live_server.call("POST", f"/api/notifications/{deployed['id']}/read", member["token"], status=200)
+
+    page = signed_in(pages, live_server, member)
+    page.fill("#compose-title", "Can someone review PR #482?")
+    page.locator("#recipients label", has_text="dana@acme.example").locator("input").check()
+    open_bell(page)
+    expect(page.locator(f"{ITEMS} .title-text")).to_have_text(
+        ["Database failover at 17:00 UTC", "Deploy finished", "Weekly report is ready"])
+    expect(item(page, "Deploy finished")).not_to_have_class(re.compile(r"\bunread\b"))
+    expect(page.locator("pulse-inbox [role=tab] .count")).to_have_text("2")
     target = os.environ.get("PULSESTACK_SCREENSHOT")
     if target and live_server.database_url.startswith("sqlite"):
-        mine.mouse.move(0, 0)
-        mine.evaluate("() => document.activeElement && document.activeElement.blur()")
+        page.mouse.move(0, 0)
         Path(target).parent.mkdir(parents=True, exist_ok=True)
-        mine.screenshot(path=target)
+        page.screenshot(path=target)
 
 
 # --- the components alone, on a fake store ---------------------------------------------------------

@@ -272,6 +272,9 @@ const INBOX_STYLE = sheet(`
   }
   .message:empty { display: none; }
   .meta { display: flex; flex-wrap: wrap; gap: 2px 8px; margin-top: 4px; font-size: 12px; color: var(--_muted); }
+  .meta .ws:not([hidden]) + time::before { content: "·"; margin-right: 8px; }
+  .url-slot { flex-basis: 100%; min-width: 0; display: flex; }
+  .url-slot:empty { display: none; }
   .meta .url { max-width: 100%; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
   a.url { color: var(--_accent); }
   .actions { display: flex; gap: 2px; align-items: flex-start; }
