@@ -181,6 +181,33 @@ def test_two_tabs_share_one_socket_and_a_read_in_one_shows_in_both(context, live
         assert f"inbox notification {live}" in tab.log()
     assert len(a.sockets) == 1 and b.sockets == []
 
+    # Logged out: both tabs sign out, and b does not take the socket over with the dead token.
+    live_server.call("POST", "/api/auth/logout", member["token"], status=204)
+    for tab in (a, b):
+        tab.wait("s.status === 'signed-out' && s.items.length === 0")
+        assert tab.log().count("inbox auth-expired") == 1
+    # Later: b signs in again and starts over, with a socket of its own (a new token, a new lock).
+    fresh = live_server.call("POST", "/api/auth/login", body={"email": member["email"], "password": member["password"]},
+                             status=200)["token"]
+    b.start(fresh, name="again")
+    b.wait(f"{READY} && s.items.length === 3", name="again")
+    assert len(a.sockets) == 1 and len(b.sockets) == 1
+    assert json.loads(b.sent[0]) == {"type": "auth", "token": fresh}
+
+
+def test_without_web_locks_each_tab_keeps_its_own_socket(context, live_server):
+    owner, ws, [member] = live_server.team(members=1)
+    first = live_server.broadcast(owner, ws, "first")["id"]
+    context.add_init_script("Object.defineProperty(Navigator.prototype, 'locks', {get: () => undefined})")
+    a, b = Tab(context, live_server), Tab(context, live_server)
+    for tab in (a, b):
+        assert tab.run("() => navigator.locks") is None
+        tab.start(member["token"])
+        tab.wait(f"{READY} && s.items.length === 1")
+    assert len(a.sockets) == 1 and len(b.sockets) == 1
+    assert a.run("id => inbox.markRead(id)", first) is True
+    b.wait("s.items[0].is_read && s.unread.total === 0")
+
 
 def test_closing_the_owning_tab_hands_the_socket_to_the_other(context, live_server):
     owner, ws, [member] = live_server.team(members=1)

@@ -67,6 +67,9 @@ export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSi
   let life = 0, gen = 0, dead = false, closed = false;
   // Tabs: the owner holds the lock and the socket; followers get its frames on the channel.
   let owner = false, channel = null, lockAbort = null, releaseLock = null;
+  // A signed-out owner keeps its lock (so no other tab reconnects with the dead token) until it
+  // starts over or closes.
+  let deadLock = null;
   // The owner's socket. `live`: its `ready` came. `up`: this store has a live server feed (own or relayed).
   let ws = null, live = false, up = false, conn = "connecting", attempt = 0;
   const timers = {};
@@ -436,7 +439,7 @@ export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSi
     post({ hello: tabId });
   }
 
-  function teardown() {
+  function teardown(keepLock) {
     life++;
     gen++;
     clearTimeout(timers.sync);
@@ -444,17 +447,26 @@ export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSi
     stopSocket();
     owner = live = up = false;
     queue = [];
-    if (releaseLock) releaseLock();
+    if (keepLock) deadLock = releaseLock;
+    else {
+      if (releaseLock) releaseLock();
+      freeLock();
+    }
     if (lockAbort) lockAbort.abort();
     if (channel) channel.close();
     channel = lockAbort = releaseLock = null;
+  }
+
+  function freeLock() {
+    if (deadLock) deadLock();
+    deadLock = null;
   }
 
   function signOut() {
     if (dead || closed) return;
     dead = true;
     post({ s: "signed-out" });
-    teardown();
+    teardown(true);
     clear("signed-out");
     emit("connection", "signed-out");
     emit("auth-expired");
@@ -470,6 +482,7 @@ export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSi
   // After signing out, an explicit call starts over: a token again (getToken), empty state.
   function restart() {
     dead = false;
+    freeLock();
     attempt = syncTries = 0;
     clear("connecting");
     emit("connection", "connecting");
