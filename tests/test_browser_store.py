@@ -333,6 +333,32 @@ def test_an_optimistic_update_is_rolled_back_when_the_request_fails(context, liv
     assert server_counts(live_server, member["token"]) == store_counts(start)
 
 
+def test_what_the_server_says_meanwhile_wins_over_a_rollback(context, live_server):
+    owner, ws, [member] = live_server.team(members=1)
+    first, second = (live_server.broadcast(owner, ws, f"n{n}")["id"] for n in range(2))
+    tab = Tab(context, live_server)
+    tab.start(member["token"])
+    tab.wait(f"{READY} && s.items.length === 2 && s.unread.total === 2")
+    # The page's markRead request hangs until the test lets it fail.
+    tab.run("""() => {
+      const real = window.fetch;
+      window.fetch = (url, init) => String(url).endsWith('/read')
+        ? new Promise((_, reject) => { window.failRead = () => reject(new TypeError('dropped by the test')); })
+        : real(url, init);
+    }""")
+    tab.run("id => { window.pending = inbox.markRead(id); }", first)
+    assert item(tab.state(), first)["is_read"] is True
+
+    # Meanwhile the item is read on another device: its `changed` frame sets the server's read_at.
+    read_at = live_server.call("POST", f"/api/notifications/{first}/read", member["token"], status=200)["read_at"]
+    tab.wait("s.items.find(i => i.id === arg[0]).read_at === arg[1]", [first, read_at])
+    assert tab.run("async () => { window.failRead(); return await window.pending; }") is False
+    s = tab.state()
+    assert item(s, first)["is_read"] is True and item(s, first)["read_at"] == read_at  # not rolled back
+    s = tab.wait("s.unread.total === 1")
+    assert store_counts(s) == server_counts(live_server, member["token"])
+
+
 def test_filters_paging_and_bulk_actions(context, live_server):
     owner, ws, [member] = live_server.team(members=1)
     other = live_server.call("POST", "/api/workspaces", owner["token"], {"name": "Other team"}, status=201)

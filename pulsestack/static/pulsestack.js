@@ -185,8 +185,7 @@ export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSi
     wantCounts = wantCounts || !!withCounts;
     if (syncing || dead || closed) return syncing || Promise.resolve(false);
     busy++;
-    set({ loading: true });
-    return syncing = (async () => {
+    syncing = (async () => {
       let ok = false;
       try {
         while (want && !dead && !closed) {
@@ -210,6 +209,8 @@ export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSi
       }
       return ok;
     })();
+    set({ loading: true }); // after `syncing` is set: a subscriber may call back in
+    return syncing;
   }
 
   async function fetchList(kind, withCounts, g) {
@@ -582,8 +583,7 @@ export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSi
       const cursor = state.nextCursor, at = listAt, g = gen;
       if (!cursor) return Promise.resolve(false);
       busy++;
-      set({ loading: true });
-      return more = list(state.filter, { cursor, limit: pageSize }).then((page) => {
+      more = list(state.filter, { cursor, limit: pageSize }).then((page) => {
         if (at !== listAt || g !== gen) return false;
         mark(page.items.map((i) => i.id));
         set({ items: merge(page.items), nextCursor: page.next_cursor });
@@ -593,6 +593,8 @@ export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSi
         if (!closed) set({ loading: syncing != null });
         done();
       });
+      set({ loading: true });
+      return more;
     },
     setFilter(f) {
       if (closed) return Promise.resolve(false);
