@@ -50,6 +50,7 @@ async function digest(text) {
 
 export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSize = 50, timing } = {}) {
   const t = { ...TIMING, ...timing };
+  pageSize = Math.min(100, Math.max(1, pageSize | 0 || 50));
   const base = String(baseUrl).replace(/\/+$/, "");
   const wsUrl = new URL(base + "/ws", location.href);
   wsUrl.protocol = wsUrl.protocol === "https:" ? "wss:" : "ws:";
@@ -78,6 +79,8 @@ export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSi
   let syncing = null, want = 0, wantCounts = false, syncTries = 0, more = null;
   // Optimistic updates: what the server said since an update started wins over its rollback.
   let epoch = 0, listAt = 0, countsAt = 0, pending = 0;
+  // The list has had its first page (items that frames added before it do not count).
+  let loaded = false;
   const touched = new Map();
 
   function report(e) {
@@ -198,6 +201,10 @@ export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSi
           } catch (e) {
             ok = false;
             if (e === STALE || e === AUTH || g !== gen) continue;
+            if (e.status < 500 && e.status !== 429) { // refused (a filter the server rejects): no retry
+              if (up) setStatus("ready");
+              continue;
+            }
             clearTimeout(timers.sync);
             if (up) timers.sync = later(() => sync(k, c), backoff(syncTries++));
           }
@@ -217,7 +224,7 @@ export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSi
     const check = (v) => { if (g !== gen) throw STALE; return v; };
     const f = state.filter;
     if (withCounts) setCounts(check(await api("GET", "/api/notifications/unread-count")));
-    let first = kind === 2 || !state.items.length;
+    let first = kind === 2 || !loaded || !state.items.length;
     if (!first) {
       const got = [], after = state.items[0].id;
       let cursor = null, pages = 0;
@@ -242,6 +249,7 @@ export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSi
     if (first) {
       const page = check(await list(f, { limit: pageSize }));
       listAt = ++epoch;
+      loaded = true;
       set({ items: merge(page.items, []), nextCursor: page.next_cursor });
     }
     syncTries = 0;
@@ -475,6 +483,7 @@ export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSi
 
   // Nothing of a signed-out session stays in the state.
   function clear(status) {
+    loaded = false;
     listAt = ++epoch;
     countsAt = ++epoch;
     set({ unread: ZERO, unseen: ZERO, items: [], nextCursor: null, loading: false, status });
@@ -600,6 +609,7 @@ export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSi
       if (closed) return Promise.resolve(false);
       gen++;
       listAt = ++epoch;
+      loaded = false;
       set({ filter: normFilter(f), items: [], nextCursor: null });
       if (dead) { restart(); return Promise.resolve(false); }
       return sync(2);
