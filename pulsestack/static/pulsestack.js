@@ -34,14 +34,10 @@ function matches(it, f) {
 // Newest first: created_at (six fractional digits, so text order is time order), then id (UUIDv7).
 const newer = (a, b) => (a.created_at < b.created_at ? 1 : a.created_at > b.created_at ? -1 : a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
 
-const counts = (c) => freeze({ total: c && c.total | 0, workspaces: { ...(c && c.workspaces) } });
+const counts = (c) => freeze({ total: (c && c.total) | 0, workspaces: { ...(c && c.workspaces) } });
 
 // The API's timestamp format (six fractional digits), for optimistic read_at / archived_at.
 const now = () => new Date().toISOString().replace("Z", "000Z");
-
-function later(fn, ms) {
-  return setTimeout(fn, ms);
-}
 
 async function digest(text) {
   const bytes = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
@@ -206,7 +202,7 @@ export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSi
               continue;
             }
             clearTimeout(timers.sync);
-            if (up) timers.sync = later(() => sync(k, c), backoff(syncTries++));
+            if (up) timers.sync = setTimeout(() => sync(k, c), backoff(syncTries++));
           }
         }
       } finally {
@@ -357,7 +353,7 @@ export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSi
       if (f.type === "error") return;
       if (f.type === "ready") {
         live = true;
-        timers.stable = later(() => { attempt = 0; }, t.stable);
+        timers.stable = setTimeout(() => { attempt = 0; }, t.stable);
         schedulePing();
       }
       post({ f });
@@ -374,18 +370,18 @@ export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSi
     up = false;
     if (dead || closed || !owner) return;
     setConn("offline");
-    timers.retry = later(connect, backoff(attempt++));
+    timers.retry = setTimeout(connect, backoff(attempt++));
   }
 
   function schedulePing() {
     clearTimeout(timers.ping);
-    timers.ping = later(ping, t.ping);
+    timers.ping = setTimeout(ping, t.ping);
   }
 
   function ping() {
     if (!live || timers.pong) return;
     try { ws.send('{"type":"ping"}'); } catch { /* closing */ }
-    timers.pong = later(() => dropped(1006), t.pong); // no pong: the connection is dead, whatever the browser thinks
+    timers.pong = setTimeout(() => dropped(1006), t.pong); // no pong: the connection is dead, whatever the browser thinks
   }
 
   // `online`, or the tab became visible: retry now if waiting, check the socket if connected.
@@ -424,7 +420,7 @@ export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSi
     try {
       tk = await currentToken();
     } catch {
-      if (l === life) timers.start = later(start, backoff(attempt++)); // getToken failed: try again later
+      if (l === life) timers.start = setTimeout(start, backoff(attempt++)); // getToken failed: try again later
       return;
     }
     if (l !== life) return;
