@@ -328,8 +328,7 @@ export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSi
     clearTimeout(timers.retry);
     if (ws || dead || closed || !owner) return;
     const l = life;
-    ws = 1; // opening
-    setConn("connecting");
+    ws = 1; // opening (the status stays what it is until the socket opens: no flicker while retrying)
     let tk;
     try {
       tk = await currentToken();
@@ -340,7 +339,10 @@ export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSi
     if (tk === null) return signOut();
     if (tk === undefined) return dropped(1006); // getToken failed: try again later
     const sock = ws = new WebSocket(wsUrl.href);
-    sock.onopen = () => sock.send(JSON.stringify({ type: "auth", token: tk }));
+    sock.onopen = () => {
+      setConn("connecting");
+      sock.send(JSON.stringify({ type: "auth", token: tk }));
+    };
     sock.onmessage = (e) => {
       let f;
       try { f = JSON.parse(e.data); } catch { return; }
