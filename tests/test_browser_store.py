@@ -181,6 +181,33 @@ def test_two_tabs_share_one_socket_and_a_read_in_one_shows_in_both(context, live
         assert f"inbox notification {live}" in tab.log()
     assert len(a.sockets) == 1 and b.sockets == []
 
+    # Logged out: both tabs sign out, and b does not take the socket over with the dead token.
+    live_server.call("POST", "/api/auth/logout", member["token"], status=204)
+    for tab in (a, b):
+        tab.wait("s.status === 'signed-out' && s.items.length === 0")
+        assert tab.log().count("inbox auth-expired") == 1
+    # Later: b signs in again and starts over, with a socket of its own (a new token, a new lock).
+    fresh = live_server.call("POST", "/api/auth/login", body={"email": member["email"], "password": member["password"]},
+                             status=200)["token"]
+    b.start(fresh, name="again")
+    b.wait(f"{READY} && s.items.length === 3", name="again")
+    assert len(a.sockets) == 1 and len(b.sockets) == 1
+    assert json.loads(b.sent[0]) == {"type": "auth", "token": fresh}
+
+
+def test_without_web_locks_each_tab_keeps_its_own_socket(context, live_server):
+    owner, ws, [member] = live_server.team(members=1)
+    first = live_server.broadcast(owner, ws, "first")["id"]
+    context.add_init_script("Object.defineProperty(Navigator.prototype, 'locks', {get: () => undefined})")
+    a, b = Tab(context, live_server), Tab(context, live_server)
+    for tab in (a, b):
+        assert tab.run("() => navigator.locks") is None
+        tab.start(member["token"])
+        tab.wait(f"{READY} && s.items.length === 1")
+    assert len(a.sockets) == 1 and len(b.sockets) == 1
+    assert a.run("id => inbox.markRead(id)", first) is True
+    b.wait("s.items[0].is_read && s.unread.total === 0")
+
 
 def test_closing_the_owning_tab_hands_the_socket_to_the_other(context, live_server):
     owner, ws, [member] = live_server.team(members=1)
@@ -304,6 +331,32 @@ def test_an_optimistic_update_is_rolled_back_when_the_request_fails(context, liv
 
     # Nothing reached the server.
     assert server_counts(live_server, member["token"]) == store_counts(start)
+
+
+def test_what_the_server_says_meanwhile_wins_over_a_rollback(context, live_server):
+    owner, ws, [member] = live_server.team(members=1)
+    first, second = (live_server.broadcast(owner, ws, f"n{n}")["id"] for n in range(2))
+    tab = Tab(context, live_server)
+    tab.start(member["token"])
+    tab.wait(f"{READY} && s.items.length === 2 && s.unread.total === 2")
+    # The page's markRead request hangs until the test lets it fail.
+    tab.run("""() => {
+      const real = window.fetch;
+      window.fetch = (url, init) => String(url).endsWith('/read')
+        ? new Promise((_, reject) => { window.failRead = () => reject(new TypeError('dropped by the test')); })
+        : real(url, init);
+    }""")
+    tab.run("id => { window.pending = inbox.markRead(id); }", first)
+    assert item(tab.state(), first)["is_read"] is True
+
+    # Meanwhile the item is read on another device: its `changed` frame sets the server's read_at.
+    read_at = live_server.call("POST", f"/api/notifications/{first}/read", member["token"], status=200)["read_at"]
+    tab.wait("s.items.find(i => i.id === arg[0]).read_at === arg[1]", [first, read_at])
+    assert tab.run("async () => { window.failRead(); return await window.pending; }") is False
+    s = tab.state()
+    assert item(s, first)["is_read"] is True and item(s, first)["read_at"] == read_at  # not rolled back
+    s = tab.wait("s.unread.total === 1")
+    assert store_counts(s) == server_counts(live_server, member["token"])
 
 
 def test_filters_paging_and_bulk_actions(context, live_server):

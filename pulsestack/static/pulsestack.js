@@ -34,14 +34,10 @@ function matches(it, f) {
 // Newest first: created_at (six fractional digits, so text order is time order), then id (UUIDv7).
 const newer = (a, b) => (a.created_at < b.created_at ? 1 : a.created_at > b.created_at ? -1 : a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
 
-const counts = (c) => freeze({ total: c && c.total | 0, workspaces: { ...(c && c.workspaces) } });
+const counts = (c) => freeze({ total: (c && c.total) | 0, workspaces: { ...(c && c.workspaces) } });
 
 // The API's timestamp format (six fractional digits), for optimistic read_at / archived_at.
 const now = () => new Date().toISOString().replace("Z", "000Z");
-
-function later(fn, ms) {
-  return setTimeout(fn, ms);
-}
 
 async function digest(text) {
   const bytes = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
@@ -50,6 +46,7 @@ async function digest(text) {
 
 export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSize = 50, timing } = {}) {
   const t = { ...TIMING, ...timing };
+  pageSize = Math.min(100, Math.max(1, pageSize | 0 || 50));
   const base = String(baseUrl).replace(/\/+$/, "");
   const wsUrl = new URL(base + "/ws", location.href);
   wsUrl.protocol = wsUrl.protocol === "https:" ? "wss:" : "ws:";
@@ -67,6 +64,9 @@ export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSi
   let life = 0, gen = 0, dead = false, closed = false;
   // Tabs: the owner holds the lock and the socket; followers get its frames on the channel.
   let owner = false, channel = null, lockAbort = null, releaseLock = null;
+  // A signed-out owner keeps its lock (so no other tab reconnects with the dead token) until it
+  // starts over or closes.
+  let deadLock = null;
   // The owner's socket. `live`: its `ready` came. `up`: this store has a live server feed (own or relayed).
   let ws = null, live = false, up = false, conn = "connecting", attempt = 0;
   const timers = {};
@@ -75,6 +75,8 @@ export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSi
   let syncing = null, want = 0, wantCounts = false, syncTries = 0, more = null;
   // Optimistic updates: what the server said since an update started wins over its rollback.
   let epoch = 0, listAt = 0, countsAt = 0, pending = 0;
+  // The list has had its first page (items that frames added before it do not count).
+  let loaded = false;
   const touched = new Map();
 
   function report(e) {
@@ -182,8 +184,7 @@ export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSi
     wantCounts = wantCounts || !!withCounts;
     if (syncing || dead || closed) return syncing || Promise.resolve(false);
     busy++;
-    set({ loading: true });
-    return syncing = (async () => {
+    syncing = (async () => {
       let ok = false;
       try {
         while (want && !dead && !closed) {
@@ -196,8 +197,12 @@ export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSi
           } catch (e) {
             ok = false;
             if (e === STALE || e === AUTH || g !== gen) continue;
+            if (e.status < 500 && e.status !== 429) { // refused (a filter the server rejects): no retry
+              if (up) setStatus("ready");
+              continue;
+            }
             clearTimeout(timers.sync);
-            if (up) timers.sync = later(() => sync(k, c), backoff(syncTries++));
+            if (up) timers.sync = setTimeout(() => sync(k, c), backoff(syncTries++));
           }
         }
       } finally {
@@ -207,13 +212,15 @@ export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSi
       }
       return ok;
     })();
+    set({ loading: true }); // after `syncing` is set: a subscriber may call back in
+    return syncing;
   }
 
   async function fetchList(kind, withCounts, g) {
     const check = (v) => { if (g !== gen) throw STALE; return v; };
     const f = state.filter;
     if (withCounts) setCounts(check(await api("GET", "/api/notifications/unread-count")));
-    let first = kind === 2 || !state.items.length;
+    let first = kind === 2 || !loaded || !state.items.length;
     if (!first) {
       const got = [], after = state.items[0].id;
       let cursor = null, pages = 0;
@@ -238,6 +245,7 @@ export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSi
     if (first) {
       const page = check(await list(f, { limit: pageSize }));
       listAt = ++epoch;
+      loaded = true;
       set({ items: merge(page.items, []), nextCursor: page.next_cursor });
     }
     syncTries = 0;
@@ -320,8 +328,7 @@ export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSi
     clearTimeout(timers.retry);
     if (ws || dead || closed || !owner) return;
     const l = life;
-    ws = 1; // opening
-    setConn("connecting");
+    ws = 1; // opening (the status stays what it is until the socket opens: no flicker while retrying)
     let tk;
     try {
       tk = await currentToken();
@@ -332,7 +339,10 @@ export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSi
     if (tk === null) return signOut();
     if (tk === undefined) return dropped(1006); // getToken failed: try again later
     const sock = ws = new WebSocket(wsUrl.href);
-    sock.onopen = () => sock.send(JSON.stringify({ type: "auth", token: tk }));
+    sock.onopen = () => {
+      setConn("connecting");
+      sock.send(JSON.stringify({ type: "auth", token: tk }));
+    };
     sock.onmessage = (e) => {
       let f;
       try { f = JSON.parse(e.data); } catch { return; }
@@ -345,7 +355,7 @@ export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSi
       if (f.type === "error") return;
       if (f.type === "ready") {
         live = true;
-        timers.stable = later(() => { attempt = 0; }, t.stable);
+        timers.stable = setTimeout(() => { attempt = 0; }, t.stable);
         schedulePing();
       }
       post({ f });
@@ -362,18 +372,18 @@ export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSi
     up = false;
     if (dead || closed || !owner) return;
     setConn("offline");
-    timers.retry = later(connect, backoff(attempt++));
+    timers.retry = setTimeout(connect, backoff(attempt++));
   }
 
   function schedulePing() {
     clearTimeout(timers.ping);
-    timers.ping = later(ping, t.ping);
+    timers.ping = setTimeout(ping, t.ping);
   }
 
   function ping() {
     if (!live || timers.pong) return;
     try { ws.send('{"type":"ping"}'); } catch { /* closing */ }
-    timers.pong = later(() => dropped(1006), t.pong); // no pong: the connection is dead, whatever the browser thinks
+    timers.pong = setTimeout(() => dropped(1006), t.pong); // no pong: the connection is dead, whatever the browser thinks
   }
 
   // `online`, or the tab became visible: retry now if waiting, check the socket if connected.
@@ -412,7 +422,7 @@ export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSi
     try {
       tk = await currentToken();
     } catch {
-      if (l === life) timers.start = later(start, backoff(attempt++)); // getToken failed: try again later
+      if (l === life) timers.start = setTimeout(start, backoff(attempt++)); // getToken failed: try again later
       return;
     }
     if (l !== life) return;
@@ -436,7 +446,7 @@ export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSi
     post({ hello: tabId });
   }
 
-  function teardown() {
+  function teardown(keepLock) {
     life++;
     gen++;
     clearTimeout(timers.sync);
@@ -444,17 +454,26 @@ export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSi
     stopSocket();
     owner = live = up = false;
     queue = [];
-    if (releaseLock) releaseLock();
+    if (keepLock) deadLock = releaseLock;
+    else {
+      if (releaseLock) releaseLock();
+      freeLock();
+    }
     if (lockAbort) lockAbort.abort();
     if (channel) channel.close();
     channel = lockAbort = releaseLock = null;
+  }
+
+  function freeLock() {
+    if (deadLock) deadLock();
+    deadLock = null;
   }
 
   function signOut() {
     if (dead || closed) return;
     dead = true;
     post({ s: "signed-out" });
-    teardown();
+    teardown(true);
     clear("signed-out");
     emit("connection", "signed-out");
     emit("auth-expired");
@@ -462,6 +481,7 @@ export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSi
 
   // Nothing of a signed-out session stays in the state.
   function clear(status) {
+    loaded = false;
     listAt = ++epoch;
     countsAt = ++epoch;
     set({ unread: ZERO, unseen: ZERO, items: [], nextCursor: null, loading: false, status });
@@ -470,6 +490,7 @@ export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSi
   // After signing out, an explicit call starts over: a token again (getToken), empty state.
   function restart() {
     dead = false;
+    freeLock();
     attempt = syncTries = 0;
     clear("connecting");
     emit("connection", "connecting");
@@ -569,8 +590,7 @@ export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSi
       const cursor = state.nextCursor, at = listAt, g = gen;
       if (!cursor) return Promise.resolve(false);
       busy++;
-      set({ loading: true });
-      return more = list(state.filter, { cursor, limit: pageSize }).then((page) => {
+      more = list(state.filter, { cursor, limit: pageSize }).then((page) => {
         if (at !== listAt || g !== gen) return false;
         mark(page.items.map((i) => i.id));
         set({ items: merge(page.items), nextCursor: page.next_cursor });
@@ -580,11 +600,14 @@ export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSi
         if (!closed) set({ loading: syncing != null });
         done();
       });
+      set({ loading: true });
+      return more;
     },
     setFilter(f) {
       if (closed) return Promise.resolve(false);
       gen++;
       listAt = ++epoch;
+      loaded = false;
       set({ filter: normFilter(f), items: [], nextCursor: null });
       if (dead) { restart(); return Promise.resolve(false); }
       return sync(2);
