@@ -52,7 +52,9 @@ class Pages:
     def new(self) -> Page:
         context = self.browser.new_context(viewport={"width": 1180, "height": 820})
         self.contexts.append(context)
-        page = context.new_page()
+        return self.watch(context.new_page())
+
+    def watch(self, page: Page) -> Page:
         page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
         page.on("console", lambda msg: self.problems.append(f"console: {msg.text}")
                 if "Content Security Policy" in msg.text else None)
@@ -141,6 +143,28 @@ def test_sign_in_through_the_form_and_a_wrong_password_shows_an_error(pages, liv
     expect(page.locator("#sign-in-form")).to_be_visible()
     expect(page.locator("#auth-message")).to_have_text("You signed out.")
     live_server.call("GET", "/api/me", token, status=401)
+
+
+def test_signing_out_in_one_tab_signs_out_the_others(pages, live_server):
+    owner, ws, _ = live_server.team(members=0)
+    first = signed_in(pages, live_server, owner)
+    second = pages.watch(first.context.new_page())  # another tab of the same browser: same localStorage, one socket
+    second.goto(live_server.base + "/")
+    expect(second.locator("#me-email")).to_have_text(owner["email"])
+    expect(second.locator("pulse-bell")).to_have_attribute("data-status", "ready")
+
+    first.click("#sign-out")
+    expect(first.locator("#auth-message")).to_have_text("You signed out.")
+    expect(second.locator("#sign-in-form")).to_be_visible()
+    expect(second.locator("#auth-message")).to_contain_text("signed out")
+    expect(second.locator("#session")).to_be_hidden()
+
+    # Signing in in one tab signs the other one in too.
+    second.fill("#sign-in-password", owner["password"])
+    second.click("#sign-in-submit")
+    expect(second.locator("#me-email")).to_have_text(owner["email"])
+    expect(first.locator("#me-email")).to_have_text(owner["email"])
+    expect(first.locator("pulse-bell")).to_have_attribute("data-status", "ready")
 
 
 def test_register_through_the_form_then_create_a_workspace(pages, live_server):

@@ -136,7 +136,6 @@ const LIGHT = `
   --_muted: var(--pulse-muted, #5b6170);
   --_border: var(--pulse-border, #dde1e8);
   --_accent: var(--pulse-accent, #3553d1);
-  --_accent-fg: var(--pulse-accent-fg, #ffffff);
   --_hover: var(--pulse-hover, #f1f3f7);
   --_unread-bg: var(--pulse-unread-bg, #f2f5ff);
   --_badge-bg: var(--pulse-badge-bg, #d92f2f);
@@ -152,7 +151,6 @@ const DARK = `
   --_muted: var(--pulse-muted, #a3a9b8);
   --_border: var(--pulse-border, #343946);
   --_accent: var(--pulse-accent, #8aa0ff);
-  --_accent-fg: var(--pulse-accent-fg, #0f1218);
   --_hover: var(--pulse-hover, #262a33);
   --_unread-bg: var(--pulse-unread-bg, #212843);
   --_badge-bg: var(--pulse-badge-bg, #ff6b6b);
@@ -813,7 +811,7 @@ export class PulseInbox extends HTMLElement {
    * in the banner, with a retry. */
   _act(fn, failure) {
     const store = this._store;
-    if (!store) return Promise.resolve(false);
+    if (!store || this._state().status === "signed-out") return Promise.resolve(false);
     const report = (error) => {
       if (this._store !== store || this._state().status === "signed-out") return;
       this._error = {text: error ? errorText(error, failure) : failure, retry: () => this._act(fn, failure)};
@@ -960,7 +958,7 @@ export class PulseInbox extends HTMLElement {
 
   _selectTab(key) {
     const tab = TABS.find((t) => t.key === key);
-    if (!tab || !this._store) return;
+    if (!tab || !this._store || this._state().status === "signed-out") return;
     if (tabOf(this._state().filter) === key) return;
     this._commitPending();
     this._activeId = null;
@@ -972,7 +970,7 @@ export class PulseInbox extends HTMLElement {
   }
 
   _setWorkspace(slug) {
-    if (!this._store) return;
+    if (!this._store || this._state().status === "signed-out") return;
     this._commitPending();
     this._activeId = null;
     this._scroller.scrollTop = 0;
@@ -1177,7 +1175,10 @@ export class PulseBell extends HTMLElement {
   }
 
   _markSeen() {
-    if (this._store && this._store.markSeen) run(this._store.markSeen()).catch(() => {});
+    const store = this._store;
+    // Not on a signed-out store: an action there starts it over (pulsestack.js), which is the app's call.
+    if (!store || !store.markSeen || store.getState().status === "signed-out") return;
+    run(store.markSeen()).catch(() => {});
   }
 
   _applyOpen(open) {
