@@ -390,7 +390,14 @@ export class PulseInbox extends HTMLElement {
     this._rows.forEach(({row}) => row.remove());
     this._rows.clear();
     this._activeId = null;
-    if (this.isConnected) this._attach();
+    this._error = null;
+    this._stuckCursor = null;
+    this._loadingMore = false;
+    this._knownWorkspaces.clear();
+    if (this.isConnected) {
+      this._attach();
+      this._render();
+    }
   }
 
   /** Workspaces to name in the filter and on items: [{id, slug, name}] (GET /api/me's list). */
@@ -538,8 +545,9 @@ export class PulseInbox extends HTMLElement {
       text = "Reconnecting…";
     }
     const key = JSON.stringify([text, kind, !!retry]);
-    if (key === this._bannerKey) return;
+    if (key === this._bannerKey && this._error === this._bannerError) return; // (a new error brings a new retry)
     this._bannerKey = key;
+    this._bannerError = this._error;
     this._banner.hidden = !text;
     this._banner.className = `banner ${kind}`;
     this._banner.replaceChildren();
@@ -591,10 +599,11 @@ export class PulseInbox extends HTMLElement {
     const wanted = new Set(items.map((item) => item.id));
     const setSize = this._state().nextCursor ? "-1" : String(items.length);
     const focusedId = this._focusedItemId();
+    const shown = [...this._feed.children].map((row) => row.firstElementChild.dataset.id); // display order
     let focusFallback = null;
     for (const [id, entry] of this._rows) {
       if (!wanted.has(id)) {
-        if (id === focusedId || id === this._activeId) focusFallback = this._neighbour(id, wanted);
+        if (id === focusedId || id === this._activeId) focusFallback = this._neighbour(shown, id, wanted);
         entry.row.remove();
         this._rows.delete(id);
       }
@@ -623,8 +632,8 @@ export class PulseInbox extends HTMLElement {
     }
   }
 
-  _neighbour(id, wanted) {
-    const order = [...this._rows.keys()];
+  /** The item shown after `id` (else before it) that stays in the list. */
+  _neighbour(order, id, wanted) {
     const at = order.indexOf(id);
     for (let i = at + 1; i < order.length; i++) if (wanted.has(order[i])) return order[i];
     for (let i = at - 1; i >= 0; i--) if (wanted.has(order[i])) return order[i];
@@ -661,9 +670,9 @@ export class PulseInbox extends HTMLElement {
       item.workspace_id, item.workspace_slug, this._workspaceName(item)]);
     article.setAttribute("aria-posinset", String(index + 1));
     article.setAttribute("aria-setsize", size);
+    entry.item = item;
     if (entry.key === key) return;
     entry.key = key;
-    entry.item = item;
     article.classList.toggle("unread", !item.is_read);
     article.classList.toggle("archived", !!item.archived);
     parts.state.textContent = item.is_read ? "" : "Unread: ";
@@ -674,14 +683,16 @@ export class PulseInbox extends HTMLElement {
     parts.time.setAttribute("datetime", item.created_at || "");
     parts.time.title = fullTime(item.created_at);
     parts.time.textContent = relativeTime(item.created_at);
-    parts.urlSlot.replaceChildren();
-    if (href) {
-      const link = el("a", {class: "url", href, rel: "noopener noreferrer", part: "link", "data-action": "open", text: item.url});
-      parts.urlSlot.append(link);
-    } else if (item.url) {
-      parts.urlSlot.append(el("span", {class: "url", text: item.url}));
+    if (entry.url !== item.url) { // (kept otherwise, so a focused link stays focused)
+      entry.url = item.url;
+      parts.urlSlot.replaceChildren();
+      if (href) {
+        parts.urlSlot.append(el("a", {class: "url", href, rel: "noopener noreferrer", part: "link", "data-action": "open", text: item.url}));
+      } else if (item.url) {
+        parts.urlSlot.append(el("span", {class: "url", text: item.url}));
+      }
+      parts.link = href ? parts.urlSlot.firstChild : null;
     }
-    parts.link = href ? parts.urlSlot.firstChild : null;
     const readLabel = item.is_read ? "Mark unread" : "Mark read";
     parts.read.setAttribute("aria-label", readLabel);
     parts.read.title = readLabel;
@@ -1060,9 +1071,13 @@ export class PulseBell extends HTMLElement {
 
   set store(store) {
     if (store === this._store) return;
+    const old = this._store;
     this._detach();
     this._store = store || null;
+    const panel = this.panel;
+    if (old && panel && panel.store === old) panel.store = this._store; // the one it was handed goes with it
     if (this.isConnected) this._attach();
+    this._render();
   }
 
   /** The <pulse-inbox> this bell opens: the element named by `for`, else its first child <pulse-inbox>. */
@@ -1100,7 +1115,7 @@ export class PulseBell extends HTMLElement {
     upgradeProperties(this, ["store", "open"]);
     this._attach();
     this._bindPanel();
-    this._applyOpen(this.open);
+    this._applyOpen(this.open, {quiet: !this.open});
   }
 
   disconnectedCallback() {
@@ -1181,7 +1196,7 @@ export class PulseBell extends HTMLElement {
     run(store.markSeen()).catch(() => {});
   }
 
-  _applyOpen(open) {
+  _applyOpen(open, {quiet = false} = {}) {
     if (this.getAttribute("for") && !this._boundPanel) this._bindPanel();
     this._button.setAttribute("aria-expanded", String(open));
     const panel = this.panel;
@@ -1199,7 +1214,7 @@ export class PulseBell extends HTMLElement {
     } else {
       document.removeEventListener("pointerdown", this._onOutside, true);
     }
-    this.dispatchEvent(new CustomEvent("pulse-toggle", {detail: {open}, bubbles: true, composed: true}));
+    if (!quiet) this.dispatchEvent(new CustomEvent("pulse-toggle", {detail: {open}, bubbles: true, composed: true}));
   }
 
   /** Without an `align` attribute the panel opens on the side where it fits the window. */
