@@ -482,7 +482,8 @@ def test_infinite_scroll_loads_the_next_page(pages, live_server):
 def test_workspace_filter_with_counts(pages, live_server):
     owner, ws, (member,) = live_server.team(members=1)
     other_ws = live_server.call("POST", "/api/workspaces", owner["token"], {"name": "Second <i>team</i>"}, status=201)
-    live_server.call("POST", f"/api/workspaces/{other_ws['slug']}/members", owner["token"], {"email": member["email"]}, status=201)
+    live_server.call("POST", f"/api/workspaces/{other_ws['slug']}/members", owner["token"],
+                     {"email": member["email"]}, status=201)
     live_server.broadcast(owner, ws, "From the first")
     live_server.broadcast(owner, other_ws, "From the second")
     live_server.broadcast(owner, other_ws, "Also from the second")
@@ -550,7 +551,10 @@ FAKE_STORE = """() => {
       emit(name, arg) { (handlers[name] || []).forEach((fn) => fn(arg)); },
       subscribe(fn) { subs.add(fn); return () => subs.delete(fn); },
       getState: () => state,
-      on(name, fn) { (handlers[name] ||= []).push(fn); return () => { handlers[name] = handlers[name].filter((g) => g !== fn); }; },
+      on(name, fn) {
+        (handlers[name] ||= []).push(fn);
+        return () => { handlers[name] = handlers[name].filter((g) => g !== fn); };
+      },
     };
     for (const name of ["loadMore", "setFilter", "markRead", "markUnread", "markAllRead", "markSeen", "archive",
                         "unarchive", "dismiss", "close"]) {
@@ -608,7 +612,8 @@ def test_bell_badge_caps_at_99_and_its_label_says_the_count(pages):
 
     page.evaluate("() => { store.emit('notification', fakeItem(1, {title: '<b>One</b>'})); }")
     expect(page.locator("pulse-bell [part=live]")).to_have_text("New notification: <b>One</b>")
-    page.evaluate("() => { store.emit('notification', fakeItem(2, {title: 'Two'})); store.emit('notification', fakeItem(3, {title: 'Three'})); }")
+    page.evaluate("() => { store.emit('notification', fakeItem(2, {title: 'Two'}));"
+                  " store.emit('notification', fakeItem(3, {title: 'Three'})); }")
     expect(page.locator("pulse-bell [part=live]")).to_have_text("2 new notifications: Two; Three")
     page.evaluate("() => store.set({status: 'signed-out'})")
     expect(bell_button(page)).to_have_attribute("aria-label", "Alerts, signed out")
@@ -682,7 +687,8 @@ def test_bell_for_a_panel_elsewhere_opens_it_marks_seen_and_escape_returns_focus
 
 def test_inbox_keys_archive_dismiss_and_tabs(pages):
     page = harness(pages, "<pulse-inbox id=inbox></pulse-inbox>")
-    page.evaluate("() => { window.store = makeStore({items: [1, 2, 3].map((n) => fakeItem(n)), unread: {total: 3, workspaces: {w1: 3}}});"
+    page.evaluate("() => { window.store = makeStore({items: [1, 2, 3].map((n) => fakeItem(n)),"
+                  " unread: {total: 3, workspaces: {w1: 3}}});"
                   " document.getElementById('inbox').store = store; }")
     page.locator("pulse-inbox").evaluate("inbox => inbox.focusList()")
     expect(item(page, "Item 1")).to_be_focused()
