@@ -210,10 +210,7 @@ def copy_db(from_url: str, to_url: str, *, verify_only: bool) -> None:
 
     log.info("copy-db: %s %s -> %s", "verifying" if verify_only else "copying", redact(from_url), redact(to_url))
     try:
-        if verify_only:
-            reports = asyncio.run(run_verify(from_url, to_url))
-        else:
-            reports = asyncio.run(run_copy(from_url, to_url))
+        reports = asyncio.run(run_verify(from_url, to_url) if verify_only else run_copy(from_url, to_url))
     except CopyError as exc:
         raise CommandError(f"copy-db: {exc}") from exc
     except Exception as exc:  # a dropped connection, a full disk: one line, never a traceback

@@ -235,7 +235,7 @@ class SQLiteSide(Side):
         if self.conn is not None and self.conn.in_transaction:
             self.conn.execute("ROLLBACK")
 
-    async def rows(self, table: str, columns: Columns) -> AsyncIterator[list[tuple[Any, ...]]]:  # type: ignore[override]
+    async def rows(self, table: str, columns: Columns) -> AsyncIterator[list[tuple[Any, ...]]]:
         names = ", ".join(f'"{c}"' for c in columns.names)
         order = ", ".join(f'"{c}"' for c in TABLES[table])
         cursor = self._c().execute(f'SELECT {names} FROM "{table}" ORDER BY {order}')
@@ -278,7 +278,7 @@ class PostgresSide(Side):
     async def open(self) -> None:
         try:
             self.conn = await asyncpg.connect(self.url, timeout=10)
-        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise CopyError(f"cannot connect: {_reason(exc)}") from exc
 
     async def reopen(self) -> None:
@@ -332,7 +332,7 @@ class PostgresSide(Side):
             " WHERE table_schema = current_schema() AND table_name = $1", table))
         return ", ".join(f'"{c}" COLLATE "C"' if types.get(c) == "text" else f'"{c}"' for c in TABLES[table])
 
-    async def rows(self, table: str, columns: Columns) -> AsyncIterator[list[tuple[Any, ...]]]:  # type: ignore[override]
+    async def rows(self, table: str, columns: Columns) -> AsyncIterator[list[tuple[Any, ...]]]:
         conn = self._c()
         names = ", ".join(f'"{c}"' for c in columns.names)
         sql = f'SELECT {names} FROM "{table}" ORDER BY {await self._order(table)}'
@@ -389,7 +389,7 @@ class Progress:
         self.started = self.last_line = time.monotonic()
         self.bar: Any = None
         if bar:
-            from tqdm import tqdm
+            from tqdm import tqdm  # type: ignore[import-untyped]
 
             self.bar = tqdm(total=total, desc=table, unit=" rows", unit_scale=True, file=sys.stderr, leave=True)
 
