@@ -204,7 +204,7 @@ def copy_db(from_url: str, to_url: str, *, verify_only: bool) -> None:
     """copy-db: fill an empty database from another (any dialect to any), then
     verify every table's row count and checksum; or, with --verify-only,
     only compare two databases. db/copy.py holds the steps and the why."""
-    from .db.copy import CopyError
+    from .db.copy import CLEAN_UP, CopyError
     from .db.copy import copy_db as run_copy
     from .db.copy import verify_only as run_verify
 
@@ -213,6 +213,10 @@ def copy_db(from_url: str, to_url: str, *, verify_only: bool) -> None:
         reports = asyncio.run(run_verify(from_url, to_url) if verify_only else run_copy(from_url, to_url))
     except CopyError as exc:
         raise CommandError(f"copy-db: {exc}") from exc
+    except KeyboardInterrupt:
+        if not verify_only:  # the tables copied so far are committed, the one under way rolled back
+            log.warning("copy-db: interrupted; the target may hold some tables already: %s", CLEAN_UP)
+        raise
     except Exception as exc:  # a dropped connection, a full disk: one line, never a traceback
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CommandError(f"copy-db: {type(exc).__name__}: {reason}") from exc

@@ -97,18 +97,19 @@ def known_steps() -> list[str]:
 
 # --- canonical form ---------------------------------------------------------
 
-def _canonical_value(value: Any, is_json: bool) -> Any:
-    if value is None:
-        return None
-    if is_json:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise CopyError(f"a timestamp without a time zone: {value!r}")
+def _json_text(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _timestamp_text(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise CopyError(f"a timestamp without a time zone: {value!r}")
+    if value.utcoffset():
         return isoformat_z(value)
-    return value  # bool, int, str: JSON spells them true/false, digits, quoted text
+    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"  # isoformat_z without astimezone
+
+
+_CANONICAL: dict[type, Callable[[Any], Any]] = {uuid.UUID: str, datetime: _timestamp_text}
 
 
 def canonical_row(row: Sequence[Any], json_columns: Sequence[bool]) -> bytes:
@@ -116,8 +117,19 @@ def canonical_row(row: Sequence[Any], json_columns: Sequence[bool]) -> bytes:
     values in column order, UUIDs as lowercase text, timestamps as ISO-8601
     UTC with 6 fractional digits and Z, booleans true/false, NULL null, a
     JSON column's value as its compact sorted-keys text, then a newline."""
-    values = [_canonical_value(v, j) for v, j in zip(row, json_columns, strict=True)]
-    return json.dumps(values, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+    values = []
+    for v, j in zip(row, json_columns, strict=True):
+        if v is None:
+            values.append(None)
+        elif j:
+            values.append(_json_text(v))
+        else:
+            convert = _CANONICAL.get(type(v))
+            values.append(v if convert is None else convert(v))  # bool, int, str as JSON spells them
+    return _ENCODER.encode(values).encode() + b"\n"
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass

@@ -80,11 +80,16 @@ def main(argv: list[str] | None = None) -> int:
         drop = f'DROP DATABASE IF EXISTS "{args.pg_database}" WITH (FORCE)'
         asyncio.run(pg_admin(args.postgres_url, drop, f'CREATE DATABASE "{args.pg_database}"'))
         try:
+            rss_file = Path(tmp) / "rss"
+            timer = ["/usr/bin/time", "-f", "%M", "-o", str(rss_file)] if Path("/usr/bin/time").exists() else []
             t = time.perf_counter()
-            result = subprocess.run([sys.executable, "-m", "pulsestack", "copy-db", "--from", src, "--to", dst],
+            result = subprocess.run([*timer, sys.executable, "-m", "pulsestack", "copy-db", "--from", src, "--to", dst],
                                     env=env, cwd=tmp, capture_output=True, text=True)
             seconds = time.perf_counter() - t
-            peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+            if timer:
+                peak_kib = int(rss_file.read_text().split()[-1])
+            else:  # an overestimate when the child was vforked (see above)
+                peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
             sys.stderr.write(result.stderr)
             if result.returncode != 0:
                 print(f"copy-db failed (exit {result.returncode})", file=sys.stderr)
