@@ -45,7 +45,8 @@ import sqlite3
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -109,7 +110,16 @@ def _timestamp_text(value: datetime) -> str:
     return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"  # isoformat_z without astimezone
 
 
-_CANONICAL: dict[type, Callable[[Any], Any]] = {uuid.UUID: str, datetime: _timestamp_text}
+def _other(value: Any) -> Any:
+    """Subclasses (asyncpg's own UUID type) and everything else."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return _timestamp_text(value)
+    return value  # bool, int, str as JSON spells them
+
+
+_CANONICAL: dict[type, Callable[[Any], Any]] = {uuid.UUID: str, datetime: _timestamp_text, bool: bool, int: int, str: str}
 
 
 def canonical_row(row: Sequence[Any], json_columns: Sequence[bool]) -> bytes:
@@ -117,15 +127,14 @@ def canonical_row(row: Sequence[Any], json_columns: Sequence[bool]) -> bytes:
     values in column order, UUIDs as lowercase text, timestamps as ISO-8601
     UTC with 6 fractional digits and Z, booleans true/false, NULL null, a
     JSON column's value as its compact sorted-keys text, then a newline."""
-    values = []
+    values: list[Any] = []
     for v, j in zip(row, json_columns, strict=True):
         if v is None:
             values.append(None)
         elif j:
             values.append(_json_text(v))
         else:
-            convert = _CANONICAL.get(type(v))
-            values.append(v if convert is None else convert(v))  # bool, int, str as JSON spells them
+            values.append(_CANONICAL.get(type(v), _other)(v))
     return _ENCODER.encode(values).encode() + b"\n"
 
 
@@ -174,7 +183,7 @@ class Side:
     async def count(self, table: str) -> int: raise NotImplementedError
     async def begin_snapshot(self) -> None: ...
     async def end_snapshot(self) -> None: ...
-    def rows(self, table: str, columns: Columns) -> AsyncIterator[list[tuple[Any, ...]]]:
+    def rows(self, table: str, columns: Columns) -> AsyncGenerator[list[tuple[Any, ...]], None]:
         """Every row of `table`, in primary-key order, in batches."""
         raise NotImplementedError
     async def write(self, table: str, columns: Columns, batches: AsyncIterator[list[tuple[Any, ...]]]) -> None:
@@ -247,7 +256,7 @@ class SQLiteSide(Side):
         if self.conn is not None and self.conn.in_transaction:
             self.conn.execute("ROLLBACK")
 
-    async def rows(self, table: str, columns: Columns) -> AsyncIterator[list[tuple[Any, ...]]]:
+    async def rows(self, table: str, columns: Columns) -> AsyncGenerator[list[tuple[Any, ...]], None]:
         names = ", ".join(f'"{c}"' for c in columns.names)
         order = ", ".join(f'"{c}"' for c in TABLES[table])
         cursor = self._c().execute(f'SELECT {names} FROM "{table}" ORDER BY {order}')
@@ -344,7 +353,7 @@ class PostgresSide(Side):
             " WHERE table_schema = current_schema() AND table_name = $1", table))
         return ", ".join(f'"{c}" COLLATE "C"' if types.get(c) == "text" else f'"{c}"' for c in TABLES[table])
 
-    async def rows(self, table: str, columns: Columns) -> AsyncIterator[list[tuple[Any, ...]]]:
+    async def rows(self, table: str, columns: Columns) -> AsyncGenerator[list[tuple[Any, ...]], None]:
         conn = self._c()
         names = ", ".join(f'"{c}"' for c in columns.names)
         sql = f'SELECT {names} FROM "{table}" ORDER BY {await self._order(table)}'
@@ -488,8 +497,9 @@ async def _checksums(side: Side, tables: Sequence[str]) -> dict[str, TableSum]:
     for table in tables:
         cols = await side.columns(table)
         s = sums[table] = TableSum()
-        async for batch in side.rows(table, cols):
-            s.add(batch, cols.json)
+        async with aclosing(side.rows(table, cols)) as rows:
+            async for batch in rows:
+                s.add(batch, cols.json)
     return sums
 
 
@@ -575,13 +585,15 @@ async def copy_db(from_url: str, to_url: str, *, bar: bool | None = None,
                     s = sums[table] = TableSum()
 
                     async def batches(table: str = table, cols: Columns = cols, s: TableSum = s,
-                                      progress: Progress = progress) -> AsyncIterator[list[tuple[Any, ...]]]:
-                        async for batch in source.rows(table, cols):
-                            s.add(batch, cols.json)
-                            yield batch
-                            progress.add(len(batch))
+                                      progress: Progress = progress) -> AsyncGenerator[list[tuple[Any, ...]], None]:
+                        async with aclosing(source.rows(table, cols)) as rows:
+                            async for batch in rows:
+                                s.add(batch, cols.json)
+                                yield batch
+                                progress.add(len(batch))
 
-                    await target.write(table, cols, batches())
+                    async with aclosing(batches()) as stream:
+                        await target.write(table, cols, stream)
                     seconds[table] = progress.finish()
             finally:
                 await source.end_snapshot()
