@@ -211,6 +211,8 @@ class SQLiteSide(Side):
         try:
             self.conn = sqlite3.connect(**connection_args(str(self.path)))
             self.conn.execute("PRAGMA busy_timeout = 5000")
+            if not self.create:
+                self.conn.execute("PRAGMA query_only = ON")  # a source is only read
             self.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except sqlite3.Error as exc:
             raise CopyError(f"cannot open {self.path}: {_reason(exc)}") from exc
