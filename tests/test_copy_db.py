@@ -287,3 +287,46 @@ async def test_a_source_at_a_newer_step_is_refused(tmp_path, source, pg):
     one_line_failure(copy(tmp_path, src, target), "0099_from_the_future", "newer")
     with psycopg.connect(target) as conn:
         assert conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()[0] == 0
+
+
+async def test_an_interrupted_copy_is_refused_on_rerun_and_the_clean_up_works(tmp_path, source, pg, postgres_server,
+                                                                               monkeypatch):
+    """A copy stopped in the middle of a table (here: the writer fails on the
+    fourth batch of receipts, as a kill or a lost connection would stop it)
+    leaves the tables before it committed and that one empty; a rerun is
+    refused with the clean-up; after the clean-up the rerun succeeds."""
+    from pulsestack.db import copy as copy_module
+
+    src, _ = source
+    target = pg()
+    monkeypatch.setattr(copy_module, "BATCH_ROWS", 3)
+    real_write = copy_module.PostgresSide.write
+
+    async def failing_write(self, table, columns, batches):
+        if table != "notification_receipts":
+            return await real_write(self, table, columns, batches)
+
+        async def some_then_fail():
+            n = 0
+            async for batch in batches:
+                n += 1
+                if n == 4:
+                    raise KeyboardInterrupt
+                yield batch
+
+        return await real_write(self, table, columns, some_then_fail())
+
+    monkeypatch.setattr(copy_module.PostgresSide, "write", failing_write)
+    with pytest.raises(KeyboardInterrupt):
+        await copy_module.copy_db(src, target, bar=False)
+    with psycopg.connect(target) as conn:
+        counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
+    assert counts["users"] == 3 and counts["notifications"] == 7
+    assert counts["notification_receipts"] == 0  # the table under way rolled back whole
+    last = one_line_failure(copy(tmp_path, src, target), "not empty", "DROP DATABASE and CREATE DATABASE", "rerun")
+    assert "notification_receipts" not in last  # only tables that hold rows are named
+    # The documented clean-up: recreate the target, run again.
+    name = target.rsplit("/", 1)[1]
+    postgres_server.drop(name)
+    postgres_server.create(name)
+    assert checksums(copy(tmp_path, src, target))["notification_receipts"].startswith("13\t")
