@@ -175,6 +175,8 @@ async def test_round_trip_sqlite_postgres_sqlite_answers_the_same(tmp_path, sour
     sums = checksums(first)
     assert sums["notification_receipts"].startswith("13\t")  # 7 broadcasts to bob and carol, less the muted one
     assert "copied and verified" in first.stderr
+    for table in TABLES:  # stderr is no terminal: a progress line per table (rows, time, rows/s)
+        assert f"copy-db: {table}: " in first.stderr
     back = sqlite_url(tmp_path / "back.db")
     assert checksums(copy(tmp_path, to_pg, back)) == sums
     assert checksums(copy(tmp_path, src, back, "--verify-only")) == sums

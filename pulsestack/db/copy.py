@@ -494,10 +494,23 @@ class TableReport:
     seconds: float = 0.0
 
 
-async def _checksums(side: Side, tables: Sequence[str]) -> dict[str, TableSum]:
+async def _in_order(side: Side, table: str, names: tuple[str, ...] | None) -> Columns:
+    """`side`'s columns of `table`, in the order `names` gives (the source's):
+    both sides hash rows with their columns in one order."""
+    cols = await side.columns(table)
+    if names is None:
+        return cols
+    if set(names) != set(cols.names):
+        raise CopyError(f"{table}: columns differ between --from and --to")
+    is_json = dict(zip(cols.names, cols.json, strict=True))
+    return Columns(names, tuple(is_json[n] for n in names))
+
+
+async def _checksums(side: Side, tables: Sequence[str],
+                     order: dict[str, tuple[str, ...]] | None = None) -> dict[str, TableSum]:
     sums: dict[str, TableSum] = {}
     for table in tables:
-        cols = await side.columns(table)
+        cols = await _in_order(side, table, (order or {}).get(table))
         s = sums[table] = TableSum()
         async with aclosing(side.rows(table, cols)) as rows:
             async for batch in rows:
@@ -540,7 +553,8 @@ async def verify_only(from_url: str, to_url: str) -> list[TableReport]:
             await source.begin_snapshot()
             await target.begin_snapshot()
             try:
-                return _compare(await _checksums(source, tables), await _checksums(target, tables))
+                order = {t: (await source.columns(t)).names for t in tables}
+                return _compare(await _checksums(source, tables), await _checksums(target, tables, order))
             finally:
                 await source.end_snapshot()
                 await target.end_snapshot()
@@ -577,11 +591,11 @@ async def copy_db(from_url: str, to_url: str, *, bar: bool | None = None,
             try:
                 sums: dict[str, TableSum] = {}
                 seconds: dict[str, float] = {}
+                order: dict[str, tuple[str, ...]] = {}
                 for table in tables:
                     cols = await source.columns(table)
-                    target_cols = await target.columns(table)
-                    if set(cols.names) != set(target_cols.names):
-                        raise CopyError(f"{table}: columns differ between --from and --to")
+                    await _in_order(target, table, cols.names)  # the same columns
+                    order[table] = cols.names
                     total = await source.count(table)
                     progress = Progress(table, total, bar)
                     s = sums[table] = TableSum()
@@ -600,7 +614,7 @@ async def copy_db(from_url: str, to_url: str, *, bar: bool | None = None,
             finally:
                 await source.end_snapshot()
             log.info("copy-db: verifying --to")
-            reports = _compare(sums, await _checksums(target, tables))
+            reports = _compare(sums, await _checksums(target, tables, order))
             for r in reports:
                 r.seconds = seconds[r.table]
             return reports
