@@ -246,9 +246,13 @@ def test_the_target_is_migrated_to_the_sources_step_only(tmp_path, pg):
         assert conn.execute("SELECT created_at::text FROM users").fetchone()[0] == "2026-01-02 03:04:05.123456+00"
 
 
-def test_an_unreachable_target_is_one_line(tmp_path, sqlite_template):
-    one_line_failure(copy(tmp_path, sqlite_url(sqlite_template), "postgresql://postgres@127.0.0.1:1/postgres"),
-                     "cannot open --to")
+def test_an_unreachable_database_is_one_line(tmp_path, sqlite_template):
+    unreachable = "postgresql://postgres:secret@127.0.0.1:1/postgres"
+    last = one_line_failure(copy(tmp_path, sqlite_url(sqlite_template), unreachable), "cannot open --to", "cannot connect")
+    assert "secret" not in last
+    one_line_failure(copy(tmp_path, unreachable, sqlite_url(tmp_path / "new.db")), "cannot open --from")
+    assert not (tmp_path / "new.db").exists()
+    one_line_failure(copy(tmp_path, sqlite_url(sqlite_template), sqlite_url(sqlite_template)), "the same database")
 
 
 def test_a_source_that_is_not_pulsestack_is_one_line(tmp_path, pg):
