@@ -204,7 +204,7 @@ class SQLiteSide(Side):
         if not self.path.exists():
             if not self.create:
                 raise CopyError(f"no such file: {self.path}")
-            return  # created by the migrations; opened after them (reopen)
+            return  # the migrations create it; copy_db opens it again after them
         self._connect()
 
     def _connect(self) -> None:
@@ -216,10 +216,6 @@ class SQLiteSide(Side):
             self.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except sqlite3.Error as exc:
             raise CopyError(f"cannot open {self.path}: {_reason(exc)}") from exc
-
-    async def reopen(self) -> None:
-        if self.conn is None:
-            self._connect()
 
     async def close(self) -> None:
         if self.conn is not None:
@@ -303,9 +299,6 @@ class PostgresSide(Side):
             self.conn = await asyncpg.connect(self.url, timeout=10)
         except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise CopyError(f"cannot connect: {_reason(exc)}") from exc
-
-    async def reopen(self) -> None:
-        pass
 
     async def close(self) -> None:
         if self.conn is not None:
