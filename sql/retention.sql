@@ -15,11 +15,12 @@ DELETE FROM notification_receipts
                LIMIT :batch)
 RETURNING user_id, notification_id, is_read;
 
--- name: count_read_receipts_before(cutoff) :scalar
--- --dry-run of delete_read_receipts_before; receipts_read_at_idx alone.
+-- name: count_read_receipts_before(cutoff, kept_since) :scalar
+-- --dry-run of delete_read_receipts_before, leaving out receipts created
+-- before :kept_since (--older-than counted them already). receipts_read_at_idx.
 SELECT count(*)
   FROM notification_receipts
- WHERE is_read AND read_at < :cutoff;
+ WHERE is_read AND read_at < :cutoff AND created_at >= :kept_since;
 
 -- name: delete_receipts_of_notifications_before(cutoff, batch) :many
 -- Every receipt (read or not) of notifications created before the cut-off:
@@ -70,12 +71,12 @@ SELECT count(*)
   FROM notifications
  WHERE created_at < :cutoff;
 
--- name: count_orphans_after_read_prune(cutoff) :scalar
+-- name: count_orphans_after_read_prune(cutoff, kept_since) :scalar
 -- --dry-run of --read-older-than: notifications whose every receipt is a
 -- read one read before the cut-off (they would be left with none).
 SELECT count(*)
   FROM notifications AS n
- WHERE n.created_at < :cutoff
+ WHERE n.created_at < :cutoff AND n.created_at >= :kept_since
    AND EXISTS (SELECT 1 FROM notification_receipts AS r WHERE r.notification_id = n.id)
    AND NOT EXISTS (SELECT 1 FROM notification_receipts AS r
                     WHERE r.notification_id = n.id AND NOT (r.is_read AND r.read_at < :cutoff));

@@ -37,8 +37,8 @@ async def delete_notifications_before(db: Executor, cutoff: datetime, batch: int
     return await db.execute("delete_notifications_before", cutoff=cutoff, batch=batch)
 
 
-async def count_read_receipts_before(db: Executor, cutoff: datetime) -> int:
-    return int(await db.fetch_value("count_read_receipts_before", cutoff=cutoff))
+async def count_read_receipts_before(db: Executor, cutoff: datetime, kept_since: datetime) -> int:
+    return int(await db.fetch_value("count_read_receipts_before", cutoff=cutoff, kept_since=kept_since))
 
 
 async def count_receipts_of_notifications_before(db: Executor, cutoff: datetime) -> int:
@@ -49,5 +49,5 @@ async def count_notifications_before(db: Executor, cutoff: datetime) -> int:
     return int(await db.fetch_value("count_notifications_before", cutoff=cutoff))
 
 
-async def count_orphans_after_read_prune(db: Executor, cutoff: datetime) -> int:
-    return int(await db.fetch_value("count_orphans_after_read_prune", cutoff=cutoff))
+async def count_orphans_after_read_prune(db: Executor, cutoff: datetime, kept_since: datetime) -> int:
+    return int(await db.fetch_value("count_orphans_after_read_prune", cutoff=cutoff, kept_since=kept_since))

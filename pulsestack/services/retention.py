@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from ..db import Database
@@ -37,6 +37,7 @@ from ..queries import retention as q
 from ..queries.retention import DeletedReceipt
 
 BATCH = 5000
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -63,8 +64,9 @@ async def prune(db: Database, *, read_older_than_days: int | None = None, older_
         raise ValueError("prune: batch must be at least 1")
     now = utcnow() if now is None else now
     result = Pruned(dry_run=dry_run)
+    kept_since = EPOCH  # what --older-than leaves: notifications (and receipts) created since
     if older_than_days is not None:
-        cutoff = now - timedelta(days=older_than_days)
+        cutoff = kept_since = now - timedelta(days=older_than_days)
         if dry_run:
             result.receipts += await q.count_receipts_of_notifications_before(db, cutoff)
             result.notifications += await q.count_notifications_before(db, cutoff)
@@ -76,9 +78,8 @@ async def prune(db: Database, *, read_older_than_days: int | None = None, older_
     if read_older_than_days is not None:
         cutoff = now - timedelta(days=read_older_than_days)
         if dry_run:
-            # With --older-than too, this may count rows it already counted.
-            result.receipts += await q.count_read_receipts_before(db, cutoff)
-            result.notifications += await q.count_orphans_after_read_prune(db, cutoff)
+            result.receipts += await q.count_read_receipts_before(db, cutoff, kept_since)
+            result.notifications += await q.count_orphans_after_read_prune(db, cutoff, kept_since)
         else:
             await _delete_batches(db, result, cutoff, batch, q.delete_read_receipts_before)
     return result
