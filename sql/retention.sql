@@ -6,7 +6,7 @@
 
 -- name: delete_read_receipts_before(cutoff, batch) :many
 -- Read receipts read before the cut-off. Served by receipts_read_at_idx
--- (partial: read receipts only). Returns what went, for the pushes and the
+-- (partial: receipts with a read_at). Returns what went, for the pushes and the
 -- orphan check.
 DELETE FROM notification_receipts
  WHERE id IN (SELECT id

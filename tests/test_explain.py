@@ -223,9 +223,10 @@ async def test_retention_deletes_find_their_rows_through_the_retention_indexes(s
     p = await plan(seeded, "delete_read_receipts_before", cutoff=cutoff, batch=5000)
     assert uses(p, dialect, "receipts_read_at_idx"), p
     assert no_receipts_scan(p, dialect), p
-    p = await plan(seeded, "delete_receipts_of_notifications_before", cutoff=cutoff, batch=5000)
-    assert uses(p, dialect, "notifications_created_idx"), p
-    assert no_receipts_scan(p, dialect), p
-    p = await plan(seeded, "delete_notifications_before", cutoff=cutoff, batch=5000)
-    assert uses(p, dialect, "notifications_created_idx"), p
-    assert no_receipts_scan(p, dialect), p
+    for query in ("delete_receipts_of_notifications_before", "delete_notifications_before"):
+        p = await plan(seeded, query, cutoff=cutoff, batch=5000)
+        # SQLite may instead skip-scan notifications_workspace_created_idx when there are
+        # few workspaces (two here): a range on created_at in each, as good.
+        assert uses(p, dialect, "notifications_created_idx") or (
+            dialect == "sqlite" and "notifications_workspace_created_idx (ANY(workspace_id) AND created_at<?)" in p), p
+        assert no_receipts_scan(p, dialect), p

@@ -11,7 +11,10 @@
 CREATE INDEX notifications_created_idx ON notifications (created_at);
 
 -- receipts_read_at_idx: `--read-older-than` finds read receipts by read_at.
--- Partial (read receipts only): the fan-out writes unread receipts, so it
--- never touches this index; marking a receipt read (or unread) adds (or
--- removes) one entry.
-CREATE INDEX receipts_read_at_idx ON notification_receipts (read_at) WHERE is_read;
+-- Partial (receipts with a read_at: the read ones): the fan-out writes
+-- unread receipts, so it never touches this index; marking a receipt read
+-- (or unread) adds (or removes) one entry. The predicate is on read_at, not
+-- is_read, on purpose: a query that filters on is_read (the inbox, archive
+-- all) must not be planned as a walk of this index; only a comparison on
+-- read_at implies it.
+CREATE INDEX receipts_read_at_idx ON notification_receipts (read_at) WHERE read_at IS NOT NULL;
