@@ -11,7 +11,7 @@ One implementation for `pulsestack prune` and for housekeeping's
 Each batch deletes at most `batch` receipts (and the notifications they
 leave empty) in one short transaction, so no statement holds SQLite's one
 writer for long; between batches other writes get their turn. docs/
-operations.md ("Retention") says why BATCH is 5,000. `dry_run` counts what
+operations.md ("Retention") says why BATCH is 1,000. `dry_run` counts what
 would go with the same filters and writes nothing.
 
 A notification is only deleted when it was created before the cut-off of
@@ -36,7 +36,7 @@ from ..ids import utcnow
 from ..queries import retention as q
 from ..queries.retention import DeletedReceipt
 
-BATCH = 5000
+BATCH = 1000  # about 50 ms of SQLite writer per batch: docs/operations.md, "Retention"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
