@@ -232,7 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("migrate", parents=[common], help="apply pending migrations and exit")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--rollback", type=positive_int, metavar="N", help="roll back the last N applied migrations instead")
-    which.add_argument("--status", action="store_true", help="list each migration step, applied (when) or pending; change nothing")
+    which.add_argument("--status", action="store_true",
+                       help="list each migration step, applied (when) or pending; change nothing")
 
     p = commands.add_parser("prune", parents=[common], help="delete old receipts and notifications (retention)")
     p.add_argument("--read-older-than", type=positive_int, metavar="DAYS",

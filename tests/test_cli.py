@@ -198,7 +198,8 @@ def test_migrate_status_against_unreachable_postgres_is_one_line(tmp_path):
 
 
 def test_migrate_status_and_rollback_together_is_a_usage_error(tmp_path):
-    result = run_cli(tmp_path, "migrate", "--status", "--rollback", "1", env=clean_env(PULSESTACK_DATABASE_URL=sqlite_url(tmp_path / "x.db")))
+    result = run_cli(tmp_path, "migrate", "--status", "--rollback", "1",
+                     env=clean_env(PULSESTACK_DATABASE_URL=sqlite_url(tmp_path / "x.db")))
     assert result.returncode == 2
     assert "not allowed with" in result.stderr
 

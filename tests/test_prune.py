@@ -176,7 +176,8 @@ async def test_cli_prints_per_table_counts_dry_run_then_real(tmp_path, database_
     await seed(db)
     env = clean_env(PULSESTACK_DATABASE_URL=database_url)
     before = await rows(db)
-    dry = await asyncio.to_thread(run_cli, tmp_path, "prune", "--older-than", "30", "--read-older-than", "7", "--dry-run", env=env)
+    dry = await asyncio.to_thread(run_cli, tmp_path, "prune", "--older-than", "30", "--read-older-than", "7",
+                                  "--dry-run", env=env)
     assert dry.returncode == 0, dry.stderr
     assert dry.stdout.splitlines() == ["notification_receipts: would delete 4", "notifications: would delete 3"]
     assert await rows(db) == before

@@ -99,25 +99,24 @@ def _applied_at(url: str) -> dict[str, str]:
     if dialect_of(url) == "sqlite":
         import sqlite3
 
-        conn = sqlite3.connect(f"file:{sqlite_path(url)}?mode=ro", uri=True)
+        lite = sqlite3.connect(f"file:{sqlite_path(url)}?mode=ro", uri=True)
         try:
-            if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = '_yoyo_migration'").fetchone():
+            if not lite.execute("SELECT 1 FROM sqlite_master WHERE name = '_yoyo_migration'").fetchone():
                 return {}
-            return dict(conn.execute(_APPLIED_SQL).fetchall())
+            return {h: t for h, t in lite.execute(_APPLIED_SQL).fetchall()}
         finally:
-            conn.close()
+            lite.close()
     import psycopg
 
-    with psycopg.connect(url, connect_timeout=5) as conn:
-        row = conn.execute("SELECT to_regclass('_yoyo_migration')").fetchone()
+    with psycopg.connect(url, connect_timeout=5) as pg:
+        row = pg.execute("SELECT to_regclass('_yoyo_migration')").fetchone()
         if row is None or row[0] is None:
             return {}
-        return {h: t for h, t in conn.execute(_APPLIED_SQL).fetchall()}
+        return {h: t for h, t in pg.execute(_APPLIED_SQL).fetchall()}
 
 
-def _utc(value: Any) -> datetime | None:
+def _utc(value: str | None) -> datetime | None:
     if value is None:
         return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    when = datetime.fromisoformat(value)
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
