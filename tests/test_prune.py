@@ -9,20 +9,30 @@ import json
 from datetime import timedelta
 from uuid import UUID
 
+import aiohttp
 import asyncpg
 import pytest
 from helpers import (
+    HANG_GUARD_S,
+    PASSWORD,
+    Conn,
+    Server,
+    bearer,
     clean_env,
     connect,
     create_workspace,
+    free_port,
     get_unread_count,
     join,
     make_members,
     make_user,
     make_workspace,
+    poll,
     post_notification,
     register,
     run_cli,
+    token_of,
+    unique_email,
 )
 
 from pulsestack import housekeeping
@@ -250,3 +260,55 @@ async def test_housekeeping_prune_pushes_the_new_unread_count_to_a_connected_soc
     assert isinstance(pruned, Pruned) and pruned.notifications == 2
     assert (await conn.until_unread(0))["total"] == 0
     assert (await get_unread_count(client, reader))["total"] == 0
+
+
+async def test_cli_prune_on_postgres_reaches_a_running_servers_socket(tmp_path, database_url, db, dialect):
+    """End to end: `pulsestack serve` in a subprocess on the same Postgres database, a socket
+    connected to it, then `pulsestack prune` in another process: the socket gets its new count."""
+    if dialect != "postgres":
+        pytest.skip("SQLite has no bus between processes (docs/operations.md, Retention)")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = clean_env(PULSESTACK_DATABASE_URL=database_url)
+    server = Server(tmp_path, "--no-migrate", "--port", str(port), env=env)
+    try:
+        await asyncio.to_thread(server.wait_ready, base)
+        admin = await asyncpg.connect(database_url)
+        try:
+            async def listening() -> bool:  # the server's bus listener is up: its LISTEN (or its idle poll)
+                return bool(await admin.fetch(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    " AND (query = $1 OR query = 'SELECT 1')", f'LISTEN "{CHANNEL}"'))
+
+            await poll(listening, "the server's event-bus listener")
+        finally:
+            await admin.close()
+        async with aiohttp.ClientSession(base) as http:
+            async def post(path: str, body: dict, headers: dict | None = None) -> dict:
+                async with http.post(path, json=body, headers=headers) as resp:
+                    assert resp.status == 201, await resp.text()
+                    return await resp.json()
+
+            owner = bearer((await post("/api/auth/register", {"email": unique_email(), "password": PASSWORD}))["token"])
+            reader_email = unique_email()
+            reader = bearer((await post("/api/auth/register", {"email": reader_email, "password": PASSWORD}))["token"])
+            ws = await post("/api/workspaces", {"name": "Old news"}, owner)
+            await post(f"/api/workspaces/{ws['slug']}/members", {"email": reader_email, "role": "member"}, owner)
+            await post(f"/api/workspaces/{ws['slug']}/notifications", {"title": "old", "broadcast": True}, owner)
+            sock = await http.ws_connect("/ws")
+            await sock.send_json({"type": "auth", "token": token_of(reader)})
+            ready = await sock.receive_json(timeout=HANG_GUARD_S)
+            assert ready["type"] == "ready" and ready["unread"]["total"] == 1, ready
+            conn = Conn(sock, ready)
+            for query in AGE_EVERYTHING:
+                await db.execute(query, at=utcnow() - timedelta(days=40))
+
+            result = await asyncio.to_thread(run_cli, tmp_path, "prune", "--older-than", "30", env=env)
+            assert result.returncode == 0, result.stderr
+            assert result.stdout.splitlines() == ["notification_receipts: deleted 1", "notifications: deleted 1"]
+            assert (await conn.until_unread(0))["total"] == 0
+            await sock.close()
+        code, err = await asyncio.to_thread(server.stop)
+        assert code == 0, err
+    finally:
+        server.kill()
