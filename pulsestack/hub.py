@@ -120,9 +120,6 @@ class Hub:
         """Too much changed to list (more than CHANGED_MAX receipts, or a whole workspace's): a `refresh`
         frame, and new counts."""
 
-    def everyone_changed(self) -> None:
-        """Anything may have changed for anyone (a bulk delete): every connected user is recounted and refreshed."""
-
     @contextlib.contextmanager
     def authenticating(self, ws: web.WebSocketResponse) -> Iterator[None]:
         """While a socket waits for its auth frame (so shutdown can close it too)."""
@@ -309,9 +306,6 @@ class UnreadHub(Hub):
 
     def inboxes_replaced(self, user_ids: Iterable[uuid.UUID]) -> None:
         self._publish(Change(refresh=set(user_ids)))
-
-    def everyone_changed(self) -> None:
-        self._publish(Change(everyone=True))
 
     def _publish(self, change: Change) -> None:
         self._apply(change)
