@@ -1,7 +1,8 @@
 """The `pulsestack` command (also `python -m pulsestack`).
 
     pulsestack [--config PATH] serve [--no-migrate] [--host H] [--port P]
-    pulsestack [--config PATH] migrate [--rollback N]
+    pulsestack [--config PATH] migrate [--rollback N | --status]
+    pulsestack [--config PATH] prune [--read-older-than DAYS] [--older-than DAYS] [--dry-run]
     pulsestack [--config PATH] create-admin --email E [--password-stdin]
     pulsestack openapi
     pulsestack copy-db --from URL --to URL [--verify-only]
@@ -64,6 +65,23 @@ def migrate(config: Config, rollback: int | None = None) -> None:
         log.info("migrate: applied %s on %s", ", ".join(result.applied), redact(url))
     else:
         log.info("migrate: %s is up to date", redact(url))
+
+
+def migrate_status(config: Config) -> None:
+    """Each migration step of the dialect, applied (when) or pending, on stdout."""
+    from .db.migrate import migration_status
+
+    url = config.database.url
+    try:
+        steps = migration_status(url)
+    except Exception as exc:  # psycopg, sqlite3 and yoyo each raise their own kinds
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CommandError(f"cannot read the migration status of {redact(url)}: {reason}") from exc
+    for step in steps:
+        when = f"applied {step.applied_at:%Y-%m-%d %H:%M:%S} UTC" if step.applied_at else "pending"
+        print(f"{step.id}  {when}")
+    pending = sum(1 for step in steps if step.applied_at is None)
+    print(f"{len(steps) - pending} applied, {pending} pending on {redact(url)}")
 
 
 def bind(host: str, port: int) -> list[socket.socket]:
@@ -161,6 +179,36 @@ async def _create_admin(config: Config, email: str, password_stdin: bool) -> Non
     print(f"{verb} admin {result.user.email} ({result.user.id})")
 
 
+async def _prune(config: Config, read_older_than: int | None, older_than: int | None, dry_run: bool,
+                 batch: int | None = None) -> None:
+    from .app import database_for
+    from .db import DatabaseError, DatabaseUnavailable
+    from .eventbus import Change
+    from .services.retention import BATCH, prune
+
+    try:
+        async with database_for(config) as db:
+            pruned = await prune(db, read_older_than_days=read_older_than, older_than_days=older_than,
+                                 dry_run=dry_run, batch=batch or BATCH)
+            pushed = False
+            if pruned.users:
+                # Postgres: the running servers LISTEN and refresh those users.
+                # SQLite: no other process to reach (docs/operations.md, "Retention").
+                pushed = await db.event_bus(0).announce(Change(refresh=pruned.users))
+    except DatabaseUnavailable as exc:
+        raise CommandError(str(exc)) from exc
+    except DatabaseError as exc:
+        raise CommandError(f"{exc} (is the database migrated? run: pulsestack migrate)") from exc
+    except OSError as exc:  # the NOTIFY connection
+        raise CommandError(f"pruned, but could not tell the running servers: {exc}") from exc
+    verb = "would delete" if dry_run else "deleted"
+    print(f"notification_receipts: {verb} {pruned.receipts}")
+    print(f"notifications: {verb} {pruned.notifications}")
+    if pruned.users:
+        where = "pushed to the running servers" if pushed else "not pushed: SQLite servers pick them up at the next change"
+        log.info("prune: %d users have new unread counts (%s)", len(pruned.users), where)
+
+
 def positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
@@ -183,7 +231,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", help="override server.port")
 
     p = commands.add_parser("migrate", parents=[common], help="apply pending migrations and exit")
-    p.add_argument("--rollback", type=positive_int, metavar="N", help="roll back the last N applied migrations instead")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--rollback", type=positive_int, metavar="N", help="roll back the last N applied migrations instead")
+    which.add_argument("--status", action="store_true",
+                       help="list each migration step, applied (when) or pending; change nothing")
+
+    p = commands.add_parser("prune", parents=[common], help="delete old receipts and notifications (retention)")
+    p.add_argument("--read-older-than", type=positive_int, metavar="DAYS",
+                   help="delete read receipts read more than DAYS days ago")
+    p.add_argument("--older-than", type=positive_int, metavar="DAYS",
+                   help="delete every receipt and notification created more than DAYS days ago")
+    p.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
+    p.add_argument("--batch", type=positive_int, metavar="N", help=argparse.SUPPRESS)  # tests: small batches
 
     p = commands.add_parser("create-admin", parents=[common], help="create a system admin (or promote an existing user)")
     p.add_argument("--email", required=True)
@@ -235,7 +294,12 @@ def print_openapi(config: Config) -> None:
 
 
 def run(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "prune" and args.read_older_than is None and args.older_than is None:
+        print("usage: pulsestack prune [--read-older-than DAYS] [--older-than DAYS] [--dry-run]", file=sys.stderr)
+        print("pulsestack prune: error: give --read-older-than DAYS, --older-than DAYS or both", file=sys.stderr)
+        return 2
     try:
         overrides = {}
         if args.command == "serve":  # --host/--port win over the file and the environment
@@ -244,8 +308,12 @@ def run(argv: list[str] | None = None) -> int:
         logs.setup(config.log.level)
         if args.command == "serve":
             serve(config, run_migrations=not args.no_migrate)
+        elif args.command == "migrate" and args.status:
+            migrate_status(config)
         elif args.command == "migrate":
             migrate(config, args.rollback)
+        elif args.command == "prune":
+            asyncio.run(_prune(config, args.read_older_than, args.older_than, args.dry_run, args.batch))
         elif args.command == "create-admin":
             asyncio.run(_create_admin(config, args.email, args.password_stdin))
         elif args.command == "openapi":

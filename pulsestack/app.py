@@ -76,7 +76,7 @@ def create_app(config: Config, db: Database | None = None, hub: Hub | None = Non
             await app[HUB].close()
 
     async def housekeeping_ctx(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(housekeeping.run_forever(app[DB]))
+        task = asyncio.create_task(housekeeping.run_forever(app[DB], config.retention, app[HUB]))
         yield
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

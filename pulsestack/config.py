@@ -111,6 +111,12 @@ SETTINGS: tuple[Setting, ...] = (
             "is closed with 1013.", 1, 100_000),
     Setting("hub", "heartbeat_s", int, 30, "PULSESTACK_HUB_HEARTBEAT_S",
             "Websocket ping interval in seconds; a peer that misses a pong is disconnected.", 1, 3600),
+    Setting("retention", "read_days", int, 0, "PULSESTACK_RETENTION_READ_DAYS",
+            "Housekeeping deletes read receipts read more than this many days ago (pulsestack prune "
+            "--read-older-than); 0 = keep forever.", 0, 36_500),
+    Setting("retention", "all_days", int, 0, "PULSESTACK_RETENTION_ALL_DAYS",
+            "Housekeeping deletes every receipt and notification created more than this many days ago "
+            "(pulsestack prune --older-than); 0 = keep forever.", 0, 36_500),
     Setting("log", "level", str, "info", "PULSESTACK_LOG_LEVEL",
             "Log level: debug, info, warning or error."),
 )
@@ -151,6 +157,12 @@ class HubConfig:
 
 
 @dataclass(frozen=True)
+class RetentionConfig:
+    read_days: int = 0
+    all_days: int = 0
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: str
 
@@ -162,6 +174,7 @@ class Config:
     auth: AuthConfig
     hub: HubConfig
     log: LogConfig
+    retention: RetentionConfig = RetentionConfig()
     source: str = "defaults"
 
     def replace(self, **changes: Mapping[str, Any]) -> Config:
@@ -172,7 +185,8 @@ class Config:
         return Config(**kwargs)
 
 
-_SECTIONS = {"server": ServerConfig, "database": DatabaseConfig, "auth": AuthConfig, "hub": HubConfig, "log": LogConfig}
+_SECTIONS = {"server": ServerConfig, "database": DatabaseConfig, "auth": AuthConfig, "hub": HubConfig, "log": LogConfig,
+             "retention": RetentionConfig}
 
 
 def _coerce(setting: Setting, value: Any, origin: str, text: bool) -> Any:

@@ -175,6 +175,12 @@ class EventBus:
     def publish(self, change: Change) -> None:
         pass
 
+    async def announce(self, change: Change) -> bool:
+        """Tell the running server processes about a change made outside any
+        of them (`pulsestack prune`), now, without starting the bus. False
+        when this bus cannot reach another process (SQLite)."""
+        return False
+
     async def close(self) -> None:
         pass
 

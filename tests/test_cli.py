@@ -8,6 +8,7 @@ lines also go to stderr, so error cases look at the last line.
 
 from __future__ import annotations
 
+import re
 import socket
 import sqlite3
 import subprocess
@@ -154,6 +155,53 @@ def test_migrate_rollback_of_more_steps_than_are_applied_says_so(tmp_path, empty
     again = run_cli(tmp_path, "migrate", env=env)
     assert again.returncode == 0, again.stderr
     assert f" migrate: applied {', '.join(reversed(steps))} " in again.stderr
+
+
+def test_migrate_status_lists_each_step_applied_or_pending(tmp_path, empty_database_url):
+    env = clean_env(PULSESTACK_DATABASE_URL=empty_database_url)
+    steps = sorted(p.stem for p in MIGRATIONS.glob("*.sql") if not p.stem.endswith(".rollback"))
+
+    fresh = run_cli(tmp_path, "migrate", "--status", env=env)
+    assert fresh.returncode == 0, fresh.stderr
+    *lines, total = fresh.stdout.splitlines()
+    assert lines == [f"{step}  pending" for step in steps]
+    assert total.startswith(f"0 applied, {len(steps)} pending on ")
+
+    assert run_cli(tmp_path, "migrate", env=env).returncode == 0
+    assert run_cli(tmp_path, "migrate", "--rollback", "2", env=env).returncode == 0
+    partial = run_cli(tmp_path, "migrate", "--status", env=env)
+    assert partial.returncode == 0, partial.stderr
+    assert "Traceback" not in partial.stderr
+    *lines, total = partial.stdout.splitlines()
+    assert [line.split("  ")[0] for line in lines] == steps
+    for line in lines[:-2]:
+        assert re.fullmatch(r"\S+  applied \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", line), line
+    assert lines[-2:] == [f"{steps[-2]}  pending", f"{steps[-1]}  pending"]
+    assert total.startswith(f"{len(steps) - 2} applied, 2 pending on ")
+
+    # --status changed nothing: migrate applies exactly the two pending steps.
+    again = run_cli(tmp_path, "migrate", env=env)
+    assert f" migrate: applied {steps[-2]}, {steps[-1]} " in again.stderr
+
+
+def test_migrate_status_of_a_missing_sqlite_file_is_all_pending_and_creates_no_file(tmp_path):
+    db = tmp_path / "missing.db"
+    result = run_cli(tmp_path, "migrate", "--status", env=clean_env(PULSESTACK_DATABASE_URL=sqlite_url(db)))
+    assert result.returncode == 0, result.stderr
+    assert all(line.endswith("  pending") for line in result.stdout.splitlines()[:-1])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_migrate_status_against_unreachable_postgres_is_one_line(tmp_path):
+    result = run_cli(tmp_path, "migrate", "--status", env=clean_env(PULSESTACK_DATABASE_URL=UNREACHABLE_POSTGRES))
+    assert_one_line_failure(result, "127.0.0.1", "migration status", only_line=True)
+
+
+def test_migrate_status_and_rollback_together_is_a_usage_error(tmp_path):
+    result = run_cli(tmp_path, "migrate", "--status", "--rollback", "1",
+                     env=clean_env(PULSESTACK_DATABASE_URL=sqlite_url(tmp_path / "x.db")))
+    assert result.returncode == 2
+    assert "not allowed with" in result.stderr
 
 
 def test_migrate_reads_the_url_from_a_config_file(tmp_path):

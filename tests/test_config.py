@@ -154,6 +154,8 @@ def test_every_setting_can_be_overridden_from_the_environment():
         "hub.send_queue": ("4", 4),
         "hub.heartbeat_s": ("5", 5),
         "log.level": ("error", "error"),
+        "retention.read_days": ("30", 30),
+        "retention.all_days": ("365", 365),
     }
     assert set(overrides) == {s.name for s in SETTINGS}, "a new setting needs a line here"
     env = {setting(name).env: text for name, (text, _) in overrides.items()}

@@ -7,6 +7,8 @@ and the named index doing the work.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from helpers import make_members, make_user, make_workspace
 
@@ -211,3 +213,20 @@ async def test_fan_out_probes_each_members_mutes_through_their_primary_key(seede
         else:  # a WITHOUT ROWID table's primary key is the table itself
             assert "SEARCH u USING PRIMARY KEY (workspace_id=? AND user_id=? AND type_prefix=?)" in p.splitlines(), p
             assert not any(line.startswith(("SCAN u", "SCAN m", "SCAN workspace_mutes")) for line in p.splitlines()), p
+
+
+async def test_retention_deletes_find_their_rows_through_the_retention_indexes(seeded, dialect):
+    """prune's batches (sql/retention.sql): read receipts by receipts_read_at_idx (partial), old
+    notifications by notifications_created_idx and their receipts by the (notification, user) key;
+    no batch scans notification_receipts."""
+    cutoff = utcnow() - timedelta(days=30)
+    p = await plan(seeded, "delete_read_receipts_before", cutoff=cutoff, batch=5000)
+    assert uses(p, dialect, "receipts_read_at_idx"), p
+    assert no_receipts_scan(p, dialect), p
+    for query in ("delete_receipts_of_notifications_before", "delete_notifications_before"):
+        p = await plan(seeded, query, cutoff=cutoff, batch=5000)
+        # SQLite may instead skip-scan notifications_workspace_created_idx when there are
+        # few workspaces (two here): a range on created_at in each, as good.
+        assert uses(p, dialect, "notifications_created_idx") or (
+            dialect == "sqlite" and "notifications_workspace_created_idx (ANY(workspace_id) AND created_at<?)" in p), p
+        assert no_receipts_scan(p, dialect), p

@@ -160,6 +160,9 @@ def test_both_dialects_end_with_the_same_schema(sqlite_template, postgres_server
     assert pg["indexes"]["receipts_unread_idx"] == ("notification_receipts", ("user_id", "workspace_id", "created_at", "is_read"), False, True)
     assert pg["indexes"]["receipts_inbox_idx"][1] == ("user_id", "created_at", "notification_id")
     assert pg["indexes"]["receipts_inbox_active_idx"] == ("notification_receipts", ("user_id", "created_at", "notification_id"), False, True)
+    # Retention (0006): read receipts by read_at (partial: the fan-out, writing unread receipts, never touches it), notifications by age.
+    assert pg["indexes"]["receipts_read_at_idx"] == ("notification_receipts", ("read_at",), False, True)
+    assert pg["indexes"]["notifications_created_idx"] == ("notifications", ("created_at",), False, False)
 
 
 async def read_everything(db) -> dict:

@@ -10,6 +10,7 @@ starts, or from a thread.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from yoyo import get_backend, read_migrations
@@ -87,3 +88,52 @@ def apply_migrations_up_to(url: str, last: str) -> tuple[str, ...]:
         return tuple(m.id for m in pending)
     finally:
         backend.connection.close()
+
+
+@dataclass(frozen=True)
+class StepStatus:
+    id: str
+    applied_at: datetime | None  # UTC, as yoyo recorded it; None: pending
+
+
+def migration_status(url: str) -> list[StepStatus]:
+    """Every step of the dialect in order, applied (and when) or pending.
+    Changes nothing: a SQLite file that does not exist yet is not created,
+    and yoyo's own tables are not created where it never ran."""
+    migrations = read_migrations(str(migrations_dir(dialect_of(url))))
+    if dialect_of(url) == "sqlite" and not sqlite_path(url).exists():
+        return [StepStatus(m.id, None) for m in migrations]
+    when = _applied_at(url)
+    return [StepStatus(m.id, _utc(when[m.hash]) if m.hash in when else None) for m in migrations]
+
+
+_APPLIED_SQL = "SELECT migration_hash, CAST(applied_at_utc AS TEXT) FROM _yoyo_migration"
+
+
+def _applied_at(url: str) -> dict[str, str]:
+    """{migration hash: applied_at_utc} from yoyo's table, read with the plain
+    driver: yoyo's backend would create its lock table on connecting."""
+    if dialect_of(url) == "sqlite":
+        import sqlite3
+
+        lite = sqlite3.connect(f"file:{sqlite_path(url)}?mode=ro", uri=True)
+        try:
+            if not lite.execute("SELECT 1 FROM sqlite_master WHERE name = '_yoyo_migration'").fetchone():
+                return {}
+            return {h: t for h, t in lite.execute(_APPLIED_SQL).fetchall()}
+        finally:
+            lite.close()
+    import psycopg
+
+    with psycopg.connect(url, connect_timeout=5) as pg:
+        row = pg.execute("SELECT to_regclass('_yoyo_migration')").fetchone()
+        if row is None or row[0] is None:
+            return {}
+        return {h: t for h, t in pg.execute(_APPLIED_SQL).fetchall()}
+
+
+def _utc(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    when = datetime.fromisoformat(value)
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)

@@ -49,6 +49,18 @@ class PostgresBus(EventBus):
         self._pending.merge(change)
         self._wake.set()
 
+    async def announce(self, change: Change) -> bool:
+        """One NOTIFY per payload from a connection of its own, closed at once;
+        every listening server process applies the change (origin is ours, so
+        none takes it for its own)."""
+        conn = await asyncpg.connect(self.dsn, timeout=5)
+        try:
+            for payload in change.payloads(self.origin):
+                await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
+        finally:
+            await conn.close()
+        return True
+
     async def close(self) -> None:
         for task in self._tasks:
             task.cancel()
