@@ -212,8 +212,9 @@ declared-type converters (UUIDs, timestamps) and the canonical form
 hashed for the checksum, on both sides; Postgres' `COPY` shares the second
 core. A first run measured 56.6 s before the canonical form skipped an
 `astimezone` per UTC timestamp and dispatched on type. Migration 0006
-(retention indexes: one more on receipts, one on notifications) costs the
-copy about 3 s: `COPY` maintains every index of the target as it goes.
+(retention indexes: one more on receipts, one on notifications) added
+about 3 s in one run, which is about the spread between runs: `COPY`
+maintains every index of the target as it goes.
 """
 
 
