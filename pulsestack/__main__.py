@@ -5,6 +5,7 @@
     pulsestack [--config PATH] prune [--read-older-than DAYS] [--older-than DAYS] [--dry-run]
     pulsestack [--config PATH] create-admin --email E [--password-stdin]
     pulsestack openapi
+    pulsestack copy-db --from URL --to URL [--verify-only]
 
 A failure a user can fix (bad configuration, database unreachable, port in
 use, bad input) exits non-zero with one line on stderr, never a traceback.
@@ -248,7 +249,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--password-stdin", action="store_true", help="read the password from the first line of standard input")
 
     commands.add_parser("openapi", parents=[common], help="print the OpenAPI document (what GET /api/openapi.json serves)")
+
+    p = commands.add_parser("copy-db", parents=[common],
+                            help="copy every row of one database into a new empty one (e.g. SQLite to Postgres), then verify")
+    p.add_argument("--from", dest="from_url", required=True, metavar="URL", help="the database to copy (read only)")
+    p.add_argument("--to", dest="to_url", required=True, metavar="URL",
+                   help="an empty database: migrated to --from's step, then filled")
+    p.add_argument("--verify-only", action="store_true", help="copy nothing; compare row counts and checksums of every table")
     return parser
+
+
+def copy_db(from_url: str, to_url: str, *, verify_only: bool) -> None:
+    """copy-db: fill an empty database from another (any dialect to any), then
+    verify every table's row count and checksum; or, with --verify-only,
+    only compare two databases. db/copy.py holds the steps and the why."""
+    from .db.copy import CLEAN_UP, CopyError
+    from .db.copy import copy_db as run_copy
+    from .db.copy import verify_only as run_verify
+
+    log.info("copy-db: %s %s -> %s", "verifying" if verify_only else "copying", redact(from_url), redact(to_url))
+    try:
+        reports = asyncio.run(run_verify(from_url, to_url) if verify_only else run_copy(from_url, to_url))
+    except CopyError as exc:
+        raise CommandError(f"copy-db: {exc}") from exc
+    except KeyboardInterrupt:
+        if not verify_only:  # the tables copied so far are committed, the one under way rolled back
+            log.warning("copy-db: interrupted; the target may hold some tables already: %s", CLEAN_UP)
+        raise
+    except Exception as exc:  # a dropped connection, a full disk: one line, never a traceback
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CommandError(f"copy-db: {type(exc).__name__}: {reason}") from exc
+    for r in reports:
+        print(f"{r.table}\t{r.rows}\tsha256:{r.checksum}")
+    total = sum(r.rows for r in reports)
+    log.info("copy-db: %s: %d tables, %d rows, every count and checksum equal",
+             "verified" if verify_only else "copied and verified", len(reports), total)
 
 
 def print_openapi(config: Config) -> None:
@@ -283,6 +318,8 @@ def run(argv: list[str] | None = None) -> int:
             asyncio.run(_create_admin(config, args.email, args.password_stdin))
         elif args.command == "openapi":
             print_openapi(config)
+        elif args.command == "copy-db":
+            copy_db(args.from_url, args.to_url, verify_only=args.verify_only)
     except ConfigError as exc:
         return _fail(f"configuration error: {exc}", 2)
     except CommandError as exc:

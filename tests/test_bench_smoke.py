@@ -79,6 +79,7 @@ def test_bench_runs_at_a_tiny_size(dialect: str, request: pytest.FixtureRequest,
     machine = next(line for line in report.splitlines() if line.startswith("| machine |"))
     assert " cores, " in machine  # cores and CPU model
     assert "| date |" in report
+    assert report.rstrip().splitlines()[-1] and "\n## copy-db\n" in report  # scripts/bench_copy_db's figure, kept
     assert (tmp_path / "results.json").exists()
     # The printed table carries the same rows.
     assert "5 HTTP throughput" in result.stdout
@@ -89,3 +90,23 @@ def test_bench_runs_at_a_tiny_size(dialect: str, request: pytest.FixtureRequest,
         with psycopg.connect(server.url, autocommit=True) as conn:
             left = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
         assert left is None
+
+
+def test_bench_copy_db_runs_at_a_tiny_size(postgres_server, tmp_path: Path):
+    script = ROOT / "scripts" / "bench_copy_db"
+    assert os.access(script, os.X_OK)
+    database = f"{postgres_server.run_id}_copybench"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSESTACK_")}
+    env["PYTHONPATH"] = str(ROOT / "scripts") + os.pathsep + env.get("PYTHONPATH", "")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    env["TMPDIR"] = str(scratch)
+    result = subprocess.run([sys.executable, "-m", "benchlib.copydb", "--crowd", "20", "--broadcasts", "3",
+                             "--postgres-url", postgres_server.url, "--pg-database", database],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=HANG_GUARD_S)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "(460 receipts) copied and verified in" in result.stdout, result.stdout  # 20 x 3 crowd, 400 hot
+    assert "peak RSS" in result.stdout
+    assert list(scratch.iterdir()) == []
+    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+        assert conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone() is None

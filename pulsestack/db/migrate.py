@@ -73,6 +73,23 @@ def pending_migrations(url: str) -> tuple[str, ...]:
         backend.connection.close()
 
 
+def apply_migrations_up_to(url: str, last: str) -> tuple[str, ...]:
+    """Apply the pending steps up to and including `last` (none after it),
+    under yoyo's lock: `copy-db` brings its target to its source's step."""
+    backend, migrations = _backend_and_migrations(url)
+    try:
+        ids = [m.id for m in migrations]
+        if last not in ids:
+            raise ValueError(f"unknown migration step {last!r}")
+        wanted = migrations.filter(lambda m: ids.index(m.id) <= ids.index(last))
+        with backend.lock():
+            pending = backend.to_apply(wanted)
+            backend.apply_migrations(pending)
+        return tuple(m.id for m in pending)
+    finally:
+        backend.connection.close()
+
+
 @dataclass(frozen=True)
 class StepStatus:
     id: str
