@@ -30,7 +30,7 @@ async def test_values_come_back_as_the_same_python_types(db):
 # One column of each type PulseStack declares, spelled per dialect as the
 # migrations spell it (migrations/sqlite/0003_declared_types.sql).
 TYPED_COLUMNS = {
-    "postgres": "k integer, ref uuid, at timestamptz, archived boolean, label text, n integer, doc jsonb",
+    "postgres": "k integer, ref uuid, at timestamptz, archived boolean, label text, n integer, doc json",
     "sqlite": "k INTEGER, ref UUID TEXT, at TIMESTAMPTZ TEXT, archived BOOLEAN, label TEXT, n INTEGER, doc JSON TEXT",
 }
 INSERT_TYPED = NamedQuery.dynamic(

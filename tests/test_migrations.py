@@ -29,7 +29,7 @@ SQLITE_TYPE_ON_POSTGRES = {
     "BOOLEAN": "boolean",
     "TEXT": "text",
     "INTEGER": "integer",
-    "JSON TEXT": "jsonb",
+    "JSON TEXT": "json",
 }
 
 

@@ -4,7 +4,7 @@
 -- The SQLite step of the same number rebuilds its tables so that every
 -- column declares the type the application reads from it, and every
 -- constraint carries a declared name. Postgres already has both: its
--- columns are uuid, timestamptz, boolean, text, integer (and jsonb for
+-- columns are uuid, timestamptz, boolean, text, integer (and json for
 -- JSON), which asyncpg returns as uuid.UUID, aware datetimes, bools, strs,
 -- ints (and, through the adapter's codec, decoded JSON); its primary and
 -- foreign keys carry Postgres' own default names (<table>_pkey,

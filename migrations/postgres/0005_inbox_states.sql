@@ -4,8 +4,11 @@
 --
 -- notifications.url / data: where a notification leads (an http(s) URL or
 -- a path) and a small JSON object for the client's own use; both optional.
+-- data is json, not jsonb: it is never searched, only handed back, and json
+-- keeps the text as sent (key order included), as SQLite's JSON TEXT does,
+-- so both dialects answer the same bytes.
 ALTER TABLE notifications ADD COLUMN url text;
-ALTER TABLE notifications ADD COLUMN data jsonb;
+ALTER TABLE notifications ADD COLUMN data json;
 
 -- workspace_members.seen_until: the member last opened the bell at this
 -- moment; an unread receipt created after it is "unseen" (null: never).

@@ -11,7 +11,7 @@
 --   BOOLEAN             bool                         boolean
 --   TEXT                str                          text
 --   INTEGER             int                          integer
---   JSON TEXT           the decoded value            jsonb
+--   JSON TEXT           the decoded value            json
 --
 -- Python's sqlite3 picks the converter by the first word of the type. A type
 -- name containing TEXT has TEXT affinity, so UUIDs stay canonical text and

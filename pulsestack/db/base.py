@@ -19,7 +19,7 @@ from the type its table column declares, never from the column's name:
     bool                  boolean           BOOLEAN
     str                   text              TEXT
     int                   integer           INTEGER
-    dict, list, ...       jsonb             JSON TEXT   (the decoded JSON value)
+    dict, list, ...       json              JSON TEXT   (the decoded JSON value)
 
 The type follows a column through aliases, joins, RETURNING and scalar
 subqueries. A computed column (`count(*)`, `'x' AS y`) has no declared type:

@@ -361,7 +361,7 @@ class PostgresSide(Side):
             json_cols = columns.json
             any_json = any(json_cols)
             while batch := await cursor.fetch(BATCH_ROWS):
-                if any_json:  # no codec on this connection: jsonb comes as text
+                if any_json:  # no codec on this connection: json comes as text
                     yield [tuple(json.loads(v) if j and v is not None else v for v, j in zip(r, json_cols, strict=True))
                            for r in batch]
                 else:
