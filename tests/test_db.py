@@ -285,9 +285,8 @@ async def test_a_closed_database_is_unavailable(database_url):
         await users.get_user(db, new_id())
 
 
+@pytest.mark.parametrize("dialect", ["postgres"], indirect=True)  # SQLite has no connection to kill from outside
 async def test_reads_survive_a_dropped_postgres_connection(db, dialect, database_url):
-    if dialect != "postgres":
-        pytest.skip("Postgres connections can be killed from outside; SQLite has none")
     import psycopg
 
     user = await make_user(db)

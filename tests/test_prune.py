@@ -216,11 +216,11 @@ def test_cli_prune_against_unreachable_postgres_is_one_line(tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith("pulsestack: ")
 
 
-async def test_cli_prune_on_postgres_notifies_the_running_servers(tmp_path, database_url, db, dialect):
+# Postgres only: SQLite has no bus between processes (docs/operations.md, Retention).
+@pytest.mark.parametrize("dialect", ["postgres"], indirect=True)
+async def test_cli_prune_on_postgres_notifies_the_running_servers(tmp_path, database_url, db):
     """The servers LISTEN on the bus channel (tests/test_ws_multiprocess.py shows them applying what
     they hear): the command's NOTIFY asks them to refresh the users who lost unread receipts."""
-    if dialect != "postgres":
-        pytest.skip("SQLite has no bus between processes (docs/operations.md, Retention)")
     s = await seed(db)
     heard: asyncio.Queue[str] = asyncio.Queue()
     listener = await asyncpg.connect(database_url)
@@ -262,11 +262,11 @@ async def test_housekeeping_prune_pushes_the_new_unread_count_to_a_connected_soc
     assert (await get_unread_count(client, reader))["total"] == 0
 
 
-async def test_cli_prune_on_postgres_reaches_a_running_servers_socket(tmp_path, database_url, db, dialect):
+# Postgres only: SQLite has no bus between processes (docs/operations.md, Retention).
+@pytest.mark.parametrize("dialect", ["postgres"], indirect=True)
+async def test_cli_prune_on_postgres_reaches_a_running_servers_socket(tmp_path, database_url, db):
     """End to end: `pulsestack serve` in a subprocess on the same Postgres database, a socket
     connected to it, then `pulsestack prune` in another process: the socket gets its new count."""
-    if dialect != "postgres":
-        pytest.skip("SQLite has no bus between processes (docs/operations.md, Retention)")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = clean_env(PULSESTACK_DATABASE_URL=database_url)
