@@ -288,18 +288,20 @@ class UnreadHub(Hub):
         self._publish(Change(sessions={session_id}))
 
     def receipts_changed(self, user_id: uuid.UUID, notification_ids: Collection[uuid.UUID]) -> None:
-        ids = set(notification_ids)
-        if len(ids) > CHANGED_MAX:
-            self.inboxes_replaced([user_id])  # the frame would be `refresh`: no need to carry the ids
-        else:
-            self._publish(Change(receipts={(user_id, i) for i in ids}))
+        self._publish_listed(user_id, notification_ids, removed=False)
 
     def receipts_removed(self, user_id: uuid.UUID, notification_ids: Collection[uuid.UUID]) -> None:
+        self._publish_listed(user_id, notification_ids, removed=True)
+
+    def _publish_listed(self, user_id: uuid.UUID, notification_ids: Collection[uuid.UUID], *, removed: bool) -> None:
+        """One user's receipts, as Change.receipts or Change.removed; past CHANGED_MAX the frame
+        would be `refresh`, so a refresh it is, without carrying the ids."""
         ids = set(notification_ids)
         if len(ids) > CHANGED_MAX:
             self.inboxes_replaced([user_id])
         else:
-            self._publish(Change(removed={(user_id, i) for i in ids}))
+            pairs = {(user_id, i) for i in ids}
+            self._publish(Change(removed=pairs) if removed else Change(receipts=pairs))
 
     def notification_retracted(self, workspace_id: uuid.UUID, notification_id: uuid.UUID) -> None:
         self._publish(Change(retracted={(workspace_id, notification_id)}))

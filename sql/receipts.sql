@@ -156,12 +156,15 @@ SELECT notification_id
 -- Read-all, optionally for one workspace (NULL: all) and only for what was
 -- created at or before `before` (NULL: everything), so a notification that
 -- arrived after the user looked stays unread. Served by receipts_unread_idx.
+-- The optional filters are spelled `= coalesce(:x, column)`, which both
+-- dialects type from the column (Postgres cannot from `:x IS NULL` alone),
+-- as list_unread_ids spells them: the same rows, one spelling.
 UPDATE notification_receipts
    SET is_read = true, read_at = :now
  WHERE user_id = :user_id
    AND NOT is_read
-   AND (:workspace_id IS NULL OR workspace_id = :workspace_id)
-   AND (:before IS NULL OR created_at <= :before);
+   AND workspace_id = coalesce(:workspace_id, workspace_id)
+   AND created_at <= coalesce(:before, created_at);
 
 -- name: delete_receipt(user_id, notification_id) :exec
 -- Dismiss: the user's own receipt only.

@@ -104,10 +104,15 @@ async def send(db: Database, hub: Hub, principal: Principal, slug: str, request:
     return SendResult(body, replayed=False)
 
 
+async def _workspace_filter(db: Database, principal: Principal, slug: str | None) -> UUID | None:
+    """The id of an optional `workspace` filter; a workspace the caller is not in is 404."""
+    return None if slug is None else (await access(db, principal, slug)).id
+
+
 async def inbox(db: Database, principal: Principal, *, limit: int, workspace_slug: str | None, status: InboxStatus,
                 type: str | None, before: tuple[datetime, UUID] | None, archived: ArchivedFilter,
                 after: UUID | None) -> list[InboxItem]:
-    workspace_id = (await access(db, principal, workspace_slug)).id if workspace_slug is not None else None
+    workspace_id = await _workspace_filter(db, principal, workspace_slug)
     after_key = None
     if after is not None:
         # Catch-up: anything newer than a notification the client holds. It
@@ -129,11 +134,11 @@ async def mark_seen(db: Database, hub: Hub, principal: Principal, request: MarkS
     """Move the seen cut-off forward (never back, and never past now)."""
     now = utcnow()
     until = now if request.until is None else min(request.until, now)
-    if request.workspace is None:
+    workspace_id = await _workspace_filter(db, principal, request.workspace)
+    if workspace_id is None:
         updated = await members.mark_seen(db, principal.id, until)
     else:
-        acc = await access(db, principal, request.workspace)
-        updated = await members.mark_seen_in(db, acc.id, principal.id, until)
+        updated = await members.mark_seen_in(db, workspace_id, principal.id, until)
     if updated:
         hub.users_changed([principal.id])
     return updated
@@ -206,7 +211,7 @@ async def _change_all(db: Database, hub: Hub, principal: Principal, peek: Callab
 
 
 async def mark_all_read(db: Database, hub: Hub, principal: Principal, workspace_slug: str | None, before: datetime | None) -> int:
-    workspace_id = (await access(db, principal, workspace_slug)).id if workspace_slug is not None else None
+    workspace_id = await _workspace_filter(db, principal, workspace_slug)
     return await _change_all(
         db, hub, principal,
         lambda tx: receipts.list_unread_ids(tx, principal.id, workspace_id=workspace_id, before=before,
@@ -215,7 +220,7 @@ async def mark_all_read(db: Database, hub: Hub, principal: Principal, workspace_
 
 
 async def archive_all(db: Database, hub: Hub, principal: Principal, request: ArchiveAll) -> int:
-    workspace_id = (await access(db, principal, request.workspace)).id if request.workspace is not None else None
+    workspace_id = await _workspace_filter(db, principal, request.workspace)
     only_read = request.status == "read"
     return await _change_all(
         db, hub, principal,
