@@ -6,7 +6,7 @@
 // from the server or a user is set with textContent, never as HTML.
 
 import {createInbox} from "./pulsestack.js";
-import "./components.js";
+import {badgeText} from "./components.js";
 
 const TOKEN_KEY = "pulsestack.token";
 const WORKSPACE_KEY = "pulsestack.workspace";
@@ -39,9 +39,8 @@ const ui = {
   newWorkspaceForm: $("new-workspace-form"),
 };
 
-/** The signed-in state: {token, user, workspaces, store, slug, members, generation}; null when signed out. */
+/** The signed-in state: {token, user, workspaces, store, slug, members}; null when signed out. */
 let session = null;
-let generation = 0;
 
 // ---------------------------------------------------------------------------
 // HTTP
@@ -176,11 +175,9 @@ function startSession(token, me) {
   if (session) endSession(null, {keepToken: true});
   localStorage.setItem(TOKEN_KEY, token);
   const store = createInbox({token});
-  session = {token, user: me.user, workspaces: me.workspaces || [], store, slug: null, members: [], generation: ++generation};
+  session = {token, user: me.user, workspaces: me.workspaces || [], store, slug: null, members: []};
   const mine = session;
-  store.on("auth-expired", () => {
-    if (session === mine) endSession("expired");
-  });
+  // A refused token: the store turns `signed-out` (before it emits `auth-expired`).
   store.subscribe(() => {
     if (session !== mine) return;
     const state = store.getState();
@@ -189,7 +186,7 @@ function startSession(token, me) {
       return;
     }
     const unread = (state.unread && state.unread.total) || 0;
-    document.title = unread ? `(${unread > 99 ? "99+" : unread}) PulseStack` : "PulseStack";
+    document.title = unread ? `(${badgeText(unread)}) PulseStack` : "PulseStack";
   });
   ui.inbox.workspaces = session.workspaces;
   ui.inbox.store = store;

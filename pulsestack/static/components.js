@@ -48,13 +48,17 @@ function lang() {
   return document.documentElement.lang || navigator.language || "en";
 }
 
+const relativeFormats = new Map(); // one Intl.RelativeTimeFormat per language, not one per call
+
 /** "just now", "5 minutes ago", "yesterday", ... for an ISO timestamp. */
 export function relativeTime(iso, now = Date.now()) {
   const then = Date.parse(iso);
   if (Number.isNaN(then)) return "";
   const seconds = Math.round((now - then) / 1000);
   if (seconds < 45) return "just now"; // a clock a little ahead shows "just now" too
-  const format = new Intl.RelativeTimeFormat(lang(), {numeric: "auto"});
+  const language = lang();
+  if (!relativeFormats.has(language)) relativeFormats.set(language, new Intl.RelativeTimeFormat(language, {numeric: "auto"}));
+  const format = relativeFormats.get(language);
   for (const [unit, size] of RELATIVE_STEPS) {
     if (seconds >= size) return format.format(-Math.floor(seconds / size), unit);
   }
@@ -119,6 +123,11 @@ function sheet(text) {
 
 function run(promiseOrValue) {
   return Promise.resolve().then(() => promiseOrValue);
+}
+
+/** A count as a badge shows it: "99+" past 99. */
+export function badgeText(n) {
+  return n > 99 ? "99+" : String(n);
 }
 
 function errorText(error, fallback) {
@@ -435,8 +444,8 @@ export class PulseInbox extends HTMLElement {
     else (this._tabs.find((t) => t.getAttribute("aria-selected") === "true") || this._tabs[0]).focus();
   }
 
-  focus(options) {
-    this.focusList(options);
+  focus() {
+    this.focusList();
   }
 
   _attach() {
@@ -458,10 +467,9 @@ export class PulseInbox extends HTMLElement {
       unseen: state.unseen || {total: 0, workspaces: {}},
       items: Array.isArray(state.items) ? state.items : [],
       nextCursor: state.nextCursor || null,
-      status: this._store ? state.status || "connecting" : "connecting",
+      status: state.status || "connecting",
       filter: state.filter || {},
       loading: !!state.loading,
-      error: state.error || null,
     };
   }
 
@@ -477,15 +485,9 @@ export class PulseInbox extends HTMLElement {
   // -- rendering --------------------------------------------------------------
 
   _visibleItems(state) {
-    const filter = state.filter;
-    return state.items.filter((item) => {
-      if (this._hidden.has(item.id)) return false;
-      // What the store's filter asks for, in case an item changed under it.
-      if (filter.archived === "only" && !item.archived) return false;
-      if ((filter.archived === "exclude" || filter.archived === undefined) && item.archived) return false;
-      if (filter.workspace && item.workspace_slug && item.workspace_slug !== filter.workspace) return false;
-      return true;
-    });
+    // The store keeps only items that match its filter; what is hidden here
+    // is what waits for its undo.
+    return state.items.filter((item) => !this._hidden.has(item.id));
   }
 
   _render() {
@@ -498,7 +500,7 @@ export class PulseInbox extends HTMLElement {
       button.tabIndex = selected ? 0 : -1;
       if (button._count) {
         button._count.hidden = !state.unread.total;
-        button._count.textContent = !state.unread.total ? "" : state.unread.total > 99 ? "99+" : String(state.unread.total);
+        button._count.textContent = !state.unread.total ? "" : badgeText(state.unread.total);
       }
     }
     this._markAll.disabled = !state.unread.total || state.status === "signed-out";
@@ -534,9 +536,6 @@ export class PulseInbox extends HTMLElement {
     let retry = null;
     if (this._error) {
       ({text, retry} = this._error);
-      kind = "error";
-    } else if (state.error) {
-      text = typeof state.error === "string" ? state.error : errorText(state.error, "Something went wrong");
       kind = "error";
     } else if (state.status === "offline") {
       text = shown ? "Offline. Reconnecting…" : null;
@@ -825,7 +824,7 @@ export class PulseInbox extends HTMLElement {
     if (!store || this._state().status === "signed-out") return Promise.resolve(false);
     const report = (error) => {
       if (this._store !== store || this._state().status === "signed-out") return;
-      this._error = {text: error ? errorText(error, failure) : failure, retry: () => this._act(fn, failure)};
+      this._error = {text: errorText(error, failure), retry: () => this._act(fn, failure)};
       this._queueRender();
     };
     return run(fn()).then((ok) => {
@@ -1004,7 +1003,7 @@ export class PulseInbox extends HTMLElement {
       // Still the same list and page: a failure (the store answers false) says so, with a retry.
       if (this._store === store && now.filter === filter && now.nextCursor === cursor && now.status !== "signed-out") {
         if (ok === false || error) {
-          this._error = {text: error ? errorText(error, "Couldn't load more") : "Couldn't load more", retry: () => this._loadMore()};
+          this._error = {text: errorText(error, "Couldn't load more"), retry: () => this._loadMore()};
         } else {
           this._stuckCursor = cursor; // a page that brought nothing: scrolling does not ask again (the button can)
         }
@@ -1168,7 +1167,7 @@ export class PulseBell extends HTMLElement {
     const n = Number(counts.total) || 0;
     this.dataset.status = state.status || "connecting";
     this._badge.hidden = n === 0 || state.status === "signed-out";
-    this._badge.textContent = n > 99 ? "99+" : String(n);
+    this._badge.textContent = badgeText(n);
     const label = this.getAttribute("label") || "Notifications";
     this._button.setAttribute("aria-label", state.status === "signed-out" ? `${label}, signed out` : `${label}, ${n} ${kind}`);
   }
