@@ -23,7 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from . import __version__, logs
 from .config import Config, ConfigError, load_config
-from .errors import ApiError
+from .errors import ApiError, first_line
 
 log = logging.getLogger("pulsestack")
 
@@ -59,7 +59,7 @@ def migrate(config: Config, rollback: int | None = None) -> None:
             return
         result = apply_migrations(url)
     except Exception as exc:  # psycopg, sqlite3 and yoyo each raise their own kinds
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         raise CommandError(f"cannot migrate {redact(url)}: {reason}") from exc
     if result.applied:
         log.info("migrate: applied %s on %s", ", ".join(result.applied), redact(url))
@@ -75,7 +75,7 @@ def migrate_status(config: Config) -> None:
     try:
         steps = migration_status(url)
     except Exception as exc:  # psycopg, sqlite3 and yoyo each raise their own kinds
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         raise CommandError(f"cannot read the migration status of {redact(url)}: {reason}") from exc
     for step in steps:
         when = f"applied {step.applied_at:%Y-%m-%d %H:%M:%S} UTC" if step.applied_at else "pending"
@@ -151,11 +151,21 @@ def read_password(from_stdin: bool) -> str:
     return first
 
 
+def database_error(exc: Exception) -> CommandError:
+    """A database failure of a command, as its one line: unreachable as it is,
+    anything else most likely an unmigrated database."""
+    from .db import DatabaseUnavailable
+
+    if isinstance(exc, DatabaseUnavailable):
+        return CommandError(str(exc))
+    return CommandError(f"{exc} (is the database migrated? run: pulsestack migrate)")
+
+
 async def _create_admin(config: Config, email: str, password_stdin: bool) -> None:
     from pydantic import ValidationError
 
     from .app import database_for
-    from .db import DatabaseError, DatabaseUnavailable
+    from .db import DatabaseError
     from .models import problems
     from .models.requests import AdminAccount
     from .services.accounts import create_admin, find_user_by_email
@@ -168,10 +178,8 @@ async def _create_admin(config: Config, email: str, password_stdin: bool) -> Non
             result = await create_admin(db, account)
     except ValidationError as exc:
         raise CommandError("; ".join(f"{k} {v}" for k, v in problems(exc).items())) from exc
-    except DatabaseUnavailable as exc:
-        raise CommandError(str(exc)) from exc
     except DatabaseError as exc:
-        raise CommandError(f"{exc} (is the database migrated? run: pulsestack migrate)") from exc
+        raise database_error(exc) from exc
     except ApiError as exc:
         detail = "; ".join(f"{k} {v}" for k, v in exc.details.items())
         raise CommandError(f"{exc.message}{': ' + detail if detail else ''}") from exc
@@ -182,7 +190,7 @@ async def _create_admin(config: Config, email: str, password_stdin: bool) -> Non
 async def _prune(config: Config, read_older_than: int | None, older_than: int | None, dry_run: bool,
                  batch: int | None = None) -> None:
     from .app import database_for
-    from .db import DatabaseError, DatabaseUnavailable
+    from .db import DatabaseError
     from .eventbus import Change
     from .services.retention import BATCH, prune
 
@@ -195,10 +203,8 @@ async def _prune(config: Config, read_older_than: int | None, older_than: int | 
                 # Postgres: the running servers LISTEN and refresh those users.
                 # SQLite: no other process to reach (docs/operations.md, "Retention").
                 pushed = await db.event_bus(0).announce(Change(refresh=pruned.users))
-    except DatabaseUnavailable as exc:
-        raise CommandError(str(exc)) from exc
     except DatabaseError as exc:
-        raise CommandError(f"{exc} (is the database migrated? run: pulsestack migrate)") from exc
+        raise database_error(exc) from exc
     except OSError as exc:  # the NOTIFY connection
         raise CommandError(f"pruned, but could not tell the running servers: {exc}") from exc
     verb = "would delete" if dry_run else "deleted"
@@ -277,7 +283,7 @@ def copy_db(from_url: str, to_url: str, *, verify_only: bool) -> None:
             log.warning("copy-db: interrupted; the target may hold some tables already: %s", CLEAN_UP)
         raise
     except Exception as exc:  # a dropped connection, a full disk: one line, never a traceback
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         raise CommandError(f"copy-db: {type(exc).__name__}: {reason}") from exc
     for r in reports:
         print(f"{r.table}\t{r.rows}\tsha256:{r.checksum}")

@@ -11,6 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception as one line for a user: its message's first line, or its class name."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class ApiError(Exception):
     status = 500
     code = "internal"

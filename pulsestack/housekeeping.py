@@ -54,14 +54,14 @@ async def retain_once(db: Database, retention: RetentionConfig, hub: Hub | None 
     return pruned
 
 
-async def run_forever(db: Database, retention: RetentionConfig | None = None, hub: Hub | None = None) -> None:
+async def run_forever(db: Database, retention: RetentionConfig, hub: Hub | None = None) -> None:
     while True:
         await asyncio.sleep(INTERVAL_S)
         try:
             purged = await purge_once(db)
             if any(purged):
                 log.info("housekeeping: deleted %d expired sessions, %d idempotency keys, %d mute rows", *purged)
-            pruned = await retain_once(db, retention, hub) if retention is not None else None
+            pruned = await retain_once(db, retention, hub)
             if pruned:
                 log.info("housekeeping: retention %s", pruned.summary())
         except DatabaseError as exc:  # includes unavailable: try again next time

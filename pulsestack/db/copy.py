@@ -54,6 +54,7 @@ from typing import Any
 
 import asyncpg
 
+from ..errors import first_line
 from ..ids import isoformat_z
 from ..resources import migrations_dir
 from . import dialect_of, sqlite_path
@@ -83,11 +84,6 @@ CLEAN_UP = ("to start again, recreate the target (Postgres: DROP DATABASE and CR
 
 class CopyError(Exception):
     """A reason to stop, as one line."""
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def known_steps() -> list[str]:
@@ -215,7 +211,7 @@ class SQLiteSide(Side):
                 self.conn.execute("PRAGMA query_only = ON")  # a source is only read
             self.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except sqlite3.Error as exc:
-            raise CopyError(f"cannot open {self.path}: {_reason(exc)}") from exc
+            raise CopyError(f"cannot open {self.path}: {first_line(exc)}") from exc
 
     async def close(self) -> None:
         if self.conn is not None:
@@ -298,7 +294,7 @@ class PostgresSide(Side):
         try:
             self.conn = await asyncpg.connect(self.url, timeout=10)
         except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise CopyError(f"cannot connect: {_reason(exc)}") from exc
+            raise CopyError(f"cannot connect: {first_line(exc)}") from exc
 
     async def close(self) -> None:
         if self.conn is not None:
@@ -438,7 +434,7 @@ async def source_step(source: Side) -> str:
     try:
         applied = await source.applied_steps()
     except (sqlite3.Error, asyncpg.PostgresError) as exc:
-        raise CopyError(f"--from is not a PulseStack database: {_reason(exc)}") from exc
+        raise CopyError(f"--from is not a PulseStack database: {first_line(exc)}") from exc
     if not applied:
         raise CopyError("--from is not a PulseStack database: it has no migration log (yoyo) with PulseStack's steps")
     known = known_steps()
@@ -468,13 +464,6 @@ async def check_target(target: Side, step: str) -> list[str]:
         raise CopyError(f"--to is already migrated past the source's step {step} ({', '.join(extra)}); "
                         "use a new empty database as the target; nothing was changed")
     return [s for s in wanted if s not in applied]
-
-
-def migrate_to(url: str, step: str) -> tuple[str, ...]:
-    """Apply our steps up to and including `step` (yoyo, synchronous)."""
-    from .migrate import apply_migrations_up_to
-
-    return apply_migrations_up_to(url, step)
 
 
 # --- copy and verify --------------------------------------------------------
@@ -542,7 +531,8 @@ async def verify_only(from_url: str, to_url: str) -> list[TableReport]:
             target_steps = await target.applied_steps() or []
             if not target_steps or target_steps[-1] != step:
                 raise CopyError(f"--to is not at the source's migration step {step}")
-            tables = [t for t in TABLES if t in await source.tables()]
+            present = await source.tables()  # one catalogue read, not one per table
+            tables = [t for t in TABLES if t in present]
             await source.begin_snapshot()
             await target.begin_snapshot()
             try:
@@ -557,9 +547,10 @@ async def verify_only(from_url: str, to_url: str) -> list[TableReport]:
         await source.close()
 
 
-async def copy_db(from_url: str, to_url: str, *, bar: bool | None = None,
-                  migrate: Callable[[str, str], Sequence[str]] = migrate_to) -> list[TableReport]:
+async def copy_db(from_url: str, to_url: str, *, bar: bool | None = None) -> list[TableReport]:
     """Copy, then verify; the tables' reports. Raises CopyError with one line."""
+    from .migrate import apply_migrations_up_to  # yoyo, only when a copy runs
+
     if bar is None:
         bar = sys.stderr.isatty()
     if _same(from_url, to_url):
@@ -573,13 +564,14 @@ async def copy_db(from_url: str, to_url: str, *, bar: bool | None = None,
             if missing:
                 await target.close()  # yoyo takes its own connection and lock
                 try:
-                    applied = await asyncio.to_thread(migrate, to_url, step)
+                    applied = await asyncio.to_thread(apply_migrations_up_to, to_url, step)
                 except Exception as exc:
-                    raise CopyError(f"cannot migrate --to: {_reason(exc)}") from exc
+                    raise CopyError(f"cannot migrate --to: {first_line(exc)}") from exc
                 log.info("copy-db: migrated --to to %s (%s)", step, ", ".join(applied) or "nothing to apply")
                 target = await _opened(to_url, "--to", target=True)
                 await check_target(target, step)  # still empty: nothing wrote meanwhile
-            tables = [t for t in TABLES if t in await source.tables()]
+            present = await source.tables()  # one catalogue read, not one per table
+            tables = [t for t in TABLES if t in present]
             await source.begin_snapshot()
             try:
                 sums: dict[str, TableSum] = {}

@@ -30,7 +30,7 @@ import time
 import traceback
 from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from . import fanout, procs, reads, report, seed, throughput, websockets
 
@@ -158,20 +158,6 @@ def machine_info(args: argparse.Namespace, pg_version: str | None) -> dict:
 
 # -- Postgres bench database ---------------------------------------------------
 
-def with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/" + name))
-
-
-async def pg_admin(url: str, *statements: str) -> str:
-    import asyncpg
-
-    conn = await asyncpg.connect(url, timeout=5)
-    try:
-        for s in statements:
-            await conn.execute(s)
-        return await conn.fetchval("SHOW server_version")
-    finally:
-        await conn.close()
 
 
 # -- one dialect ---------------------------------------------------------------
@@ -189,9 +175,9 @@ async def run_dialect(dialect: str, args: argparse.Namespace, tmp: Path, log) ->
             described = "SQLite file in a temp directory (WAL, synchronous=NORMAL)"
         else:
             name = args.pg_database
-            await pg_admin(args.postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
-            stack.push_async_callback(pg_admin, args.postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            url = with_database(args.postgres_url, name)
+            await procs.pg_admin(args.postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
+            stack.push_async_callback(procs.pg_admin, args.postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            url = procs.with_database(args.postgres_url, name)
             described = f"Postgres database `{name}` on {urlsplit(args.postgres_url).hostname}"
         env = procs.clean_env(PULSESTACK_DATABASE_URL=url)
         await procs.run([sys.executable, "-m", "pulsestack", "migrate"], env=env, cwd=tmp)
@@ -240,7 +226,7 @@ async def run_dialect(dialect: str, args: argparse.Namespace, tmp: Path, log) ->
         "seed": {"receipts": seeded.receipts, "seconds": seeded.seconds, "steps": seeded.steps,
                  "crowd": sizes.crowd, "crowd_unread": sizes.crowd_unread, "hot_unread": sizes.hot_unread,
                  "hot_total": sizes.hot_read + sizes.hot_unread, "hot_archived": seeded.hot_archived,
-                 "hot_active": sizes.hot_read + sizes.hot_unread - seeded.hot_archived, "hot_unseen": seeded.hot_unseen,
+                 "hot_active": seed.hot_active(sizes.hot_read, sizes.hot_unread), "hot_unseen": seeded.hot_unseen,
                  "typical_unseen": seeded.typical_unseen, "fanout_members": sizes.fanout_members},
         "results": results,
     }
@@ -267,7 +253,7 @@ async def main_async(args: argparse.Namespace) -> int:
     pg_version = None
     if "postgres" in dialects:
         try:
-            pg_version = (await pg_admin(args.postgres_url)).split()[0]
+            pg_version = (await procs.pg_admin(args.postgres_url)).split()[0]
         except Exception as exc:
             log(f"scripts/bench: cannot reach Postgres at {args.postgres_url}: {exc}. Start it, pass --postgres-url, "
                 f"or run --dialect sqlite.")

@@ -24,24 +24,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from . import procs, seed
 
 
-def with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/" + name))
-
-
-async def pg_admin(url: str, *statements: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(url, timeout=5)
-    try:
-        for s in statements:
-            await conn.execute(s)
-    finally:
-        await conn.close()
 
 
 async def seed_sqlite(url: str, crowd: int, broadcasts: int) -> int:
@@ -68,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="pulsestack-copy-bench-") as tmp:
         path = Path(tmp) / "source.db"
         src = f"sqlite:///{path}"
-        dst = with_database(args.postgres_url, args.pg_database)
+        dst = procs.with_database(args.postgres_url, args.pg_database)
         env = procs.clean_env()
         from pulsestack.db.migrate import apply_migrations
 
@@ -78,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seeded {receipts:,} receipts in {time.perf_counter() - t:.1f} s "
               f"({path.stat().st_size / 2**20:.0f} MiB SQLite file)", file=sys.stderr)
         drop = f'DROP DATABASE IF EXISTS "{args.pg_database}" WITH (FORCE)'
-        asyncio.run(pg_admin(args.postgres_url, drop, f'CREATE DATABASE "{args.pg_database}"'))
+        asyncio.run(procs.pg_admin(args.postgres_url, drop, f'CREATE DATABASE "{args.pg_database}"'))
         try:
             rss_file = Path(tmp) / "rss"
             timer = ["/usr/bin/time", "-f", "%M", "-o", str(rss_file)] if Path("/usr/bin/time").exists() else []
@@ -99,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"({rows['notification_receipts']:,} receipts) copied and verified in {seconds:.1f} s, "
                   f"peak RSS {peak_kib / 1024:.0f} MiB")
         finally:
-            asyncio.run(pg_admin(args.postgres_url, drop))
+            asyncio.run(procs.pg_admin(args.postgres_url, drop))
     return 0
 
 

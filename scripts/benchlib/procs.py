@@ -19,8 +19,27 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
+
+
+def with_database(url: str, name: str) -> str:
+    """A Postgres URL with another database name."""
+    return urlunsplit(urlsplit(url)._replace(path="/" + name))
+
+
+async def pg_admin(url: str, *statements: str) -> str:
+    """Run statements on a Postgres server (CREATE/DROP DATABASE); its version."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url, timeout=5)
+    try:
+        for s in statements:
+            await conn.execute(s)
+        return await conn.fetchval("SHOW server_version")
+    finally:
+        await conn.close()
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
