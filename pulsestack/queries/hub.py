@@ -12,8 +12,8 @@ from uuid import UUID
 
 from ..db import NamedQuery
 from ..db.base import Executor
-from ..models.resources import ChangedItem, InboxItem, UnreadCounts, UnseenCounts
-from . import make, many
+from ..models.resources import ChangedItem, InboxItem, UnreadCounts
+from . import make, many, receipts
 
 # A receipt as the fan-out writes it.
 FRESH_RECEIPT = {"is_read": False, "read_at": None, "is_seen": False, "archived": False, "archived_at": None}
@@ -102,11 +102,9 @@ SELECT c.workspace_id, c.unread, c.unseen, r.notification_id, r.created_at
 async def get_connect_state(db: Executor, user_id: UUID, *, since: datetime, limit: int) -> ConnectState:
     query = connect_state_query(db.queries["count_unread_by_workspace"].sql, db.queries["list_recent_receipts"].sql)
     rows = await db.fetch_all(query, user_ids=[user_id], since=since, limit=limit)
-    # The same sums as receipts.count_unread makes of the same rows, so `ready`
-    # says what GET /api/notifications/unread-count says.
-    unread = {r["workspace_id"]: r["unread"] for r in rows if r["workspace_id"] is not None}
-    unseen = {r["workspace_id"]: r["unseen"] for r in rows if r["workspace_id"] is not None and r["unseen"]}
-    counts = UnreadCounts(total=sum(unread.values()), workspaces=unread,
-                          unseen=UnseenCounts(total=sum(unseen.values()), workspaces=unseen))
+    # The same answer as receipts.count_unread makes of the same rows, so
+    # `ready` says what GET /api/notifications/unread-count says.
+    counts = receipts.unread_counts((r["workspace_id"], r["unread"], r["unseen"])
+                                    for r in rows if r["workspace_id"] is not None)
     recent = {r["notification_id"]: r["created_at"] for r in rows if r["notification_id"] is not None}
     return ConnectState(counts, recent)

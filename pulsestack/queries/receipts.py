@@ -14,7 +14,7 @@ receipts_inbox_archived_idx for archived only; receipts_inbox_idx for both.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from datetime import datetime
 from functools import cache
 from typing import NamedTuple
@@ -166,20 +166,24 @@ async def count_unread_by_workspace(db: Executor, user_ids: Collection[UUID]) ->
 NO_UNREAD = UnreadCounts(total=0, workspaces={}, unseen=UnseenCounts(total=0, workspaces={}))
 
 
+def unread_counts(rows: Iterable[tuple[UUID, int, int]]) -> UnreadCounts:
+    """One user's (workspace_id, unread, unseen) rows as the answer: only non-zero entries."""
+    unread: dict[UUID, int] = {}
+    unseen: dict[UUID, int] = {}
+    for workspace_id, n_unread, n_unseen in rows:
+        unread[workspace_id] = n_unread
+        if n_unseen:
+            unseen[workspace_id] = n_unseen
+    return UnreadCounts(total=sum(unread.values()), workspaces=unread,
+                        unseen=UnseenCounts(total=sum(unseen.values()), workspaces=unseen))
+
+
 async def count_unread(db: Executor, user_ids: Collection[UUID]) -> dict[UUID, UnreadCounts]:
     """Each given user's unread and unseen counts (users with nothing unread are left out: NO_UNREAD)."""
-    unread: dict[UUID, dict[UUID, int]] = {}
-    unseen: dict[UUID, dict[UUID, int]] = {}
+    by_user: dict[UUID, list[tuple[UUID, int, int]]] = {}
     for r in await count_unread_by_workspace(db, user_ids):
-        unread.setdefault(r.user_id, {})[r.workspace_id] = r.unread
-        if r.unseen:
-            unseen.setdefault(r.user_id, {})[r.workspace_id] = r.unseen
-    return {
-        user_id: UnreadCounts(total=sum(counts.values()), workspaces=counts,
-                              unseen=UnseenCounts(total=sum(unseen.get(user_id, {}).values()),
-                                                  workspaces=unseen.get(user_id, {})))
-        for user_id, counts in unread.items()
-    }
+        by_user.setdefault(r.user_id, []).append((r.workspace_id, r.unread, r.unseen))
+    return {user_id: unread_counts(rows) for user_id, rows in by_user.items()}
 
 
 async def delete_member_receipts(db: Executor, workspace_id: UUID, user_id: UUID) -> int:
