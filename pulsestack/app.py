@@ -18,11 +18,12 @@ from . import housekeeping
 from .api import auth, cors, health, notifications, openapi, static, workspaces, ws
 from .api.jsonio import MAX_BODY_BYTES
 from .api.middleware import request_context
-from .appkeys import CONFIG, DB, HUB, LOGIN_LIMITER, REGISTRATION_LIMITER
+from .appkeys import CONFIG, DB, FANOUT, HUB, LOGIN_LIMITER, REGISTRATION_LIMITER
 from .config import Config
 from .db import Database, open_database
 from .hub import Hub, UnreadHub
 from .services.accounts import LoginLimiter, RegistrationLimiter
+from .services.fanout import FanOutWorker
 
 
 def database_for(config: Config) -> Database:
@@ -70,6 +71,14 @@ def create_app(config: Config, db: Database | None = None, hub: Hub | None = Non
         yield
         await realtime.close()  # no-op when on_shutdown already closed it
 
+    async def fanout_ctx(app: web.Application) -> AsyncIterator[None]:
+        # Large broadcasts' receipts, chunk by chunk; it resumes any job left unfinished at once.
+        worker = FanOutWorker(app[DB], app[HUB], config.fanout.chunk)
+        await worker.start()
+        app[FANOUT] = worker
+        yield
+        await worker.close()
+
     async def close_websockets(app: web.Application) -> None:
         # On shutdown, before aiohttp waits for handlers: every socket gets 1001.
         if HUB in app:
@@ -84,6 +93,7 @@ def create_app(config: Config, db: Database | None = None, hub: Hub | None = Non
 
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(hub_ctx)
+    app.cleanup_ctx.append(fanout_ctx)
     app.cleanup_ctx.append(housekeeping_ctx)
     app.on_shutdown.append(close_websockets)
     for module in (health, auth, workspaces, notifications, openapi, ws, static):

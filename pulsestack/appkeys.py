@@ -8,9 +8,11 @@ from .config import Config
 from .db import Database
 from .hub import Hub
 from .services.accounts import LoginLimiter, RegistrationLimiter
+from .services.fanout import FanOutWorker
 
 CONFIG = web.AppKey("config", Config)
 DB = web.AppKey("db", Database)
 LOGIN_LIMITER = web.AppKey("login_limiter", LoginLimiter)
 REGISTRATION_LIMITER = web.AppKey("registration_limiter", RegistrationLimiter)
 HUB = web.AppKey("hub", Hub)
+FANOUT = web.AppKey("fanout", FanOutWorker)

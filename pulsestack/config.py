@@ -117,6 +117,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("retention", "all_days", int, 0, "PULSESTACK_RETENTION_ALL_DAYS",
             "Housekeeping deletes every receipt and notification created more than this many days ago "
             "(pulsestack prune --older-than); 0 = keep forever.", 0, 36_500),
+    Setting("fanout", "chunk", int, 5000, "PULSESTACK_FANOUT_CHUNK",
+            "Broadcasts to at most this many members write every receipt before answering; larger ones answer at once "
+            "and a background job writes their receipts this many members at a time.", 1, 1_000_000),
     Setting("log", "level", str, "info", "PULSESTACK_LOG_LEVEL",
             "Log level: debug, info, warning or error."),
 )
@@ -163,6 +166,11 @@ class RetentionConfig:
 
 
 @dataclass(frozen=True)
+class FanoutConfig:
+    chunk: int = 5000
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: str
 
@@ -175,6 +183,7 @@ class Config:
     hub: HubConfig
     log: LogConfig
     retention: RetentionConfig = RetentionConfig()
+    fanout: FanoutConfig = FanoutConfig()
     source: str = "defaults"
 
     def replace(self, **changes: Mapping[str, Any]) -> Config:
@@ -186,7 +195,7 @@ class Config:
 
 
 _SECTIONS = {"server": ServerConfig, "database": DatabaseConfig, "auth": AuthConfig, "hub": HubConfig, "log": LogConfig,
-             "retention": RetentionConfig}
+             "retention": RetentionConfig, "fanout": FanoutConfig}
 
 
 def _coerce(setting: Setting, value: Any, origin: str, text: bool) -> Any:

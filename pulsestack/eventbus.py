@@ -55,6 +55,9 @@ def reconnect_delay(attempt: int, rand: Callable[[], float] = random.random) -> 
 
 
 Pair = tuple[uuid.UUID, uuid.UUID]
+# (notification, after, upto): the receipts of one chunk of a large broadcast,
+# written for the members whose user id is in (after, upto].
+Chunk = tuple[uuid.UUID, uuid.UUID, uuid.UUID]
 
 
 @dataclass
@@ -64,6 +67,9 @@ class Change:
     - `users`: these users' unread counts.
     - `workspaces`: the counts of every member of these workspaces.
     - `notifications`: new notifications; each recipient gets its frame.
+    - `chunks`: (notification, after, upto): a large broadcast's receipts for
+      the members with user ids in (after, upto] were written; each of those
+      recipients gets its frame.
     - `sessions`: revoked tokens; their sockets close.
     - `receipts`: (user, notification) receipts whose state changed (read,
       unread, archive, unarchive): a `changed` frame with their state now.
@@ -86,10 +92,11 @@ class Change:
     removed: set[Pair] = field(default_factory=set)
     retracted: set[Pair] = field(default_factory=set)
     refresh: set[uuid.UUID] = field(default_factory=set)
+    chunks: set[Chunk] = field(default_factory=set)
 
     def __bool__(self) -> bool:
         return bool(self.users or self.workspaces or self.notifications or self.sessions or self.everyone
-                    or self.receipts or self.removed or self.retracted or self.refresh)
+                    or self.receipts or self.removed or self.retracted or self.refresh or self.chunks)
 
     def merge(self, other: Change) -> None:
         self.users |= other.users
@@ -101,6 +108,7 @@ class Change:
         self.removed |= other.removed
         self.retracted |= other.retracted
         self.refresh |= other.refresh
+        self.chunks |= other.chunks
 
     def condensed(self) -> Change:
         """The same change, said in fewer ids where lists would outgrow what
@@ -116,28 +124,30 @@ class Change:
         refresh = self.refresh | {user_id for user_id, ids in listed.items() if len(ids) > CHANGED_MAX}
         everyone = self.everyone or len(self.users) > MAX_LISTED_USERS or len(refresh) > MAX_LISTED_USERS
         if everyone:
-            return Change(notifications=set(self.notifications), sessions=set(self.sessions), everyone=True)
+            return Change(notifications=set(self.notifications), sessions=set(self.sessions), everyone=True,
+                          chunks=set(self.chunks))
         return Change(users=set(self.users), workspaces=set(self.workspaces), notifications=set(self.notifications),
                       sessions=set(self.sessions), receipts={p for p in self.receipts if p[0] not in refresh},
                       removed={p for p in self.removed if p[0] not in refresh}, retracted=set(self.retracted),
-                      refresh=refresh)
+                      refresh=refresh, chunks=set(self.chunks))
 
     def payloads(self, origin: str) -> list[str]:
         """JSON payloads, each under PAYLOAD_LIMIT; ids are split across as many as needed.
         Ids are strings; a pair is a two-string list. Keys: u users, w workspaces, n
         notifications, s sessions, c changed receipts, d removed receipts, x retracted
-        notifications, r refresh, e everyone (true)."""
+        notifications, r refresh, k chunks (three strings), e everyone (true)."""
         change = self.condensed()
         items: list[tuple[str, str | list[str]]] = [
             (key, str(i)) for key, ids in (("u", change.users), ("w", change.workspaces), ("n", change.notifications),
                                            ("s", change.sessions), ("r", change.refresh)) for i in ids]
         items += [(key, [str(a), str(b)]) for key, pairs in (("c", change.receipts), ("d", change.removed),
                                                               ("x", change.retracted)) for a, b in pairs]
+        items += [("k", [str(n), str(a), str(b)]) for n, a, b in change.chunks]
         out: list[str] = []
         current: dict[str, list] = {}
         size = 0
-        # Room for the origin, the everyone flag and each key's `"k":[],` (at most 9 keys).
-        room = PAYLOAD_LIMIT - len(_compact({"o": origin, "e": True})) - 9 * 8
+        # Room for the origin, the everyone flag and each key's `"k":[],` (at most 10 keys).
+        room = PAYLOAD_LIMIT - len(_compact({"o": origin, "e": True})) - 10 * 8
         for key, value in items:
             cost = len(_compact(value)) + 2  # the value and its comma, with a byte to spare
             if size + cost > room:
@@ -163,7 +173,8 @@ class Change:
 
         return data.get("o", ""), cls(users=ids("u"), workspaces=ids("w"), notifications=ids("n"), sessions=ids("s"),
                                       everyone=bool(data.get("e")), receipts=pairs("c"), removed=pairs("d"),
-                                      retracted=pairs("x"), refresh=ids("r"))
+                                      retracted=pairs("x"), refresh=ids("r"),
+                                      chunks={(uuid.UUID(n), uuid.UUID(a), uuid.UUID(b)) for n, a, b in data.get("k", [])})
 
 
 class EventBus:

@@ -4,8 +4,14 @@
 -- workspace_id and created_at are copied from the notification so that the
 -- counts and the inbox read this table alone.
 
--- name: fan_out_broadcast(notification_id, workspace_id, sender_id, created_at, type_prefixes, critical) :exec
--- Every member but the sender gets an unread receipt, unless the member
+-- name: fan_out_broadcast(notification_id, workspace_id, sender_id, created_at, type_prefixes, critical, after_user_id, upto_user_id) :exec
+-- Every member with a user id in (after_user_id, upto_user_id] who joined
+-- at or before the send, but the sender, gets an unread receipt. A small
+-- broadcast passes the whole key range (queries/notifications.py
+-- ALL_MEMBERS) and writes every receipt in the request's transaction; a
+-- large one's job (services/fanout.py) passes one chunk's range at a time.
+-- ON CONFLICT DO NOTHING: a chunk that runs again adds no second receipt.
+-- A member is left out if they
 -- muted the workspace or the notification's type: an anti-join on a live
 -- mute (until null or later than the send) whose type_prefix is one of
 -- type_prefixes (`''` and each whole-segment prefix of the type, from
@@ -24,7 +30,31 @@ SELECT CAST(left(CAST(CAST(:notification_id AS uuid) AS text), 14) || '7' || sub
        :notification_id, m.user_id, m.workspace_id, false, :created_at
   FROM workspace_members AS m
  WHERE m.workspace_id = :workspace_id
+   AND m.user_id > :after_user_id
+   AND m.user_id <= :upto_user_id
    AND m.user_id <> :sender_id
+   AND m.joined_at <= :created_at
+   AND (CAST(:critical AS boolean)
+        OR NOT EXISTS (SELECT 1
+                         FROM workspace_mutes AS u
+                        WHERE u.workspace_id = m.workspace_id
+                          AND u.user_id = m.user_id
+                          AND u.type_prefix IN (:type_prefixes)
+                          AND (u.until IS NULL OR u.until > :created_at)))
+    ON CONFLICT (notification_id, user_id) DO NOTHING;
+
+-- name: count_broadcast_audience(workspace_id, sender_id, created_at, type_prefixes, critical) :scalar
+-- How many receipts fan_out_broadcast writes over the whole key range: the
+-- same conditions, counted. A send runs it (after locking the workspace)
+-- to choose between writing the receipts at once and a fan-out job, and
+-- answers it as recipient_count. An index-only walk of
+-- workspace_members_workspace_id_user_id_key plus the joined_at check and
+-- a mute probe per member.
+SELECT count(*)
+  FROM workspace_members AS m
+ WHERE m.workspace_id = :workspace_id
+   AND m.user_id <> :sender_id
+   AND m.joined_at <= :created_at
    AND (CAST(:critical AS boolean)
         OR NOT EXISTS (SELECT 1
                          FROM workspace_mutes AS u

@@ -275,7 +275,7 @@ def counts(unread: dict[str, int], unseen: dict[str, int] | None = None) -> dict
 
 class RecordingHub(Hub):
     """Keeps every hub call, ids as strings: ("users", sorted ids), ("workspace", id), ("notification", id),
-    ("changed", user id, sorted ids), ("removed", user id, sorted ids), ("retracted", workspace id, id),
+    ("chunk", notification id, after, upto), ("changed", user id, sorted ids), ("removed", user id, sorted ids), ("retracted", workspace id, id),
     ("refresh", sorted user ids)."""
 
     def __init__(self) -> None:
@@ -289,6 +289,9 @@ class RecordingHub(Hub):
 
     def notification_sent(self, notification_id) -> None:
         self.calls.append(("notification", str(notification_id)))
+
+    def broadcast_delivered(self, notification_id, members) -> None:
+        self.calls.append(("chunk", str(notification_id), *(str(m) for m in members)))
 
     def receipts_changed(self, user_id, notification_ids) -> None:
         self.calls.append(("changed", str(user_id), sorted(str(i) for i in notification_ids)))

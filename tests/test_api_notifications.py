@@ -88,7 +88,8 @@ async def test_broadcast_by_an_admin_reaches_every_member_but_the_sender(api, db
                       {"title": "Deploy at 5", "message": "The API restarts.", "type": "deploy.scheduled", "broadcast": True})
 
     body = await json_of(resp, 201)
-    assert set(body) == {"notification", "recipient_count"}
+    assert set(body) == {"notification", "recipient_count", "delivery"}
+    assert body["delivery"] == {"state": "done", "delivered": 4}  # a small broadcast: every receipt written
     n = body["notification"]
     assert set(n) == NOTIFICATION_KEYS
     uuid.UUID(n["id"])
@@ -560,13 +561,14 @@ async def test_get_a_sent_notification_reports_recipients_and_reads(api):
 
     for viewer in (team.owner, team.admins[0]):
         body = await json_of(await api.get(f"/api/workspaces/{team.slug}/notifications/{n['id']}", headers=viewer.headers), 200)
-        assert body == {"notification": n, "recipient_count": 4, "read_count": 2}
+        assert body == {"notification": n, "recipient_count": 4, "read_count": 2,
+                        "delivery": {"state": "done", "delivered": 4}}
 
     # a dismissal drops out of recipient_count; reading it back unread drops read_count
     await api.delete(f"/api/notifications/{n['id']}", headers=team.members[0].headers)
     await json_of(await api.post(f"/api/notifications/{n['id']}/unread", headers=team.members[1].headers), 200)
     body = await json_of(await api.get(f"/api/workspaces/{team.slug}/notifications/{n['id']}", headers=team.owner.headers), 200)
-    assert (body["recipient_count"], body["read_count"]) == (3, 0)
+    assert (body["recipient_count"], body["read_count"], body["delivery"]) == (3, 0, {"state": "done", "delivered": 3})
 
 
 async def test_the_sender_may_see_their_direct_send_but_another_plain_member_may_not(api):
@@ -576,7 +578,7 @@ async def test_the_sender_may_see_their_direct_send_but_another_plain_member_may
     url = f"/api/workspaces/{team.slug}/notifications/{n['id']}"
 
     body = await json_of(await api.get(url, headers=sender.headers), 200)
-    assert body == {"notification": n, "recipient_count": 1, "read_count": 0}
+    assert body == {"notification": n, "recipient_count": 1, "read_count": 0, "delivery": {"state": "done", "delivered": 1}}
     await expect_error(await api.get(url, headers=bob.headers), 403, "forbidden")
     await expect_error(await api.get(url, headers=carol.headers), 403, "forbidden")
     await expect_error(await api.get(url, headers=(await person(api)).headers), 404, "not_found")

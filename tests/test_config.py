@@ -156,6 +156,7 @@ def test_every_setting_can_be_overridden_from_the_environment():
         "log.level": ("error", "error"),
         "retention.read_days": ("30", 30),
         "retention.all_days": ("365", 365),
+        "fanout.chunk": ("7", 7),
     }
     assert set(overrides) == {s.name for s in SETTINGS}, "a new setting needs a line here"
     env = {setting(name).env: text for name, (text, _) in overrides.items()}

@@ -26,7 +26,7 @@ from pulsestack.db.migrate import apply_migrations, apply_migrations_up_to
 EMPTY_TOML = Path(__file__).with_name("empty.toml")
 PASSWORD = "correct horse battery staple"
 TABLES = ["users", "sessions", "workspaces", "workspace_members", "workspace_mutes", "notifications",
-          "notification_receipts", "idempotency_keys"]
+          "notification_receipts", "fanout_jobs", "idempotency_keys"]
 
 
 def one_line_failure(result: subprocess.CompletedProcess, *needles: str) -> str:

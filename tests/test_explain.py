@@ -16,6 +16,7 @@ from pulsestack.db import NamedQuery
 from pulsestack.ids import new_id, utcnow
 from pulsestack.models.fields import type_prefixes
 from pulsestack.queries import members, receipts
+from pulsestack.queries.notifications import ALL_MEMBERS
 
 MEMBERS = 10
 NOTIFICATIONS = 300  # per member: enough that a sort of a user's whole inbox costs more than the index walk
@@ -185,9 +186,14 @@ async def test_single_receipt_statements_use_the_unique_key(seeded, dialect):
         assert no_receipts_scan(p, dialect), (query, p)
 
 
+def chunk_of(seeded) -> dict:
+    """A broadcast's parameters for one chunk's member range: from the seeded user on."""
+    return {"sender_id": seeded["owner"].id, "after_user_id": seeded["user"], "upto_user_id": ALL_MEMBERS[1]}
+
+
 async def test_fan_out_reads_members_through_their_unique_key(seeded, dialect):
     s = seeded
-    for query, extra in (("fan_out_broadcast", {"sender_id": s["owner"].id}), ("fan_out_direct", {"user_ids": [s["user"]]})):
+    for query, extra in (("fan_out_broadcast", chunk_of(s)), ("fan_out_direct", {"user_ids": [s["user"]]})):
         p = await plan(s, query, notification_id=new_id(), workspace_id=s["ws"].id, created_at=utcnow(),
                        type_prefixes=type_prefixes("info"), critical=False, **extra)
         index = "workspace_members_workspace_id_user_id_key" if dialect == "postgres" else "sqlite_autoindex_workspace_members_2"
@@ -203,8 +209,11 @@ async def test_fan_out_probes_each_members_mutes_through_their_primary_key(seede
     are still read through an index (the unique key; a direct send may probe (user_id, workspace_id) instead)."""
     s = seeded
     members_key = "workspace_members_workspace_id_user_id_key" if dialect == "postgres" else "sqlite_autoindex_workspace_members_2"
-    for query, extra in (("fan_out_broadcast", {"sender_id": s["owner"].id}), ("fan_out_direct", {"user_ids": [s["user"]]})):
-        p = await plan(s, query, notification_id=new_id(), workspace_id=s["ws"].id, created_at=utcnow(),
+    for query, extra in (("fan_out_broadcast", chunk_of(s)), ("fan_out_direct", {"user_ids": [s["user"]]}),
+                         ("count_broadcast_audience", {"sender_id": s["owner"].id})):
+        if query != "count_broadcast_audience":
+            extra["notification_id"] = new_id()
+        p = await plan(s, query, workspace_id=s["ws"].id, created_at=utcnow(),
                        type_prefixes=type_prefixes("billing.invoice"), critical=False, **extra)
         assert uses(p, dialect, members_key) or (query == "fan_out_direct" and uses(p, dialect, "workspace_members_user_idx")), p
         if dialect == "postgres":
@@ -213,6 +222,15 @@ async def test_fan_out_probes_each_members_mutes_through_their_primary_key(seede
         else:  # a WITHOUT ROWID table's primary key is the table itself
             assert "SEARCH u USING PRIMARY KEY (workspace_id=? AND user_id=? AND type_prefix=?)" in p.splitlines(), p
             assert not any(line.startswith(("SCAN u", "SCAN m", "SCAN workspace_mutes")) for line in p.splitlines()), p
+
+
+async def test_a_fan_out_chunk_finds_its_end_in_the_members_unique_key(seeded, dialect):
+    """A large broadcast's job finds where its next chunk ends by walking (workspace_id, user_id) from
+    the last key it did: at most a chunk's worth of index entries, however far into the workspace."""
+    p = await plan(seeded, "get_chunk_end", workspace_id=seeded["ws"].id, after_user_id=seeded["user"], skip=4)
+    members_key = "workspace_members_workspace_id_user_id_key" if dialect == "postgres" else "sqlite_autoindex_workspace_members_2"
+    assert uses(p, dialect, members_key), p
+    assert "Sort" not in p and "USE TEMP B-TREE" not in p, p
 
 
 async def test_retention_deletes_find_their_rows_through_the_retention_indexes(seeded, dialect):

@@ -19,7 +19,8 @@ from pulsestack.models.fields import type_prefixes
 from pulsestack.queries import idempotency, notifications, receipts, sessions
 from pulsestack.resources import migrations_dir
 
-TABLES = {"users", "sessions", "workspaces", "workspace_members", "notifications", "notification_receipts", "idempotency_keys", "workspace_mutes"}
+TABLES = {"users", "sessions", "workspaces", "workspace_members", "notifications", "notification_receipts", "idempotency_keys",
+          "workspace_mutes", "fanout_jobs"}
 YOYO_TABLES = {"_yoyo_migration", "_yoyo_log", "_yoyo_version", "yoyo_lock"}
 # The column types SQLite declares (its adapter converts by them) and the
 # Postgres type of the same column; nothing else may appear on SQLite.
@@ -163,6 +164,8 @@ def test_both_dialects_end_with_the_same_schema(sqlite_template, postgres_server
     # Retention (0006): read receipts by read_at (partial: the fan-out, writing unread receipts, never touches it), notifications by age.
     assert pg["indexes"]["receipts_read_at_idx"] == ("notification_receipts", ("read_at",), False, True)
     assert pg["indexes"]["notifications_created_idx"] == ("notifications", ("created_at",), False, False)
+    # Fan-out jobs (0007): the oldest first.
+    assert pg["indexes"]["fanout_jobs_created_idx"] == ("fanout_jobs", ("created_at", "notification_id"), False, False)
 
 
 async def read_everything(db) -> dict:
@@ -173,11 +176,11 @@ async def read_everything(db) -> dict:
 
 async def test_the_declared_types_step_keeps_every_row_and_constraint(empty_database_url, dialect):
     apply_migrations(empty_database_url)
-    now = utcnow()
     async with open_database(empty_database_url) as db:
         owner = await make_user(db)
         ws = await make_workspace(db, owner)
         member, reader = await make_members(db, ws.id, 2)
+        now = utcnow()  # after the members joined: a broadcast reaches those who joined by its time
         nid = new_id()
         await notifications.create_notification(db, id=nid, workspace_id=ws.id, sender_id=owner.id, title="t",
                                                 message="m", type="info", broadcast=True, created_at=now)

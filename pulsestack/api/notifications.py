@@ -10,7 +10,7 @@ from uuid import UUID
 
 from aiohttp import web
 
-from ..appkeys import DB, HUB
+from ..appkeys import DB, FANOUT, HUB
 from ..models.requests import (
     ArchiveAll,
     ArchiveMany,
@@ -63,13 +63,16 @@ async def send(request: web.Request, body: NewNotification, headers: SendHeaders
 
     Any member may send to chosen members; a broadcast to the whole workspace
     needs admin or owner. One transaction writes the notification and every
-    recipient's unread receipt. A broadcast does not reach the sender.
-    Members who muted the workspace, or a prefix of the type, get no receipt
-    unless the send is `critical` (admin or owner only); `recipient_count`
-    counts who got one.
+    recipient's unread receipt (`delivery.state` "done"). A broadcast does
+    not reach the sender, nor members who joined after it. Members who muted
+    the workspace, or a prefix of the type, get no receipt unless the send is
+    `critical` (admin or owner only); `recipient_count` counts who is to get
+    one. A broadcast to more than `fanout.chunk` members answers at once with
+    `delivery.state` "fanning_out": its receipts are written in chunks
+    after the answer (GET the notification to follow `delivery`).
     """
-    result = await notifications.send(request.app[DB], request.app[HUB], await caller(request), request.match_info["slug"],
-                                      body, headers.idempotency_key)
+    result = await notifications.send(request.app[DB], request.app[HUB], request.app[FANOUT], await caller(request),
+                                      request.match_info["slug"], body, headers.idempotency_key)
     # The stored text itself: a replay answers the first send's exact bytes.
     response = web.Response(text=result.body, status=201, content_type="application/json")
     if result.replayed:

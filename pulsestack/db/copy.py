@@ -75,6 +75,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "workspace_mutes": ("workspace_id", "user_id", "type_prefix"),
     "notifications": ("id",),
     "notification_receipts": ("id",),
+    "fanout_jobs": ("notification_id",),
     "idempotency_keys": ("sender_id", "key"),
 }
 

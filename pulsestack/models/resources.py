@@ -96,15 +96,29 @@ class InboxItem(Notification):
     workspace_slug: str
 
 
+class Delivery(Shape):
+    """How far a send's receipts are written. A broadcast to more than
+    `fanout.chunk` members is `fanning_out` while a background job writes its
+    receipts in chunks; every other send is `done` at once."""
+
+    state: Literal["fanning_out", "done"]
+    delivered: int = Field(description="Receipts written so far; when `done`, the receipts that exist.")
+
+
 class SendAnswer(Shape):
     notification: Notification
-    recipient_count: int = Field(description="How many members got a receipt.")
+    recipient_count: int = Field(description="The members the send is for, counted when it was sent: every member "
+                                             "but the sender (a broadcast) or the listed ones, less those who muted it "
+                                             "(unless critical).")
+    delivery: Delivery
 
 
 class SentNotification(Shape):
     notification: Notification
-    recipient_count: int = Field(description="Receipts that still exist (dismissed or departed recipients do not count).")
+    recipient_count: int = Field(description="Receipts that still exist (dismissed or departed recipients do not "
+                                             "count); while fanning out, the audience counted at send time.")
     read_count: int
+    delivery: Delivery
 
 
 class UnseenCounts(Shape):

@@ -1,7 +1,9 @@
 """Notifications and their receipts (sql/notifications.sql, sql/receipts.sql).
 
-The fan-out functions write every receipt of a send with one statement, mutes
-applied in it; the row count they return is the number of recipients.
+The fan-out functions write a send's receipts with one statement, mutes
+applied in it; the row count they return is the number of receipts written.
+A broadcast's statement covers a range of member keys: all of them for a
+small broadcast, one chunk's for a large one's job (services/fanout.py).
 """
 
 from __future__ import annotations
@@ -14,6 +16,11 @@ from uuid import UUID
 from ..db.base import Executor
 from ..models.resources import Notification
 from . import many, one
+
+
+# The whole member key range, as (after, upto]: every user id is above the
+# first and at most the second.
+ALL_MEMBERS = (UUID(int=0), UUID(int=(1 << 128) - 1))
 
 
 class ReceiptCounts(NamedTuple):
@@ -39,13 +46,25 @@ async def get_visible_created_at(db: Executor, user_id: UUID, notification_id: U
 
 
 async def fan_out_broadcast(db: Executor, *, notification_id: UUID, workspace_id: UUID, sender_id: UUID,
-                            created_at: datetime, type_prefixes: Sequence[str], critical: bool) -> int:
-    """Receipts for every member but the sender, except those with a live mute
-    of one of `type_prefixes` (models.fields.type_prefixes of the notification's
-    type), unless `critical`."""
+                            created_at: datetime, type_prefixes: Sequence[str], critical: bool,
+                            members: tuple[UUID, UUID] = ALL_MEMBERS) -> int:
+    """Receipts for every member but the sender whose user id is in the range
+    `members` (after, upto] and who joined by `created_at`, except those with a
+    live mute of one of `type_prefixes` (models.fields.type_prefixes of the
+    notification's type), unless `critical`. A member who already has a
+    receipt for it is left as they are."""
+    after, upto = members
     return await db.execute("fan_out_broadcast", notification_id=notification_id, workspace_id=workspace_id,
                             sender_id=sender_id, created_at=created_at, type_prefixes=list(type_prefixes),
-                            critical=critical)
+                            critical=critical, after_user_id=after, upto_user_id=upto)
+
+
+async def count_broadcast_audience(db: Executor, *, workspace_id: UUID, sender_id: UUID, created_at: datetime,
+                                   type_prefixes: Sequence[str], critical: bool) -> int:
+    """How many receipts fan_out_broadcast would write over ALL_MEMBERS now."""
+    value: int = await db.fetch_value("count_broadcast_audience", workspace_id=workspace_id, sender_id=sender_id,
+                                      created_at=created_at, type_prefixes=list(type_prefixes), critical=critical)
+    return value
 
 
 async def fan_out_direct(db: Executor, *, notification_id: UUID, workspace_id: UUID, user_ids: Collection[UUID],

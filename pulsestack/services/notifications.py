@@ -5,7 +5,10 @@ A send is one transaction: the notification row, then ONE set-based
 INSERT ... SELECT that writes every recipient's receipt (fan_out_broadcast
 or fan_out_direct, which leave out members who muted the workspace or the
 type, unless the send is critical), then the idempotency key with the
-answer it produced.
+answer it produced. A broadcast to more than `fanout.chunk` members writes
+a fan-out job instead of the receipts: it answers at once, `fanning_out`,
+and services/fanout.py writes the receipts in chunks, each its own short
+transaction, so neither the sender nor anyone else waits for all of them.
 The hub hears about it only after the commit. Nothing here loops over
 members or receipts in Python.
 
@@ -27,9 +30,10 @@ from ..hub import CHANGED_MAX, Hub
 from ..ids import new_id, utcnow
 from ..models.fields import ArchivedFilter, InboxStatus, type_prefixes
 from ..models.requests import ArchiveAll, MarkSeen, NewNotification
-from ..models.resources import InboxItem, Notification, SendAnswer, SentNotification, UnreadCounts
-from ..queries import idempotency, members, notifications, receipts, workspaces
+from ..models.resources import Delivery, InboxItem, Notification, SendAnswer, SentNotification, UnreadCounts
+from ..queries import fanout, idempotency, members, notifications, receipts, workspaces
 from .accounts import Principal
+from .fanout import FanOutWorker
 from .workspaces import RANK, access
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
@@ -43,8 +47,8 @@ class SendResult:
     replayed: bool
 
 
-async def send(db: Database, hub: Hub, principal: Principal, slug: str, request: NewNotification,
-               idempotency_key: str | None) -> SendResult:
+async def send(db: Database, hub: Hub, worker: FanOutWorker, principal: Principal, slug: str,
+               request: NewNotification, idempotency_key: str | None) -> SendResult:
     acc = await access(db, principal, slug)
     if request.broadcast and acc.rank < RANK["admin"]:
         raise Forbidden("broadcasting to the whole workspace needs the admin role")
@@ -75,17 +79,27 @@ async def send(db: Database, hub: Hub, principal: Principal, slug: str, request:
             # Members who muted the workspace or this type get no receipt (the
             # fan-out's anti-join), unless the send is critical.
             prefixes = type_prefixes(notification.type)
-            if request.recipients is None:
-                count = await notifications.fan_out_broadcast(tx, notification_id=notification.id, workspace_id=acc.id,
-                                                              sender_id=principal.id, created_at=now,
-                                                              type_prefixes=prefixes, critical=request.critical)
+            audience = {"workspace_id": acc.id, "created_at": now, "type_prefixes": prefixes, "critical": request.critical}
+            if request.recipients is not None:
+                count = await notifications.fan_out_direct(tx, notification_id=notification.id,
+                                                           user_ids=request.recipients, **audience)
+                delivery = Delivery(state="done", delivered=count)
+            elif (count := await notifications.count_broadcast_audience(tx, sender_id=principal.id, **audience)) \
+                    > worker.chunk:
+                await fanout.create_fanout_job(tx, notification_id=notification.id, sender_id=principal.id,
+                                               audience=count, workspace_id=acc.id, created_at=now,
+                                               critical=request.critical)
+                delivery = Delivery(state="fanning_out", delivered=0)
             else:
-                count = await notifications.fan_out_direct(tx, notification_id=notification.id, workspace_id=acc.id,
-                                                           user_ids=request.recipients, created_at=now,
-                                                           type_prefixes=prefixes, critical=request.critical)
-            # Its recipients, and only they, have a new notification and a new count.
-            tx.after_commit(lambda: hub.notification_sent(notification.id))
-            body = SendAnswer(notification=notification, recipient_count=count).model_dump_json()
+                count = await notifications.fan_out_broadcast(tx, notification_id=notification.id,
+                                                              sender_id=principal.id, **audience)
+                delivery = Delivery(state="done", delivered=count)
+            if delivery.state == "done":
+                # Its recipients, and only they, have a new notification and a new count.
+                tx.after_commit(lambda: hub.notification_sent(notification.id))
+            else:  # the job's chunks tell the hub as they commit
+                tx.after_commit(worker.wake)
+            body = SendAnswer(notification=notification, recipient_count=count, delivery=delivery).model_dump_json()
             if idempotency_key is not None:
                 await idempotency.delete_expired_idempotency_key(tx, principal.id, idempotency_key, now - IDEMPOTENCY_TTL)
                 await idempotency.create_idempotency_key(tx, principal.id, idempotency_key, body, now)
@@ -257,7 +271,14 @@ async def _sent_notification(db: Database, principal: Principal, slug: str, noti
 async def get_sent(db: Database, principal: Principal, slug: str, notification_id: UUID) -> SentNotification:
     notification = await _sent_notification(db, principal, slug, notification_id)
     counts = await notifications.count_notification_receipts(db, notification_id)
-    return SentNotification(notification=notification, recipient_count=counts.recipient_count, read_count=counts.read_count)
+    job = await fanout.get_fanout_progress(db, notification_id)
+    if job is None:
+        return SentNotification(notification=notification, recipient_count=counts.recipient_count,
+                                read_count=counts.read_count,
+                                delivery=Delivery(state="done", delivered=counts.recipient_count))
+    # Still fanning out: the audience counted at send time, not the receipts written so far.
+    return SentNotification(notification=notification, recipient_count=job.audience, read_count=counts.read_count,
+                            delivery=Delivery(state="fanning_out", delivered=job.delivered))
 
 
 async def retract(db: Database, hub: Hub, principal: Principal, slug: str, notification_id: UUID) -> None:
