@@ -286,6 +286,7 @@ class UnreadHub(Hub):
         self._flusher: asyncio.Task | None = None
         self._closers: set[asyncio.Task] = set()
         self.flushes = 0  # how many flushes ran (observable in tests and logs)
+        self.bumps = 0  # how many users' counts were bumped rather than recounted (likewise)
         self._closed = False
         self._authenticating: set[web.WebSocketResponse] = set()  # open, auth frame not yet in
 
@@ -593,6 +594,7 @@ class UnreadHub(Hub):
         dirty |= news.keys()
         dirty &= self.sockets.keys()
         recount = dirty - bumped
+        self.bumps += len(bumped)
         counts = await self._count(recount) if recount else {}
         counted_at = utcnow()
         lap("count")

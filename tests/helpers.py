@@ -216,6 +216,29 @@ async def make_members(db: Database, workspace_id: UUID, count: int, role: str =
     return ids
 
 
+# A random UUID in SQL, for set-based seeding (a random v4 on SQLite, which has no UUID function).
+UUID_EXPR = {
+    "postgres": "gen_random_uuid()",
+    "sqlite": "lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-a'"
+              " || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))",
+}
+
+
+async def seed_members(db, workspace_id, count: int) -> None:
+    """`count` users, all members of `workspace_id`, written set-based (a recursive CTE works on both)."""
+    uuid = UUID_EXPR[db.dialect]
+    series = "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < :count) "
+    await db.execute(NamedQuery.dynamic("seed_users", series +
+        f"INSERT INTO users (id, email, password_hash, system_role, created_at) "
+        f"SELECT {uuid}, 'seed-' || i || '-' || :tag || '@example.com', 'x', 'user', :now FROM s", "exec"),
+        count=count, tag=str(workspace_id), now=utcnow())
+    await db.execute(NamedQuery.dynamic("seed_members",
+        f"INSERT INTO workspace_members (id, workspace_id, user_id, role, joined_at) "
+        f"SELECT {uuid}, :workspace_id, u.id, 'member', :now FROM users AS u WHERE u.email LIKE 'seed-%-' || :tag || '@example.com'",
+        "exec"), workspace_id=workspace_id, tag=str(workspace_id), now=utcnow())
+
+
+
 # ================================================================================================
 # Notifications: teams, sending and reading, the recording hub, direct SQL
 # ================================================================================================

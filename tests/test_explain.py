@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from helpers import make_members, make_user, make_workspace
+from helpers import UUID_EXPR, make_members, make_user, make_workspace, seed_members
 
 from pulsestack.db import NamedQuery
 from pulsestack.ids import new_id, utcnow
@@ -21,27 +21,6 @@ from pulsestack.queries.notifications import ALL_MEMBERS
 MEMBERS = 10
 NOTIFICATIONS = 300  # per member: enough that a sort of a user's whole inbox costs more than the index walk
 OTHER_MEMBERS = 4000  # in other workspaces: one workspace's members are a small part of the table
-
-UUID_EXPR = {
-    "postgres": "gen_random_uuid()",
-    "sqlite": "lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-a'"
-              " || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))",
-}
-
-
-async def seed_other_members(db, workspace_id, count: int) -> None:
-    """`count` users, all members of `workspace_id`, written set-based (a recursive CTE works on both)."""
-    uuid = UUID_EXPR[db.dialect]
-    series = "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < :count) "
-    await db.execute(NamedQuery.dynamic("seed_users", series +
-        f"INSERT INTO users (id, email, password_hash, system_role, created_at) "
-        f"SELECT {uuid}, 'seed-' || i || '-' || :tag || '@example.com', 'x', 'user', :now FROM s", "exec"),
-        count=count, tag=str(workspace_id), now=utcnow())
-    await db.execute(NamedQuery.dynamic("seed_members",
-        f"INSERT INTO workspace_members (id, workspace_id, user_id, role, joined_at) "
-        f"SELECT {uuid}, :workspace_id, u.id, 'member', :now FROM users AS u WHERE u.email LIKE 'seed-%-' || :tag || '@example.com'",
-        "exec"), workspace_id=workspace_id, tag=str(workspace_id), now=utcnow())
-
 
 async def seed_broadcasts(db, workspace_id, sender_id, count: int) -> None:
     """`count` broadcasts with their receipts, set-based (the product's own fan-out is tested elsewhere)."""
@@ -74,7 +53,7 @@ async def seeded(db):
     ws = await make_workspace(db, owner)
     member_ids = await make_members(db, ws.id, MEMBERS)
     other_ws = await make_workspace(db, owner)
-    await seed_other_members(db, other_ws.id, OTHER_MEMBERS)
+    await seed_members(db, other_ws.id, OTHER_MEMBERS)
     await seed_mutes(db, other_ws.id)
     await seed_mutes(db, ws.id)
     await seed_broadcasts(db, ws.id, owner.id, NOTIFICATIONS)

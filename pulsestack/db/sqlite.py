@@ -361,7 +361,13 @@ class SQLiteDatabase(Database):
     async def transaction(self) -> AsyncIterator[SQLiteTransaction]:
         async with self._write_lock:
             conn = self._require_writer()
-            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                await conn.execute("BEGIN IMMEDIATE")
+            except asyncio.CancelledError:
+                # The BEGIN still runs on the connection's thread: a rollback queued behind it
+                # ends that transaction, or the next one to take the writer could not begin.
+                await asyncio.shield(conn.rollback())
+                raise
             tx = SQLiteTransaction(conn, self.queries, self._translate)
             try:
                 yield tx
