@@ -104,7 +104,8 @@ def _names(query: NamedQuery, params: dict) -> tuple[str, ...]:
 
 # The probes behind done_s (portable SQL; `?` becomes `$n` on Postgres). Member
 # order is the database's own order of user ids, as the product's chunks use it.
-LAST_MEMBER = "SELECT max(user_id) FROM workspace_members WHERE workspace_id = ? AND user_id <> ?"
+# (Postgres 15 has no max(uuid); the ordered LIMIT 1 reads one entry of workspace_members_workspace_id_user_id_key.)
+LAST_MEMBER = "SELECT user_id FROM workspace_members WHERE workspace_id = ? AND user_id <> ? ORDER BY user_id DESC LIMIT 1"
 HAS_RECEIPT = "SELECT 1 FROM notification_receipts WHERE notification_id = ? AND user_id = ?"
 COUNT_RECEIPTS = "SELECT count(*) FROM notification_receipts WHERE notification_id = ?"
 
