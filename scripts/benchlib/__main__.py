@@ -4,7 +4,7 @@ docs/performance.md.
 
     scripts/bench                       # both dialects, default sizes (< 10 min on 2 cores)
     scripts/bench --dialect sqlite
-    scripts/bench --quick --scenarios fanout,websockets --output /tmp/perf.md   # a few minutes; every path, no verdicts
+    scripts/bench --quick --scenarios fanout,websockets --output /tmp/perf.md   # a minute or two; every path
     scripts/bench --tiny --output /tmp/perf.md   # seconds; what the smoke test runs
 
 --quick and --tiny measure at sizes below the targets' (the report says "not
@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     size = p.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true",
                       help="reduced sizes that run every path in a few minutes (broadcasts of 1,000, 5,000 and 20,000 "
-                           "members, 2,000 websockets); below the targets' sizes, so no verdicts")
+                           "members, 2,000 websockets); most targets then read \"not measured\"")
     size.add_argument("--tiny", action="store_true", help="small sizes that finish in seconds (the smoke test)")
     p.add_argument("--output", type=Path, default=procs.ROOT / "docs" / "performance.md", help="[docs/performance.md]")
     p.add_argument("--json", type=Path, help="also write the raw results as JSON")
@@ -133,7 +133,7 @@ def resolve(args: argparse.Namespace) -> argparse.Namespace:
                          "raise --hot-read")
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", args.pg_database):
         raise SystemExit("scripts/bench: --pg-database must be a lower-case SQL identifier")
-    if min(args.ws_clients) < 1 or min(args.fanout_members) < 1:
+    if min(args.ws_clients) < 1 or min(args.fanout_members) < 1 or args.fanout_reps < 1:
         raise SystemExit("scripts/bench: sizes must be at least 1")
     return args
 

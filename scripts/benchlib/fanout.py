@@ -293,7 +293,8 @@ async def _broadcast(http: aiohttp.ClientSession, bare, slug: str, size: int, la
         answer = json.loads(data)
         if answer["recipient_count"] != size:
             raise RuntimeError(f"broadcast to {slug} reached {answer['recipient_count']} members, expected {size}")
-        answered = delivery_of(answer)["state"]
+        delivery = delivery_of(answer)
+        answered = delivery["state"]
         nid = UUID(answer["notification"]["id"])
         done_s = post_s
         if answered != "done":
@@ -313,7 +314,8 @@ async def _broadcast(http: aiohttp.ClientSession, bare, slug: str, size: int, la
                            + ("" if answered == "done" else "; the chunks are not committed in user-id order, so "
                               "scripts/benchlib/fanout.py's done probe must change"))
     state_done_s = post_s if answered == "done" else await _state_done(http, slug, nid, started)
-    out = {"post_s": post_s, "done_s": done_s, "answered": answered, "state_done_s": state_done_s}
+    out = {"post_s": post_s, "done_s": done_s, "answered": answered, "delivered": delivery["delivered"],
+           "state_done_s": state_done_s}
     if pair_result is not None:
         out["pair_s"], out["pair_failed"] = pair_result
     return out
@@ -373,7 +375,7 @@ async def _size(http: aiohttp.ClientSession, bare, pair: Pair | None, seeded: Se
         await asyncio.sleep(0)
     f = {"post_s": [x["post_s"] for x in server], "done_s": [x["done_s"] for x in server],
          "state_done_s": [x["state_done_s"] for x in server], "answered": [x["answered"] for x in server],
-         "bare_s": direct}
+         "delivered": [x["delivered"] for x in server], "bare_s": direct}
     f.update(post_median_s=statistics.median(f["post_s"]), done_median_s=statistics.median(f["done_s"]),
              bare_median_s=statistics.median(direct))
     f["ratio"] = f["done_median_s"] / f["bare_median_s"]

@@ -429,7 +429,8 @@ def _details(d: dict) -> list[str]:
     for size, f in sorted(_fanout(r).items()):
         out.append(f"- fan-out {size:,}: POST → 201 {_ms_list(f['post_s'])} ms; POST → last receipt "
                    f"{_ms_list(f['done_s'])} ms; bare {_ms_list(f['bare_s'])} ms"
-                   + (f"; GET said done {_ms_list(f['state_done_s'])} ms" if "fanning_out" in f["answered"] else ""))
+                   + (f"; GET said done {_ms_list(f['state_done_s'])} ms; receipts delivered at the 201 "
+                      + ", ".join(f"{d:,}" for d in f["delivered"]) if "fanning_out" in f["answered"] else ""))
         if "pairs" in f:
             p = f["pairs"]
             out.append(f"- fan-out {size:,} with other users' writes beside it: " + "; ".join(
