@@ -67,6 +67,7 @@ import sqlite3
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import aiohttp
@@ -373,7 +374,7 @@ async def _size(http: aiohttp.ClientSession, bare, pair: Pair | None, seeded: Se
             direct.append(await bare_once())
             server.append(await _broadcast(http, bare, slug, size, last))
         await asyncio.sleep(0)
-    f = {"post_s": [x["post_s"] for x in server], "done_s": [x["done_s"] for x in server],
+    f: dict[str, Any] = {"post_s": [x["post_s"] for x in server], "done_s": [x["done_s"] for x in server],
          "state_done_s": [x["state_done_s"] for x in server], "answered": [x["answered"] for x in server],
          "delivered": [x["delivered"] for x in server], "bare_s": direct}
     f.update(post_median_s=statistics.median(f["post_s"]), done_median_s=statistics.median(f["done_s"]),
