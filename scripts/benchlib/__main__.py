@@ -4,7 +4,11 @@ docs/performance.md.
 
     scripts/bench                       # both dialects, default sizes (< 10 min on 2 cores)
     scripts/bench --dialect sqlite
+    scripts/bench --quick --scenarios fanout,websockets --output /tmp/perf.md   # a minute or two; every path
     scripts/bench --tiny --output /tmp/perf.md   # seconds; what the smoke test runs
+
+--quick and --tiny measure at sizes below the targets' (the report says "not
+measured" for those); never commit the docs/performance.md they write.
 
 Everything it starts is stopped, the Postgres bench database dropped and the
 temp directory removed, also when a step fails or the run is interrupted.
@@ -35,13 +39,21 @@ from urllib.parse import urlsplit
 from . import fanout, procs, reads, report, seed, throughput, websockets
 
 DEFAULTS = {
-    "fanout_members": "1000,10000,100000", "fanout_reps": 5,
+    "fanout_members": "1000,5000,10000,100000", "fanout_reps": 5,
     "ws_clients": "1000,10000", "ws_workers": 4, "crowd_unread": 100,
     "hot_read": 30_000, "hot_unread": 1000, "inbox_depths": "0,50,500", "iterations": 500,
     "throughput_seconds": 10.0, "settle": 2.0, "deadline": 10.0,
 }
+# Every path at a fraction of the cost: one broadcast size above fanout.chunk
+# (chunked behind the 201 since issue 14), the rest small.
+QUICK = {
+    "fanout_members": "1000,5000,20000", "fanout_reps": 3,
+    "ws_clients": "2000", "ws_workers": 2, "crowd_unread": 100,
+    "hot_read": 3000, "hot_unread": 100, "inbox_depths": "0,5,20", "iterations": 100,
+    "throughput_seconds": 3.0, "settle": 1.0, "deadline": 10.0,
+}
 TINY = {
-    "fanout_members": "10,50", "fanout_reps": 2,
+    "fanout_members": "10,50,5001", "fanout_reps": 2,  # 5,001: the smallest broadcast above fanout.chunk
     "ws_clients": "20", "ws_workers": 2, "crowd_unread": 100,
     "hot_read": 300, "hot_unread": 50, "inbox_depths": "0,2,5", "iterations": 30,
     "throughput_seconds": 1.0, "settle": 0.3, "deadline": 10.0,
@@ -63,15 +75,21 @@ def int_list(text: str) -> list[int]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Defaults in brackets are the full run's; --tiny replaces each one not given.")
+                                epilog="Defaults in brackets are the full run's; --quick or --tiny replaces each one not given.")
     p.add_argument("--dialect", choices=("sqlite", "postgres", "both"), default="both", help="[both]")
-    p.add_argument("--tiny", action="store_true", help="small sizes that finish in seconds (the smoke test)")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true",
+                      help="reduced sizes that run every path in a few minutes (broadcasts of 1,000, 5,000 and 20,000 "
+                           "members, 2,000 websockets); most targets then read \"not measured\"")
+    size.add_argument("--tiny", action="store_true", help="small sizes that finish in seconds (the smoke test)")
     p.add_argument("--output", type=Path, default=procs.ROOT / "docs" / "performance.md", help="[docs/performance.md]")
     p.add_argument("--json", type=Path, help="also write the raw results as JSON")
     p.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"subset of {','.join(SCENARIOS)} [all]")
     g = p.add_argument_group("sizes")
-    g.add_argument("--fanout-members", type=int_list, help=f"broadcast sizes [{DEFAULTS['fanout_members']}]")
-    g.add_argument("--fanout-reps", type=int, help=f"repetitions per size [{DEFAULTS['fanout_reps']}]")
+    g.add_argument("--fanout-members", type=int_list, help=f"broadcast sizes [{DEFAULTS['fanout_members']}]; "
+                   "other users' writes are measured beside the largest")
+    g.add_argument("--fanout-reps", type=int, help=f"repetitions per size, and broadcasts of the largest size with "
+                   f"other users' writes beside them [{DEFAULTS['fanout_reps']}]")
     g.add_argument("--ws-clients", type=int_list, help=f"connected websocket clients per round [{DEFAULTS['ws_clients']}]")
     g.add_argument("--ws-workers", type=int, help=f"load-generator processes holding them [{DEFAULTS['ws_workers']}]")
     g.add_argument("--crowd-unread", type=int, help=f"unread each websocket user already holds [{DEFAULTS['crowd_unread']}]; "
@@ -100,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resolve(args: argparse.Namespace) -> argparse.Namespace:
-    base = TINY if args.tiny else DEFAULTS
+    base = TINY if args.tiny else QUICK if args.quick else DEFAULTS
     for key, value in base.items():
         if getattr(args, key) is None:
             setattr(args, key, int_list(value) if isinstance(value, str) else value)
@@ -115,7 +133,7 @@ def resolve(args: argparse.Namespace) -> argparse.Namespace:
                          "raise --hot-read")
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", args.pg_database):
         raise SystemExit("scripts/bench: --pg-database must be a lower-case SQL identifier")
-    if min(args.ws_clients) < 1 or min(args.fanout_members) < 1:
+    if min(args.ws_clients) < 1 or min(args.fanout_members) < 1 or args.fanout_reps < 1:
         raise SystemExit("scripts/bench: sizes must be at least 1")
     return args
 
@@ -153,6 +171,7 @@ def machine_info(args: argparse.Namespace, pg_version: str | None) -> dict:
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return {"date": date, "cores": cores, "cpu": cpu, "memory": memory, "os": f"{platform.system()} {platform.release()}",
             "software": software, "commit": commit, "server_log_level": args.server_log_level,
+            "fanout_chunk": procs.FANOUT_CHUNK,
             "summary": f"{date}, {cores} cores, {cpu}, {software}"}
 
 

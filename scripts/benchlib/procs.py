@@ -193,11 +193,19 @@ class PulseStackServer:
         await self.child.stop()
 
 
+# fanout.chunk's documented default, set explicitly for every measured server:
+# the targets name it (a broadcast to at most 5,000 members is answered with
+# its receipts committed; a larger one fans out in chunks behind the 201).
+# A server without the setting (before issue 14) ignores the variable.
+FANOUT_CHUNK = 5000
+
+
 async def start_pulsestack(name: str, url: str, tmp: Path, log_level: str) -> PulseStackServer:
     port = free_port()
-    env = clean_env(PULSESTACK_DATABASE_URL=url, PULSESTACK_LOG_LEVEL=log_level)
+    env = clean_env(PULSESTACK_DATABASE_URL=url, PULSESTACK_LOG_LEVEL=log_level,
+                    PULSESTACK_FANOUT_CHUNK=str(FANOUT_CHUNK))
     # cwd is the temp dir: no ./config.toml there, so the server runs on the
-    # documented defaults plus the two variables above.
+    # documented defaults plus the three variables above.
     child = await start(name, [sys.executable, "-m", "pulsestack", "serve", "--no-migrate", "--host", "127.0.0.1",
                                "--port", str(port)], env=env, cwd=tmp, log_path=tmp / f"{name}.log")
     server = PulseStackServer(child, port)

@@ -26,8 +26,11 @@ What gets built (sizes from the command line; defaults in brackets):
   seen_until set halfway through the crowd broadcasts, so its unread count
   runs the unseen range too.
 - the fan-out users [100,000]: in groups, so that `fan-<n>` holds the first
-  n of them for each fan-out size; receipts for these come only from the
-  fan-out measurement itself.
+  n of them for each fan-out size [1,000, 5,000, 10,000, 100,000];
+  receipts for these come only from the fan-out measurement itself.
+- the pair (other users' writes during a large fan-out): workspace `pair`,
+  owned by its own sender, with one member; a session token for each. The
+  sender sends to the member, who marks it read, in a loop.
 
 Users, members and the hot notifications are written with recursive-CTE
 INSERT ... SELECT statements (they run on both dialects; see
@@ -109,6 +112,10 @@ class Seeded:
     ws_ids: dict[int, UUID]
     fan_slugs: dict[int, str]  # fan-out size -> workspace with that many members besides S
     fan_ids: dict[int, UUID]
+    pair_slug: str  # a workspace of two: its owner sends to the member, who marks it read
+    pair_sender_token: str
+    pair_member_id: UUID
+    pair_member_token: str
     receipts: int = 0
     hot_archived: int = 0
     hot_unseen: int = 0
@@ -319,6 +326,14 @@ async def seed(db: Database, sizes: Sizes, log) -> Seeded:
     t = step(f"hot user: {sizes.hot_read:,} read ({archived:,} of them archived, interleaved) + "
              f"{sizes.hot_unread:,} unread ({hot_unseen(sizes.hot_unread):,} unseen)", t)
 
+    # The pair: a sender (owner, so an admin of `pair`) and one member, apart from every other workspace.
+    await _users(db, "pairsender", 1)
+    await _users(db, "pairmember", 1)
+    pair_sender_id, pair_member_id = (await _ids(db, "pairsender"))[0], (await _ids(db, "pairmember"))[0]
+    pair_ws = await _workspace(db, pair_sender_id, "pair")
+    await _join(db, pair_ws, "pairmember")
+    pair_sender_token, pair_member_token = await _sessions(db, [pair_sender_id, pair_member_id])
+
     # Statistics (and on Postgres the visibility map that index-only scans
     # need), as autovacuum would have left them on a live system.
     await db.execute(NamedQuery.dynamic("bench_analyze", "VACUUM ANALYZE" if db.dialect == "postgres" else "ANALYZE", "exec"))
@@ -338,6 +353,8 @@ async def seed(db: Database, sizes: Sizes, log) -> Seeded:
         typical_id=typical_id, typical_unseen=typical_unseen,
         crowd_tokens=crowd_tokens, ws_slugs={n: f"ws-{n}" for n in ws_ids}, ws_ids=ws_ids,
         fan_slugs={n: f"fan-{n}" for n in fan_ids}, fan_ids=fan_ids,
+        pair_slug="pair", pair_sender_token=pair_sender_token, pair_member_id=pair_member_id,
+        pair_member_token=pair_member_token,
         receipts=int(total), hot_archived=archived, hot_unseen=hot_unseen(sizes.hot_unread),
         seconds=time.perf_counter() - started, steps=steps,
     )

@@ -22,7 +22,7 @@ Talks to the harness over stdin/stdout, one JSON object a line:
     {"cmd": "close"}    -> {"closed": n}, then the process exits
 
 Times are `time.time()` (the wall clock every process on the machine shares),
-so the harness subtracts the moment it read the 201.
+so the harness subtracts the moment it sent the broadcast's POST.
 """
 
 from __future__ import annotations
