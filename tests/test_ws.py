@@ -830,11 +830,11 @@ async def test_a_flush_that_fails_is_retried_and_loses_nothing(client, monkeypat
     real = hub._new_notifications
     failed: list[set] = []
 
-    async def fails_once(notification_ids, connected):
+    async def fails_once(notification_ids, chunks, connected):
         if notification_ids and not failed:  # the flush that carries the send below, whatever else it carries
             failed.append(set(notification_ids))
             raise RuntimeError("the driver lost its way")
-        return await real(notification_ids, connected)
+        return await real(notification_ids, chunks, connected)
 
     monkeypatch.setattr(hub, "_new_notifications", fails_once)
 
@@ -982,17 +982,17 @@ def test_a_socket_finds_an_id_only_on_a_16_byte_boundary():
 
 def test_after_the_window_a_socket_keeps_a_cut_off_instead_of_the_ids_and_still_blocks_them():
     t0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-    counted, fresh, old = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    counted, fresh, old, workspace = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     sock = Socket(None, uuid.uuid4(), uuid.uuid4(), None, None, recent=counted.bytes,  # type: ignore[arg-type]
                   recent_newest=t0 + timedelta(seconds=1), floor=t0, forget_at=100.0)
-    news = [News(counted, t0 + timedelta(seconds=1), b"counted"), News(fresh, t0 + timedelta(seconds=2), b"fresh"),
-            News(old, t0, b"old")]
+    news = [News(counted, workspace, t0 + timedelta(seconds=1), b"counted"),
+            News(fresh, workspace, t0 + timedelta(seconds=2), b"fresh"), News(old, workspace, t0, b"old")]
 
     assert sock.owed(news, now=99.0) == [b"fresh"]
     assert sock.recent == counted.bytes
     assert sock.owed(news, now=100.0) == [b"fresh"]  # the window is over: the ids fold into the floor ...
     assert sock.recent == b"" and sock.floor == t0 + timedelta(seconds=1)
-    just_after = News(uuid.uuid4(), t0 + timedelta(seconds=1, microseconds=1), b"just after")
+    just_after = News(uuid.uuid4(), workspace, t0 + timedelta(seconds=1, microseconds=1), b"just after")
     assert sock.owed([just_after], now=100.0) == [b"just after"]  # ... which blocks nothing newer
 
 

@@ -74,6 +74,7 @@ import aiohttp
 
 from pulsestack.db import NamedQuery
 from pulsestack.ids import new_id, utcnow
+from pulsestack.queries.notifications import ALL_MEMBERS
 
 from .seed import Seeded
 from .stats import summary
@@ -88,11 +89,15 @@ def _notification(workspace_id: UUID, sender_id: UUID) -> dict:
 def fan_out_params(n: dict) -> dict:
     """fan_out_broadcast's parameters for notification `n`, by name. Each bare
     runner binds only the names the product declares for the statement, so
-    this may name more: `critical` and `type_prefixes` are for the mute
-    anti-join the statement is gaining (a POST broadcast is not critical; a
-    mute of "" covers every type, one of "info" the bench's only type)."""
+    this may name more. `critical` and `type_prefixes` are for the mute
+    anti-join (a POST broadcast is not critical; a mute of "" covers every
+    type, one of "info" the bench's only type); the member key range is the
+    whole of it (ALL_MEMBERS): the bare statement writes every receipt at
+    once, as one chunk as large as the workspace."""
+    after, upto = ALL_MEMBERS
     return {"notification_id": n["id"], "workspace_id": n["workspace_id"], "sender_id": n["sender_id"],
-            "created_at": n["created_at"], "critical": False, "type_prefixes": ["", n["type"]]}
+            "created_at": n["created_at"], "critical": False, "type_prefixes": ["", n["type"]],
+            "after_user_id": after, "upto_user_id": upto}
 
 
 def _names(query: NamedQuery, params: dict) -> tuple[str, ...]:
