@@ -45,23 +45,27 @@ SELECT CAST(left(CAST(CAST(:notification_id AS uuid) AS text), 14) || '7' || sub
 
 -- name: count_broadcast_audience(workspace_id, sender_id, created_at, type_prefixes, critical) :scalar
 -- How many receipts fan_out_broadcast writes over the whole key range: the
--- same conditions, counted. A send runs it (after locking the workspace)
--- to choose between writing the receipts at once and a fan-out job, and
--- answers it as recipient_count. An index-only walk of
--- workspace_members_workspace_id_user_id_key plus the joined_at check and
--- a mute probe per member.
-SELECT count(*)
-  FROM workspace_members AS m
- WHERE m.workspace_id = :workspace_id
-   AND m.user_id <> :sender_id
-   AND m.joined_at <= :created_at
-   AND (CAST(:critical AS boolean)
-        OR NOT EXISTS (SELECT 1
-                         FROM workspace_mutes AS u
-                        WHERE u.workspace_id = m.workspace_id
-                          AND u.user_id = m.user_id
-                          AND u.type_prefix IN (:type_prefixes)
-                          AND (u.until IS NULL OR u.until > :created_at)));
+-- members it would reach less those of them with a live mute of one of
+-- type_prefixes (none when critical). A send runs it, after locking the
+-- workspace, to choose between writing the receipts at once and a fan-out
+-- job, and answers it as recipient_count. Counted as a difference so that
+-- the mutes come from the workspace's own mute rows (a range of
+-- workspace_mutes_pkey, usually a handful), not from a probe per member:
+-- the members are one range of workspace_members_workspace_id_user_id_key.
+SELECT (SELECT count(*)
+          FROM workspace_members AS m
+         WHERE m.workspace_id = :workspace_id
+           AND m.user_id <> :sender_id
+           AND m.joined_at <= :created_at)
+     - (SELECT count(DISTINCT u.user_id)
+          FROM workspace_mutes AS u
+          JOIN workspace_members AS m ON m.workspace_id = u.workspace_id AND m.user_id = u.user_id
+         WHERE u.workspace_id = :workspace_id
+           AND NOT CAST(:critical AS boolean)
+           AND u.type_prefix IN (:type_prefixes)
+           AND (u.until IS NULL OR u.until > :created_at)
+           AND u.user_id <> :sender_id
+           AND m.joined_at <= :created_at) AS audience;
 
 -- name: fan_out_direct(notification_id, workspace_id, user_ids, created_at, type_prefixes, critical) :exec
 -- The same statement shape for a direct send: only the listed members (the

@@ -188,11 +188,8 @@ async def test_fan_out_probes_each_members_mutes_through_their_primary_key(seede
     are still read through an index (the unique key; a direct send may probe (user_id, workspace_id) instead)."""
     s = seeded
     members_key = "workspace_members_workspace_id_user_id_key" if dialect == "postgres" else "sqlite_autoindex_workspace_members_2"
-    for query, extra in (("fan_out_broadcast", chunk_of(s)), ("fan_out_direct", {"user_ids": [s["user"]]}),
-                         ("count_broadcast_audience", {"sender_id": s["owner"].id})):
-        if query != "count_broadcast_audience":
-            extra["notification_id"] = new_id()
-        p = await plan(s, query, workspace_id=s["ws"].id, created_at=utcnow(),
+    for query, extra in (("fan_out_broadcast", chunk_of(s)), ("fan_out_direct", {"user_ids": [s["user"]]})):
+        p = await plan(s, query, notification_id=new_id(), workspace_id=s["ws"].id, created_at=utcnow(),
                        type_prefixes=type_prefixes("billing.invoice"), critical=False, **extra)
         assert uses(p, dialect, members_key) or (query == "fan_out_direct" and uses(p, dialect, "workspace_members_user_idx")), p
         if dialect == "postgres":
@@ -201,6 +198,23 @@ async def test_fan_out_probes_each_members_mutes_through_their_primary_key(seede
         else:  # a WITHOUT ROWID table's primary key is the table itself
             assert "SEARCH u USING PRIMARY KEY (workspace_id=? AND user_id=? AND type_prefix=?)" in p.splitlines(), p
             assert not any(line.startswith(("SCAN u", "SCAN m", "SCAN workspace_mutes")) for line in p.splitlines()), p
+
+
+async def test_a_broadcasts_audience_is_counted_from_two_ranges_without_a_probe_per_member(seeded, dialect):
+    """count_broadcast_audience (every send of a broadcast runs it): the workspace's members are one
+    range of their unique key, and its live mutes one range of workspace_mutes_pkey, never a scan."""
+    s = seeded
+    p = await plan(s, "count_broadcast_audience", workspace_id=s["ws"].id, sender_id=s["owner"].id, created_at=utcnow(),
+                   type_prefixes=type_prefixes("billing.invoice"), critical=False)
+    if dialect == "postgres":
+        assert uses(p, dialect, "workspace_members_workspace_id_user_id_key"), p
+        assert uses(p, dialect, "workspace_mutes_pkey"), p
+        assert "Seq Scan on workspace_mutes" not in p and "Seq Scan on workspace_members" not in p, p
+    else:
+        lines = p.splitlines()
+        assert "SEARCH m USING INDEX sqlite_autoindex_workspace_members_2 (workspace_id=?)" in lines, p
+        assert "SEARCH u USING PRIMARY KEY (workspace_id=?)" in lines, p
+        assert not any(line.startswith(("SCAN u", "SCAN m", "SCAN workspace_")) for line in lines), p
 
 
 async def test_a_fan_out_chunk_finds_its_end_in_the_members_unique_key(seeded, dialect):
