@@ -2,8 +2,8 @@
 
 Services tell the hub what changed, after the change committed:
 `users_changed(ids)`, `workspace_changed(id)`, `notification_sent(id)`,
-`broadcast_delivered(id, members)`, `receipts_changed(user, ids)`, `receipts_removed(user, ids)`,
-`notification_retracted(workspace, id)`, `inboxes_replaced(users)`,
+`broadcast_delivered(id, members)`, `receipts_changed(user, ids)`,
+`receipts_removed(user, ids)`, `notification_retracted(workspace, id)`, `inboxes_replaced(users)`,
 `session_revoked(id)`; the websocket handler (api/ws.py) hands it sockets.
 `Hub` is that whole interface and holds no sockets: its events do nothing
 and `connect` refuses (the HTTP API alone, and tests that record calls).
@@ -25,23 +25,23 @@ is tried again FLUSH_RETRY_S later, with whatever came meanwhile.
 Frames are state, not deltas: `unread` carries absolute counts, `changed`
 the receipts' state now, and `ready` the full counts, so a client that
 missed frames is right after the next one. A socket gets `unread` whenever
-the counts differ from the last ones it got.
-
-A count without counting (`bumpable`): a user whose only news in a flush
-is new notifications, on sockets whose counts were last counted well
-before those notifications were created (BUMP_MARGIN), gets the counts it
-last got plus one unread and unseen per new notification, worked out in
-memory. The counted snapshot cannot hold a receipt created after it, and
-any other change to the user (a read, a seen, a dismissal, a lost bus) is
-an event that recounts them. This is what keeps a broadcast's counts cheap:
-10,000 connected recipients with 100 unread each would otherwise be a
-recount of a million index entries per chunk. Each distinct frame is encoded
+the counts differ from the last ones it got. Each distinct frame is encoded
 once per flush (a broadcast's notification frame, one `unread` frame per
 distinct set of counts) and its bytes are written straight to every
 socket's transport, each user's frames together, after all of the flush's
 queries ran. A socket whose transport is backed up gets a bounded backlog
 drained by its own task; one whose backlog fills (a client that stopped
 reading) is closed with 1013 and dropped, and nobody else waits for it.
+
+A count without counting (`_bumpable`, `bump`): a user whose only news in
+a flush is new notifications, on sockets whose counts were last counted
+well before those notifications were created (BUMP_MARGIN), gets the counts
+it last got plus one unread and unseen per new notification, worked out in
+memory. The counted snapshot cannot hold a receipt created after it, and
+any other change to the user (a read, a seen, a dismissal, a lost bus) is
+an event that recounts them. This keeps a broadcast's counts cheap: 10,000
+connected recipients with 100 unread each would otherwise be a recount of a
+million index entries per chunk.
 
 No double delivery: a notification that a socket's `ready` may have counted
 is never pushed to that socket as a `notification` frame (see `connect`).
@@ -384,7 +384,17 @@ class UnreadHub(Hub):
                       request: web.Request, *, expires_at: datetime, heartbeat_s: int) -> Socket:
         """Register the socket, read its user's state, send `ready`.
 
-        No double delivery: a notification that `ready` counted never reaches
+        A count without counting (`_bumpable`, `bump`): a user whose only news in
+a flush is new notifications, on sockets whose counts were last counted
+well before those notifications were created (BUMP_MARGIN), gets the counts
+it last got plus one unread and unseen per new notification, worked out in
+memory. The counted snapshot cannot hold a receipt created after it, and
+any other change to the user (a read, a seen, a dismissal, a lost bus) is
+an event that recounts them. This keeps a broadcast's counts cheap: 10,000
+connected recipients with 100 unread each would otherwise be a recount of a
+million index entries per chunk.
+
+No double delivery: a notification that `ready` counted never reaches
         this socket as a `notification` frame, though its frame may still be
         on its way (the flush of a send that committed just before the count,
         or another process's NOTIFY of it, which may come any time later).
