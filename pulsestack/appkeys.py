@@ -8,9 +8,11 @@ from .config import Config
 from .db import Database
 from .hub import Hub
 from .services.accounts import LoginLimiter, RegistrationLimiter
+from .session_cache import SessionCache
 
 CONFIG = web.AppKey("config", Config)
 DB = web.AppKey("db", Database)
 LOGIN_LIMITER = web.AppKey("login_limiter", LoginLimiter)
 REGISTRATION_LIMITER = web.AppKey("registration_limiter", RegistrationLimiter)
 HUB = web.AppKey("hub", Hub)
+SESSION_CACHE = web.AppKey("session_cache", SessionCache)
