@@ -36,6 +36,7 @@ from pulsestack.appkeys import HUB, SESSION_CACHE
 from pulsestack.db import NamedQuery, open_database
 from pulsestack.hub import CLOSE_UNAUTHORIZED, UnreadHub
 from pulsestack.ids import new_id, utcnow
+from pulsestack.models.resources import User
 from pulsestack.queries import sessions
 from pulsestack.security import hash_token, new_token
 from pulsestack.services import accounts
@@ -137,11 +138,10 @@ async def test_the_cache_holds_a_bounded_number_of_tokens_dropping_the_oldest(ai
 
 def test_many_tokens_never_grow_the_cache_past_its_bound():
     cache = SessionCache(max_entries=100)
-    epoch = cache.epoch
+    user = User(id=new_id(), email="ann@example.com", system_role="user", created_at=utcnow())
     for _ in range(1000):
-        principal = sessions.SessionUser(user=None, session_id=new_id(),  # type: ignore[arg-type]  # not read
-                                         expires_at=utcnow() + timedelta(hours=1))
-        cache.put(hash_token(new_token()), principal, epoch)
+        principal = sessions.SessionUser(user, new_id(), utcnow() + timedelta(hours=1))
+        cache.put(hash_token(new_token()), principal, cache.epoch)
     assert len(cache) == 100
     cache.forget([principal.session_id])
     assert len(cache) == 99
