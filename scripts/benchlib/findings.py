@@ -73,7 +73,7 @@ CAUSES: dict[tuple[str, str | None], str] = {
         "hello at 15,300-17,200 req/s (12,500 on 2026-11-30); what remains is Python per request: the middleware, "
         "authentication, two statements' parameters and rows, the answer and the access-log line. Applied 2026-12-02: "
         "a token -> session cache per process (pulsestack/session_cache.py), one read per request instead of two: "
-        "alternating A/B (two servers on one database file, 5 wrk turns each) 3,365 -> 4,253 req/s (1.26x); full "
+        "alternating A/B (two servers on one small database file, 5 wrk turns each) 3,365 -> 4,253 req/s (1.26x); full "
         "throughput runs 18.9% and 13.7% before, 26.2% and 28.6% after"),
     ("throughput", "postgres"): (
         "per-request work around two statements. py-spy of a loaded server (64 connections, 2026-11-30): socket "
@@ -85,7 +85,7 @@ CAUSES: dict[tuple[str, str | None], str] = {
         "with 64 clients on a pool of 10 each request then holds its connection longer); skipping the thread and "
         "process lookups of log records. Applied 2026-12-02: a token -> session cache per process "
         "(pulsestack/session_cache.py: 5 s at most, dropped on logout through the hub's bus, cleared when the bus "
-        "reconnects), one statement per request instead of two: alternating A/B (two servers on one database, 5 wrk "
+        "reconnects), one statement per request instead of two: alternating A/B (two servers on one small database, 5 wrk "
         "turns each, other benches on the machine) 1,584 -> 2,428 req/s (1.53x); full throughput runs 7.9% and 7.1% "
         "before, 10.9% and 15.8% after, the hello they divide by at 13,000-17,900 req/s"),
 }
