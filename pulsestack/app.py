@@ -18,12 +18,13 @@ from . import housekeeping
 from .api import auth, cors, health, notifications, openapi, static, workspaces, ws
 from .api.jsonio import MAX_BODY_BYTES
 from .api.middleware import request_context
-from .appkeys import CONFIG, DB, FANOUT, HUB, LOGIN_LIMITER, REGISTRATION_LIMITER
+from .appkeys import CONFIG, DB, FANOUT, HUB, LOGIN_LIMITER, REGISTRATION_LIMITER, SESSION_CACHE
 from .config import Config
 from .db import Database, open_database
 from .hub import Hub, UnreadHub
 from .services.accounts import LoginLimiter, RegistrationLimiter
 from .services.fanout import FanOutWorker
+from .session_cache import SessionCache
 
 
 def database_for(config: Config) -> Database:
@@ -45,6 +46,7 @@ def create_app(config: Config, db: Database | None = None, hub: Hub | None = Non
     app[CONFIG] = config
     app[LOGIN_LIMITER] = LoginLimiter()
     app[REGISTRATION_LIMITER] = RegistrationLimiter()
+    app[SESSION_CACHE] = SessionCache()  # authenticate's; the hub drops revoked sessions from it
 
     async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         if db is not None:
@@ -65,7 +67,8 @@ def create_app(config: Config, db: Database | None = None, hub: Hub | None = Non
             yield
             return
         bus = app[DB].event_bus(config.hub.flush_ms / 1000)
-        realtime = UnreadHub(app[DB], bus, flush_ms=config.hub.flush_ms, send_queue=config.hub.send_queue)
+        realtime = UnreadHub(app[DB], bus, flush_ms=config.hub.flush_ms, send_queue=config.hub.send_queue,
+                             session_cache=app[SESSION_CACHE])
         await realtime.start()
         app[HUB] = realtime
         yield

@@ -78,6 +78,7 @@ from .queries import hub as hub_queries
 from .queries import receipts
 from .queries.receipts import NO_UNREAD
 from .serialize import dumps
+from .session_cache import SessionCache
 
 log = logging.getLogger(__name__)
 
@@ -275,9 +276,11 @@ def holds_id(ids: bytes, notification_id: uuid.UUID) -> bool:
 
 
 class UnreadHub(Hub):
-    def __init__(self, db: Database, bus: EventBus, *, flush_ms: int = 50, send_queue: int = 256):
+    def __init__(self, db: Database, bus: EventBus, *, flush_ms: int = 50, send_queue: int = 256,
+                 session_cache: SessionCache):
         self.db = db
         self.bus = bus
+        self.session_cache = session_cache  # authenticate's: revoked sessions leave it as their sockets close
         self.flush_s = flush_ms / 1000
         self.send_queue = send_queue
         self.sockets: dict[uuid.UUID, set[Socket]] = {}
@@ -360,6 +363,8 @@ class UnreadHub(Hub):
 
     def _apply(self, change: Change) -> None:
         """Note a change (ours or another process's) for the next flush."""
+        if change.sessions:
+            self.session_cache.forget(change.sessions)
         for session_id in change.sessions:
             for sock in [s for socks in self.sockets.values() for s in socks if s.session_id == session_id]:
                 self._close(sock, CLOSE_UNAUTHORIZED, "token revoked")
@@ -368,6 +373,7 @@ class UnreadHub(Hub):
             self._wake.set()
 
     def _refresh_everyone(self) -> None:
+        self.session_cache.clear()  # revocations may have been missed too
         self._apply(Change(everyone=True))
 
     # -- sockets -----------------------------------------------------------

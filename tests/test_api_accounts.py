@@ -38,6 +38,7 @@ from pulsestack.appkeys import LOGIN_LIMITER, REGISTRATION_LIMITER
 from pulsestack.db import NamedQuery
 from pulsestack.ids import utcnow
 from pulsestack.queries import users
+from pulsestack.services import accounts
 from pulsestack.services.accounts import LoginLimiter, RegistrationLimiter
 
 USER_ROW = NamedQuery.dynamic("user_row", "SELECT id, email, password_hash, system_role FROM users WHERE email = :email", "one")
@@ -547,17 +548,25 @@ async def test_logins_and_registrations_hash_at_most_one_per_cpu_at_a_time(aioht
 
 # --- tokens -------------------------------------------------------------------------------------
 
-async def test_expired_token_is_401(aiohttp_client, config, db):
+async def test_expired_token_is_401(aiohttp_client, config, db, monkeypatch):
     short = await aiohttp_client(create_app(config.replace(auth={"token_ttl_hours": 1}), db=db))
     resp = await short.post("/api/auth/register", json={"email": unique_email(), "password": PASSWORD})
     body = await json_of(resp, 201)
     assert timedelta(minutes=59) < parse_ts(body["expires_at"]) - parse_ts(body["user"]["created_at"]) < timedelta(minutes=61)
     headers = bearer(body["token"])
-    assert (await short.get("/api/me", headers=headers)).status == 200
+    assert (await short.get("/api/me", headers=headers)).status == 200  # (now cached: tests/test_session_cache.py)
 
-    await db.execute(EXPIRE_SESSIONS, t=utcnow() - timedelta(seconds=1))
+    an_hour_on = utcnow() + timedelta(hours=1, seconds=1)
+    monkeypatch.setattr(accounts, "utcnow", lambda: an_hour_on)
 
     await expect_error(await short.get("/api/me", headers=headers), 401, "unauthorized")
+
+
+async def test_a_token_whose_session_expired_in_the_database_is_401(client, db):
+    _, headers = await register(client)
+    await db.execute(EXPIRE_SESSIONS, t=utcnow() - timedelta(seconds=1))
+
+    await expect_error(await client.get("/api/me", headers=headers), 401, "unauthorized")
 
 
 async def test_only_a_sha256_of_the_token_is_stored(client, db):

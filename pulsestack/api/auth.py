@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from ..appkeys import CONFIG, DB, HUB, LOGIN_LIMITER, REGISTRATION_LIMITER
+from ..appkeys import CONFIG, DB, HUB, LOGIN_LIMITER, REGISTRATION_LIMITER, SESSION_CACHE
 from ..errors import Forbidden
 from ..models.requests import Login, Registration
 from ..models.resources import Issued, Me
@@ -58,7 +58,7 @@ async def logout(request: web.Request) -> None:
 
     It answers 401 from then on, and its websockets close with 4401.
     """
-    await accounts.logout(request.app[DB], request.app[HUB], await caller(request))
+    await accounts.logout(request.app[DB], request.app[HUB], request.app[SESSION_CACHE], await caller(request))
 
 
 @routes.get("/api/me", answer=Me)

@@ -32,7 +32,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
-from ..appkeys import DB
+from ..appkeys import DB, SESSION_CACHE
 from ..services import accounts
 from ..services.accounts import Principal
 from .jsonio import parse_headers, parse_query, read_json, respond
@@ -49,7 +49,8 @@ Handler = Callable[..., Awaitable[Any]]
 async def caller(request: web.Request) -> Principal:
     """The authenticated user of this request, or 401."""
     if PRINCIPAL not in request:
-        request[PRINCIPAL] = await accounts.authenticate(request.app[DB], request.headers.get("Authorization"))
+        request[PRINCIPAL] = await accounts.authenticate(request.app[DB], request.headers.get("Authorization"),
+                                                         request.app[SESSION_CACHE])
     return request[PRINCIPAL]
 
 

@@ -47,6 +47,8 @@ async def _authenticate(request: web.Request, ws: web.WebSocketResponse) -> acco
         await ws.close(code=CLOSE_UNAUTHORIZED, message=b"first frame must be {\"type\": \"auth\", \"token\": ...}")
         return None
     try:
+        # Not through the session cache: a socket lives for hours on this one
+        # check, and a revocation that came before it would never close it.
         return await accounts.authenticate(request.app[DB], f"Bearer {token}")
     except Unauthorized:
         await ws.close(code=CLOSE_UNAUTHORIZED, message=b"invalid or expired token")

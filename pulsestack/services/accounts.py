@@ -22,6 +22,7 @@ from ..models.requests import AdminAccount, Login, Registration
 from ..models.resources import Issued, User
 from ..queries import sessions, users
 from ..security import hash_password, hash_token, new_token, verify_password
+from ..session_cache import SessionCache
 from .ratelimit import SlidingWindowLimiter
 
 # Rate limits (docs/api.md, "Rate limiting"), counted before any password is hashed.
@@ -178,21 +179,34 @@ async def login(db: Database, credentials: Login, ttl: timedelta, limiter: Login
         return await _issue_token(tx, found.user, ttl)
 
 
-async def authenticate(db: Database, authorization: str | None) -> Principal:
-    """The caller of a request from its `Authorization: Bearer <token>` header."""
+async def authenticate(db: Database, authorization: str | None, cache: SessionCache | None = None) -> Principal:
+    """The caller of a request from its `Authorization: Bearer <token>` header.
+
+    With `cache`, a token seen within the last few seconds is answered
+    without the database (session_cache.py says when that is safe); without
+    it, the database is always asked (what a websocket does: it lives on
+    one check for hours, so that check must be fresh)."""
     if not authorization:
         raise Unauthorized("missing Authorization: Bearer <token> header", headers=BEARER_CHALLENGE)
     scheme, _, token = authorization.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token or len(token) > 512 or not token.isascii():
         raise Unauthorized("Authorization header must be 'Bearer <token>'", headers=BEARER_CHALLENGE)
-    principal = await sessions.get_session_user(db, hash_token(token), utcnow())
+    token_hash, now = hash_token(token), utcnow()
+    if cache is not None and (cached := cache.get(token_hash, now)) is not None:
+        return cached
+    epoch = cache.epoch if cache is not None else 0
+    principal = await sessions.get_session_user(db, token_hash, now)
     if principal is None:
         raise Unauthorized("invalid or expired token", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    if cache is not None:
+        cache.put(token_hash, principal, epoch)
     return principal
 
 
-async def logout(db: Database, hub: Hub, principal: Principal) -> None:
-    """Revoke the token used: it stops working, and its websockets close."""
+async def logout(db: Database, hub: Hub, cache: SessionCache, principal: Principal) -> None:
+    """Revoke the token used: it stops working (here at once, in other
+    processes when the hub's event reaches them), and its websockets close."""
     await sessions.delete_session(db, principal.session_id)
+    cache.forget([principal.session_id])  # after the delete: a lookup racing it is not kept either
     hub.session_revoked(principal.session_id)

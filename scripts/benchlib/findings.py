@@ -21,10 +21,10 @@ from __future__ import annotations
 SHORT: dict[tuple[str, str | None], str] = {
     ("websocket", None): "one flush for 10,000 users on 2 cores shared with the clients: the recount of ~1,000,000 "
                          "unread receipts (~280-310 ms) and 10,000 socket writes (~380-410 ms)",
-    ("throughput", "sqlite"): "per-request work around two inline reads on a core shared with wrk; the ratio moves "
-                              "18-20% between runs on this machine (the same code met it at 21.9% on 2026-11-30)",
-    ("throughput", "postgres"): "two statements per request, each a pool checkout and a round trip to a server on the "
-                                "same 2 cores, and the access-log line",
+    ("throughput", "sqlite"): "per-request work around one inline read (the session comes from the session cache) on "
+                              "a core shared with wrk",
+    ("throughput", "postgres"): "one statement per request (the session comes from the session cache), a pool checkout "
+                                "and a round trip to a server on the same 2 cores, and the access-log line",
 }
 
 CAUSES: dict[tuple[str, str | None], str] = {
@@ -53,7 +53,10 @@ CAUSES: dict[tuple[str, str | None], str] = {
         "~1,100 -> ~3,100 req/s; in the full runs 10.9% -> 21.8%. 2026-12-01 (one declaration per API shape): "
         "three alternating throughput runs of the code before and after, 19.8/18.0/20.3% against 19.5/18.3/19.4%, "
         "hello at 15,300-17,200 req/s (12,500 on 2026-11-30); what remains is Python per request: the middleware, "
-        "authentication, two statements' parameters and rows, the answer and the access-log line"),
+        "authentication, two statements' parameters and rows, the answer and the access-log line. Applied 2026-12-02: "
+        "a token -> session cache per process (pulsestack/session_cache.py), one read per request instead of two: "
+        "alternating A/B (two servers on one small database file, 5 wrk turns each) 3,365 -> 4,253 req/s (1.26x); full "
+        "throughput runs 18.9% and 13.7% before, 26.2% and 28.6% after"),
     ("throughput", "postgres"): (
         "per-request work around two statements. py-spy of a loaded server (64 connections, 2026-11-30): socket "
         "writes 15% (two round trips to Postgres and the answer), the access-log line 12% (building and formatting "
@@ -62,9 +65,11 @@ CAUSES: dict[tuple[str, str | None], str] = {
         "written in batches instead of a write(2) each (alternating A/B ~1,370 -> ~1,510 req/s). Tried and not "
         "kept, for no measurable gain: holding one pooled connection for a whole GET (one checkout instead of two; "
         "with 64 clients on a pool of 10 each request then holds its connection longer); skipping the thread and "
-        "process lookups of log records. Left: a short-lived token -> session cache, cleared on logout through the "
-        "hub's bus, would save one round trip per request, at the price of a revoked token working for up to its "
-        "lifetime on other processes: a security decision"),
+        "process lookups of log records. Applied 2026-12-02: a token -> session cache per process "
+        "(pulsestack/session_cache.py: 5 s at most, dropped on logout through the hub's bus, cleared when the bus "
+        "reconnects), one statement per request instead of two: alternating A/B (two servers on one small database, 5 wrk "
+        "turns each, other benches on the machine) 1,584 -> 2,428 req/s (1.53x); full throughput runs 7.9% and 7.1% "
+        "before, 10.9% and 15.8% after, the hello they divide by at 13,000-17,900 req/s"),
 }
 
 # The table's figures in the previous full run (2026-12-02, commit 9547029:
@@ -119,8 +124,9 @@ API shape: pydantic models, typed rows, declared SQLite column types).
   writes themselves. A maintained counter would take the recount out; the
   writes scale with sockets per process.
 - **Throughput.** SQLite meets it since its reads stopped crossing to a
-  thread. On Postgres each request still makes two round trips to a
-  server that shares the two cores.
+  thread. Since the session cache (2026-12-02) a request for a token seen
+  in the last 5 s makes one round trip, the count, instead of two; on
+  Postgres that one round trip is to a server that shares the two cores.
 - **One declaration per API shape (2026-12-01).** Declaring every shape
   once (pydantic), validating typed rows and reading SQLite types from
   declared column types first cost unread-count throughput: alternating
