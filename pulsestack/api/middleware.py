@@ -1,4 +1,10 @@
-"""Middleware: request ids, one access-log line per request, and errors.
+"""Middleware: request ids, one access-log line per request, metrics, and errors.
+
+The request id is also set as `logs.request_id` while the request runs, so
+every line logged meanwhile carries it (the JSON format writes it on each
+line). The access line names the client's address as api/clients.py finds
+it. With `metrics.enabled`, each answered request is counted under its route
+template (metrics.observe_request).
 
 What the client chose (request id, method, path) is escaped in every log
 line (logs.printable), so a request cannot write a line of its own.
@@ -19,10 +25,13 @@ import time
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from .. import logs, metrics
+from ..appkeys import CONFIG
 from ..db import DatabaseUnavailable
 from ..errors import ApiError, BadRequest, Internal, MethodNotAllowed, NotFound, PayloadTooLarge, Unavailable
 from ..logs import printable
 from ..serialize import dumps
+from .clients import client_address
 from .jsonio import storable
 
 log = logging.getLogger("pulsestack.access")
@@ -63,6 +72,8 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     """Give the request an id, log one line when it ends, render every error."""
     request_id = request.headers.get("X-Request-Id", "")[:64] or secrets.token_hex(8)
     request[REQUEST_ID] = request_id
+    # Reset at the end: a keep-alive connection's next request runs in the same task.
+    context = logs.request_id.set(request_id)
     started = time.perf_counter()
     status = 500
     try:
@@ -90,5 +101,12 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         response.headers.setdefault("X-Request-Id", request_id)
         return response
     finally:
+        seconds = time.perf_counter() - started
+        if request.app[CONFIG].metrics.enabled:
+            metrics.observe_request(request, status, seconds)
         if log.isEnabledFor(logging.INFO):  # escaping the line costs; skip it when nobody reads it
-            log.info("%s %d %.1fms", _described(request), status, (time.perf_counter() - started) * 1000)
+            client, ms = client_address(request), round(seconds * 1000, 1)
+            log.info("%s %d %.1fms %s", _described(request), status, ms, client,
+                     extra={"client": client, "method": printable(request.method), "path": printable(request.path),
+                            "status": status, "duration_ms": ms})
+        logs.request_id.reset(context)
