@@ -53,6 +53,8 @@ GCCollector(registry=REGISTRY)
 # From 1 ms: most API answers take a few.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 UNMATCHED = "unmatched"
+# Routes whose request lasts as long as its connection: their "latency" would be the websocket's life.
+CONNECTION_ROUTES = frozenset({"/ws"})
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 # --- HTTP -------------------------------------------------------------------------------------------
@@ -172,9 +174,10 @@ def observe_request(request: web.Request, status: int, seconds: float) -> None:
     children = _children.get(key)
     if children is None:
         route = resource.canonical if resource is not None else UNMATCHED
-        children = _children[key] = (HTTP_REQUESTS.labels(route, method, str(status)), HTTP_LATENCY.labels(route, method))
+        latency = None if route in CONNECTION_ROUTES else HTTP_LATENCY.labels(route, method)
+        children = _children[key] = (HTTP_REQUESTS.labels(route, method, str(status)), latency)
     children[0].inc()
-    if status != 101:  # a websocket's "latency" would be its whole life
+    if children[1] is not None:
         children[1].observe(seconds)
 
 

@@ -18,6 +18,7 @@ body too large) are mapped onto the same codes; a lost database answers 503
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -38,6 +39,7 @@ log = logging.getLogger("pulsestack.access")
 errors_log = logging.getLogger("pulsestack.errors")
 
 REQUEST_ID = web.RequestKey("request_id", str)
+CLIENT_CLOSED = 499
 
 
 def error_response(error: ApiError, request_id: str | None = None) -> web.Response:
@@ -100,6 +102,11 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         status = response.status
         response.headers.setdefault("X-Request-Id", request_id)
         return response
+    except asyncio.CancelledError:
+        # The connection went away mid-request (a websocket's included): nginx's
+        # 499, "client closed request", not a 500 that would look like our fault.
+        status = CLIENT_CLOSED
+        raise
     finally:
         seconds = time.perf_counter() - started
         if request.app[CONFIG].metrics.enabled:

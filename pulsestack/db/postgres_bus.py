@@ -64,6 +64,7 @@ class PostgresBus(EventBus):
         return True
 
     async def close(self) -> None:
+        metrics.LIVE.buses.discard(self)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
