@@ -14,7 +14,9 @@ from helpers import (
     PASSWORD,
     connect,
     create_workspace,
+    expect_close,
     join,
+    open_ws,
     poll,
     raw_read_until_close,
     raw_ws_connect,
@@ -166,3 +168,13 @@ async def test_metrics_disabled_or_on_a_port_of_their_own_are_not_on_the_main_po
         resp = await client.get("/metrics")
         assert resp.status == 404
         assert (await resp.json())["error"]["code"] == "not_found"
+
+
+async def test_closing_a_websocket_with_a_bad_token_counts_under_4401(client):
+    before = await scrape(client)
+    ws = await open_ws(client)
+    await ws.send_json({"type": "auth", "token": "not-a-token"})
+    assert await expect_close(ws) == 4401
+    after = await scrape(client)
+    assert grew(before, after, "pulsestack_ws_closes_total", code="4401") == 1
+    assert grew(before, after, "pulsestack_ws_open") == 0, "it never counted as open: it never authenticated"

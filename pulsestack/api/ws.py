@@ -41,7 +41,8 @@ log = logging.getLogger(__name__)
 
 
 async def _close(ws: web.WebSocketResponse, code: int, message: bytes) -> None:
-    metrics.ws_closed(code)
+    if not ws.closed:  # a client that already hung up is not closed by us
+        metrics.ws_closed(code)
     await ws.close(code=code, message=message)
 
 
