@@ -49,8 +49,10 @@ _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
 
 # The id of the request being handled, for every line logged meanwhile (None outside requests).
 request_id: ContextVar[str | None] = ContextVar("pulsestack_request_id", default=None)
-# A named query that takes at least this long is a warning (log.slow_query_ms; db/base.py reads it).
-slow_query_s = 0.2
+# A named query that takes at least this long is a warning (log.slow_query_ms; db/base.py reads
+# it). Infinite until setup() applies the setting: code that uses the package without setting up its
+# logging (the bench's seeding, tests) is not told about every big insert it makes.
+slow_query_s = float("inf")
 # Loggers of the drivers: their debug lines are theirs, not the operator's.
 QUIET_BELOW_WARNING = ("yoyo", "aiosqlite", "asyncpg")
 
