@@ -53,6 +53,8 @@ request_id: ContextVar[str | None] = ContextVar("pulsestack_request_id", default
 # it). Infinite until setup() applies the setting: code that uses the package without setting up its
 # logging (the bench's seeding, tests) is not told about every big insert it makes.
 slow_query_s = float("inf")
+# Whether lines are JSON (log.format), so hot paths build their `extra` fields only when written.
+structured = False
 # Loggers of the drivers: their debug lines are theirs, not the operator's.
 QUIET_BELOW_WARNING = ("yoyo", "aiosqlite", "asyncpg")
 
@@ -170,8 +172,9 @@ class BatchingStreamHandler(logging.StreamHandler):
 def setup(config: LogConfig, stream: TextIO | None = None) -> None:
     """Log at `config.level` and above to stderr (or `stream`), in batches,
     in `config.format`; slow queries are those over `config.slow_query_ms`."""
-    global slow_query_s
+    global slow_query_s, structured
     slow_query_s = config.slow_query_ms / 1000
+    structured = config.format == "json"
     handler = BatchingStreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if config.format == "json" else LineFormatter())
     logging._srcfile = None  # no line shows where it was logged from

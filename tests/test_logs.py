@@ -220,7 +220,7 @@ def captured_logs():
     """logs.setup() into a buffer, at debug, in JSON; the root logger as it was afterwards."""
     root = logging.getLogger()
     saved = (root.handlers[:], root.level, logs.slow_query_s,
-             {name: logging.getLogger(name).level for name in logs.QUIET_BELOW_WARNING})
+             {name: logging.getLogger(name).level for name in logs.QUIET_BELOW_WARNING}, logs.structured)
     stream = io.StringIO()
     logs.setup(LogConfig(level="debug", format="json", slow_query_ms=3_600_000), stream)
     try:
@@ -229,7 +229,7 @@ def captured_logs():
         logs.flush()
         root.handlers[:], quiet = saved[0], saved[3]
         root.setLevel(saved[1])
-        logs.slow_query_s = saved[2]
+        logs.slow_query_s, logs.structured = saved[2], saved[4]
         for name, level in quiet.items():
             logging.getLogger(name).setLevel(level)
 

@@ -113,7 +113,9 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             metrics.observe_request(request, status, seconds)
         if log.isEnabledFor(logging.INFO):  # escaping the line costs; skip it when nobody reads it
             client, ms = client_address(request), round(seconds * 1000, 1)
-            log.info("%s %d %.1fms %s", _described(request), status, ms, client,
-                     extra={"client": client, "method": printable(request.method), "path": printable(request.path),
-                            "status": status, "duration_ms": ms})
+            method, path = printable(request.method), printable(request.path)
+            # The fields again as `extra`, for the JSON format only: the text line has them all.
+            fields = {"client": client, "method": method, "path": path, "status": status, "duration_ms": ms} \
+                if logs.structured else None
+            log.info("%s %s %s %d %.1fms %s", printable(request_id), method, path, status, ms, client, extra=fields)
         logs.request_id.reset(context)
