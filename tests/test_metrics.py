@@ -7,8 +7,10 @@ asserts the difference, never an absolute count.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import uuid
+from pathlib import Path
 
 from helpers import (
     PASSWORD,
@@ -26,6 +28,7 @@ from helpers import (
 from helpers import post_notification as send
 from prometheus_client.parser import text_string_to_metric_families
 
+from pulsestack import metrics
 from pulsestack.app import create_app
 from pulsestack.appkeys import HUB
 
@@ -163,8 +166,8 @@ async def test_the_number_of_series_does_not_grow_with_ids_or_paths(client):
 
 
 async def test_metrics_disabled_or_on_a_port_of_their_own_are_not_on_the_main_port(aiohttp_client, config, db):
-    for metrics in ({"enabled": False}, {"port": 9109}):
-        client = await aiohttp_client(create_app(config.replace(metrics=metrics), db=db))
+    for settings in ({"enabled": False}, {"port": 9109}):
+        client = await aiohttp_client(create_app(config.replace(metrics=settings), db=db))
         resp = await client.get("/metrics")
         assert resp.status == 404
         assert (await resp.json())["error"]["code"] == "not_found"
@@ -178,3 +181,29 @@ async def test_closing_a_websocket_with_a_bad_token_counts_under_4401(client):
     after = await scrape(client)
     assert grew(before, after, "pulsestack_ws_closes_total", code="4401") == 1
     assert grew(before, after, "pulsestack_ws_open") == 0, "it never counted as open: it never authenticated"
+
+
+class FakePool:
+    def pool_stats(self) -> tuple[int, int, int]:
+        return 3, 1, 10
+
+
+class FakeBus:
+    def __init__(self) -> None:
+        self.connected = asyncio.Event()
+
+
+def test_every_series_is_in_the_operations_guide():
+    pool, bus = FakePool(), FakeBus()  # the scrape-time gauges appear only while something is watched
+    metrics.watch_pool(pool)
+    metrics.watch_bus(bus)
+    try:
+        families = {family.name for family in metrics.REGISTRY.collect() if family.name.startswith("pulsestack_")}
+    finally:
+        metrics.LIVE.pools.discard(pool)
+        metrics.LIVE.buses.discard(bus)
+    guide = (Path(__file__).resolve().parent.parent / "docs" / "operations.md").read_text(encoding="utf-8")
+    # prometheus-client names a counter's family without its `_total`
+    missing = [name for name in families if f"`{name}`" not in guide and f"`{name}_total`" not in guide]
+    assert not missing, f"docs/operations.md does not list: {missing}"
+    assert {"pulsestack_db_pool_in_use", "pulsestack_eventbus_connected", "pulsestack_fanout_jobs_pending"} <= families
