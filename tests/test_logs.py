@@ -201,7 +201,10 @@ def test_json_lines_carry_request_ids_slow_queries_websockets_and_the_forwarded_
     assert {e["query"] for e in slow} >= {"create_user", "create_session"}, slow
     for e in slow:
         assert e["level"] == "WARNING" and e["duration_ms"] >= 0 and e["rows"] >= 0, e
-        assert e["message"].startswith(f"slow query {e['query']}: "), e
+        assert re.fullmatch(rf"slow query {e['query']}: \d+\.\d ms, {e['rows']} rows \(sql/\S+\.sql:\d+.*\)", e["message"]), e
+    # the plan hint: where the query is written, and the index its doc comment names
+    [user] = [e for e in slow if e["query"] == "create_user"]
+    assert re.search(r" \(sql/users\.sql:\d+, indexes users_email_key\)$", user["message"]), user
 
     ws = by_request["req-ws"]
     [opened] = [e for e in ws if e["message"].startswith("websocket open: ")]

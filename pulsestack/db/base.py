@@ -30,7 +30,8 @@ sent as JSON); a parameter written `IN (:ids)` takes a list.
 
 Every named query is timed here, whichever the dialect (`_timed`): at
 debug level it is logged with its name, duration and row count, and at any
-level one that took at least `log.slow_query_ms` is a warning. The time
+level one that took at least `log.slow_query_ms` is a warning, with a plan
+hint: its file and line in sql/ and the indexes its doc comment names. The time
 includes any wait for a connection (SQLite's one writer, a busy pool),
 since that is what the caller waited.
 
@@ -43,6 +44,7 @@ driver.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -100,12 +102,22 @@ def translating(translate: Callable[[Exception], Exception]) -> Iterator[None]:
         raise translated from exc
 
 
+_INDEX_NAME = re.compile(r"\b\w+_(?:idx|key|pkey)\b")
+
+
+def plan_hint(query: NamedQuery) -> str:
+    """Where a slow query is written, and the indexes its doc comment says it
+    relies on: where to start with EXPLAIN."""
+    indexes = list(dict.fromkeys(_INDEX_NAME.findall(query.doc)))
+    return f"{query.source}, indexes {', '.join(indexes)}" if indexes else query.source
+
+
 def _timed(query: NamedQuery, started: float, rows: int) -> None:
     """Log a query that ended now: a warning when slow, a debug line otherwise
     (formatted only when debug is on; the common case is two comparisons)."""
     seconds = time.perf_counter() - started
     if seconds >= logs.slow_query_s:
-        query_log.warning("slow query %s: %.1f ms, %d rows", query.name, seconds * 1000, rows,
+        query_log.warning("slow query %s: %.1f ms, %d rows (%s)", query.name, seconds * 1000, rows, plan_hint(query),
                           extra={"query": query.name, "duration_ms": round(seconds * 1000, 1), "rows": rows})
     elif query_log.isEnabledFor(logging.DEBUG):
         query_log.debug("query %s: %.1f ms, %d rows", query.name, seconds * 1000, rows,
