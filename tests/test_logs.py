@@ -250,3 +250,28 @@ async def test_at_debug_each_named_query_is_logged_with_its_time_and_rows_and_no
         assert e["level"] == "DEBUG" and e["duration_ms"] >= 0, e
         assert re.fullmatch(rf"query {e['query']}: \d+\.\d ms, {e['rows']} rows", e["message"]), e
     assert [e for e in entries if e["logger"] == "pulsestack.access" and e["request_id"] == "count-1"]
+
+
+def test_a_json_line_is_one_line_whatever_the_message_and_carries_a_traceback():
+    stream = io.StringIO()
+    logger, handler = make_logger(stream)
+    handler.setFormatter(logs.JsonFormatter())
+    token = logs.request_id.set("req-1")
+    try:
+        logger.info("line\nbreak \u2028 and \u0085 and \udcff")
+        try:
+            raise RuntimeError("a real bug")
+        except RuntimeError:
+            logger.exception("request failed")
+    finally:
+        logs.request_id.reset(token)
+    logger.info("outside")
+    handler.flush()
+
+    lines = stream.getvalue().split("\n")[:-1]
+    assert len(lines) == 3 and all(line.isascii() for line in lines), lines
+    first, error, outside = (json.loads(line) for line in lines)
+    assert first["message"] == "line\nbreak \u2028 and \u0085 and \udcff" and first["request_id"] == "req-1"
+    assert error["level"] == "ERROR" and error["request_id"] == "req-1"
+    assert error["traceback"].startswith("Traceback") and error["traceback"].endswith("RuntimeError: a real bug")
+    assert outside["request_id"] is None and "traceback" not in outside
