@@ -2,9 +2,9 @@
 
 Two formats (`log.format`): `text`, as FORMAT below, and `json`, one JSON
 object per line (`JsonFormatter`). Either way a line logged while a request
-is handled knows its request id: the middleware sets `request_id` (a context
-variable, so it follows the request's task and nothing else) for as long as
-the request runs, a websocket's whole life included.
+is handled carries its request id: the middleware sets `request_id` (a
+context variable, so it follows the request's task and nothing else) for as
+long as the request runs, a websocket's whole life included.
 
 One line per event holds only if nothing a client sends can end a line:
 `printable()` escapes what clients control (paths, methods, request ids)
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 FLUSH_INTERVAL_S = 0.2
 FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+ACCESS_LOGGER = "pulsestack.access"
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
 
 # The id of the request being handled, for every line logged meanwhile (None outside requests).
@@ -101,11 +102,21 @@ class MalformedRequestsOneLine(logging.Filter):
 
 class LineFormatter(logging.Formatter):
     """FORMAT, with `asctime` as logging spells it (2026-12-01 23:07:30,659),
-    the seconds part formatted once per second."""
+    the seconds part formatted once per second. A line logged during a
+    request has the request id in brackets before its message, except the
+    access line, which starts with it."""
 
     def __init__(self) -> None:
         super().__init__(FORMAT)
         self._second, self._stamp = -1, ""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        line = super().formatMessage(record)
+        rid = request_id.get()
+        if rid is None or record.name == ACCESS_LOGGER:
+            return line
+        head = f"{record.asctime} {record.levelname} {record.name} "
+        return f"{head}[{printable(rid)}] {line[len(head):]}"
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         second = int(record.created)

@@ -275,3 +275,25 @@ def test_a_json_line_is_one_line_whatever_the_message_and_carries_a_traceback():
     assert error["level"] == "ERROR" and error["request_id"] == "req-1"
     assert error["traceback"].startswith("Traceback") and error["traceback"].endswith("RuntimeError: a real bug")
     assert outside["request_id"] is None and "traceback" not in outside
+
+
+def test_a_text_line_logged_during_a_request_names_its_request_id_escaped():
+    stream = io.StringIO()
+    logger, handler = make_logger(stream)
+    handler.setFormatter(logs.LineFormatter())
+    access = logging.getLogger(logs.ACCESS_LOGGER)
+    logger.info("outside")
+    token = logs.request_id.set("id\nINFO forged")
+    try:
+        logger.warning("slow query get_user: %.1f ms", 250.0)
+        handler.flush()
+        line = stream.getvalue().splitlines()[-1]
+        record = access.makeRecord(access.name, logging.INFO, __file__, 0, "id GET / 200 1.0ms 127.0.0.1", (), None)
+        access_line = handler.format(record)
+    finally:
+        logs.request_id.reset(token)
+    first = stream.getvalue().splitlines()[0]
+    assert first.endswith(" INFO test-logs-%d outside" % id(stream))
+    assert line.endswith(" WARNING test-logs-%d [id\\nINFO forged] slow query get_user: 250.0 ms"
+                                                  % id(stream)), line
+    assert access_line.endswith(" INFO pulsestack.access id GET / 200 1.0ms 127.0.0.1"), "the access line starts with it"

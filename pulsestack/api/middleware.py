@@ -35,7 +35,7 @@ from ..serialize import dumps
 from .clients import client_address
 from .jsonio import storable
 
-log = logging.getLogger("pulsestack.access")
+log = logging.getLogger(logs.ACCESS_LOGGER)
 errors_log = logging.getLogger("pulsestack.errors")
 
 REQUEST_ID = web.RequestKey("request_id", str)
