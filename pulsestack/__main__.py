@@ -19,6 +19,8 @@ import getpass
 import logging
 import socket
 import sys
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from . import __version__, logs
@@ -84,9 +86,10 @@ def migrate_status(config: Config) -> None:
     print(f"{len(steps) - pending} applied, {pending} pending on {redact(url)}")
 
 
-def bind(host: str, port: int) -> list[socket.socket]:
+def bind(host: str, port: int, what: str = "") -> list[socket.socket]:
     """Sockets bound to every address of host:port, as aiohttp would bind
-    them, but not listening yet (aiohttp listens once it serves)."""
+    them, but not listening yet (aiohttp listens once it serves). `what`
+    names the setting in the error, for a port other than server.port."""
     sockets: list[socket.socket] = []
     try:
         for family, kind, proto, _, address in dict.fromkeys(
@@ -100,8 +103,26 @@ def bind(host: str, port: int) -> list[socket.socket]:
     except OSError as exc:
         for sock in sockets:
             sock.close()
-        raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+        raise CommandError(f"cannot listen on {host}:{port}{what}: {exc.strerror or exc}") from exc
     return sockets
+
+
+def metrics_listener(sockets: list[socket.socket]) -> Callable[[Any], AsyncIterator[None]]:
+    """A cleanup context serving /metrics alone on `sockets` (metrics.port),
+    started with the app, so it answers before `serving on` is logged."""
+    from aiohttp import web
+
+    from .metrics import metrics_app
+
+    async def listen(app: web.Application) -> AsyncIterator[None]:
+        runner = web.AppRunner(metrics_app(), access_log=None)
+        await runner.setup()
+        for sock in sockets:
+            await web.SockSite(runner, sock).start()
+        yield
+        await runner.cleanup()
+
+    return listen
 
 
 def serve(config: Config, *, run_migrations: bool) -> None:
@@ -111,16 +132,27 @@ def serve(config: Config, *, run_migrations: bool) -> None:
     from .db import DatabaseUnavailable
 
     host, port = config.server.host, config.server.port
-    # The port first: when it is taken, say so before touching the database.
+    metrics_port = config.metrics.port if config.metrics.enabled else 0
+    # The ports first: when one is taken, say so before touching the database.
     sockets = bind(host, port)
+    try:
+        metrics_sockets = bind(host, metrics_port, " (metrics.port)") if metrics_port else []
+    except CommandError:
+        for sock in sockets:
+            sock.close()
+        raise
     try:
         if run_migrations:
             migrate(config)
         app = create_app(config)
         app.cleanup_ctx.append(logs.flush_periodically)
+        if metrics_sockets:
+            app.cleanup_ctx.append(metrics_listener(metrics_sockets))
 
         def serving(_banner: str) -> None:
             # run_app's `print`: called once every socket is listening and served.
+            if metrics_port:
+                log.info("metrics on http://%s:%d/metrics", host, metrics_port)
             log.info("serving on http://%s:%d (database %s)", host, port, redact(config.database.url))
             logs.flush()
 
@@ -132,7 +164,7 @@ def serve(config: Config, *, run_migrations: bool) -> None:
     except OSError as exc:  # listen() can still fail: another server bound the port meanwhile
         raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     finally:
-        for sock in sockets:
+        for sock in sockets + metrics_sockets:
             sock.close()
     log.info("stopped")
 
@@ -311,7 +343,7 @@ def run(argv: list[str] | None = None) -> int:
         if args.command == "serve":  # --host/--port win over the file and the environment
             overrides = {k: v for k, v in (("server.host", args.host), ("server.port", args.port)) if v}
         config = load_config(args.config, overrides=overrides)
-        logs.setup(config.log.level)
+        logs.setup(config.log)
         if args.command == "serve":
             serve(config, run_migrations=not args.no_migrate)
         elif args.command == "migrate" and args.status:

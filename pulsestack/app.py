@@ -2,7 +2,8 @@
 
 Opens the database in a cleanup context (closed again on shutdown), installs
 the middleware (and CORS, when `server.cors_origins` lists origins) and
-mounts each resource's routes. Migrations are not run here: `pulsestack
+mounts each resource's routes, /metrics among them unless `metrics.port`
+gives it a listener of its own (`pulsestack serve` opens that one). Migrations are not run here: `pulsestack
 serve` applies them before the server starts.
 """
 
@@ -16,6 +17,7 @@ from aiohttp import web
 
 from . import housekeeping
 from .api import auth, cors, health, notifications, openapi, static, workspaces, ws
+from .api import metrics as metrics_api
 from .api.jsonio import MAX_BODY_BYTES
 from .api.middleware import request_context
 from .appkeys import CONFIG, DB, FANOUT, HUB, LOGIN_LIMITER, REGISTRATION_LIMITER, SESSION_CACHE
@@ -101,5 +103,7 @@ def create_app(config: Config, db: Database | None = None, hub: Hub | None = Non
     app.on_shutdown.append(close_websockets)
     for module in (health, auth, workspaces, notifications, openapi, ws, static):
         module.routes.add_to(app)
+    if config.metrics.enabled and config.metrics.port == 0:  # else `serve` gives it a listener of its own, or none
+        metrics_api.routes.add_to(app)
     app[openapi.DOCUMENT] = openapi.render(app)
     return app

@@ -9,6 +9,7 @@ key, which the CLI prints as one line.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -83,6 +84,15 @@ def parse_origin(text: str) -> str:
     return f"{scheme}://{host}:{int(port)}"
 
 
+def parse_network(text: str) -> str:
+    """A CIDR block (`10.0.0.0/8`, `2001:db8::/32`) or one address (a /32 or
+    /128), in its normal spelling; host bits set are a mistake, said so."""
+    try:
+        return str(ipaddress.ip_network(text.strip()))
+    except ValueError as exc:
+        raise ValueError(f"expected an address or CIDR block such as 10.0.0.0/8 or 127.0.0.1: {exc}") from None
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("server", "host", str, "127.0.0.1", "PULSESTACK_HOST",
             "Address to listen on; 0.0.0.0 to accept connections from other machines."),
@@ -91,6 +101,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("server", "cors_origins", tuple, (), "PULSESTACK_CORS_ORIGINS",
             "Browser origins (scheme://host[:port]) whose pages may call the HTTP API from another site; "
             "comma-separated in the environment. Empty = same origin only.", item=parse_origin),
+    Setting("server", "trusted_proxies", tuple, (), "PULSESTACK_SERVER_TRUSTED_PROXIES",
+            "Addresses or CIDR blocks of reverse proxies whose X-Forwarded-For is believed (the login and registration "
+            "limits, logs); comma-separated in the environment. Empty = the TCP peer is the client.", item=parse_network),
     Setting("database", "url", str, "sqlite:///./pulsestack.db", "PULSESTACK_DATABASE_URL",
             "sqlite:///relative/or/absolute.db (sqlite:////abs/path.db) or postgresql://user:pass@host:5432/dbname."),
     Setting("database", "pool_size", int, 10, "PULSESTACK_DATABASE_POOL_SIZE",
@@ -122,9 +135,20 @@ SETTINGS: tuple[Setting, ...] = (
             "and a background job writes their receipts at most this many members at a time.", 1, 1_000_000),
     Setting("log", "level", str, "info", "PULSESTACK_LOG_LEVEL",
             "Log level: debug, info, warning or error."),
+    Setting("log", "format", str, "text", "PULSESTACK_LOG_FORMAT",
+            "text (one plain line per event) or json (one JSON object per line)."),
+    Setting("log", "slow_query_ms", int, 200, "PULSESTACK_LOG_SLOW_QUERY_MS",
+            "A named query that takes at least this many milliseconds is logged as a warning, at any log level "
+            "(0 = every query).", 0, 3_600_000),
+    Setting("metrics", "enabled", bool, True, "PULSESTACK_METRICS_ENABLED",
+            "Serve Prometheus metrics at GET /metrics."),
+    Setting("metrics", "port", int, 0, "PULSESTACK_METRICS_PORT",
+            "0 = /metrics on the main port; otherwise /metrics is served on this port alone (same host), "
+            "and not on the main one.", 0, 65535),
 )
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
 
 
 @dataclass(frozen=True)
@@ -132,6 +156,7 @@ class ServerConfig:
     host: str
     port: int
     cors_origins: tuple[str, ...]
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -173,6 +198,14 @@ class FanoutConfig:
 @dataclass(frozen=True)
 class LogConfig:
     level: str
+    format: str = "text"
+    slow_query_ms: int = 200
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    enabled: bool = True
+    port: int = 0
 
 
 @dataclass(frozen=True)
@@ -184,6 +217,7 @@ class Config:
     log: LogConfig
     retention: RetentionConfig = RetentionConfig()
     fanout: FanoutConfig = FanoutConfig()
+    metrics: MetricsConfig = MetricsConfig()
     source: str = "defaults"
 
     def replace(self, **changes: Mapping[str, Any]) -> Config:
@@ -195,7 +229,7 @@ class Config:
 
 
 _SECTIONS = {"server": ServerConfig, "database": DatabaseConfig, "auth": AuthConfig, "hub": HubConfig, "log": LogConfig,
-             "retention": RetentionConfig, "fanout": FanoutConfig}
+             "retention": RetentionConfig, "fanout": FanoutConfig, "metrics": MetricsConfig}
 
 
 def _coerce(setting: Setting, value: Any, origin: str, text: bool) -> Any:
@@ -262,6 +296,11 @@ def _validate(values: dict[str, dict[str, Any]]) -> None:
     if values["log"]["level"].lower() not in LOG_LEVELS:
         raise ConfigError(f"log.level: expected one of {', '.join(LOG_LEVELS)}, got {values['log']['level']!r}")
     values["log"]["level"] = values["log"]["level"].lower()
+    if values["log"]["format"].lower() not in LOG_FORMATS:
+        raise ConfigError(f"log.format: expected one of {', '.join(LOG_FORMATS)}, got {values['log']['format']!r}")
+    values["log"]["format"] = values["log"]["format"].lower()
+    if values["metrics"]["port"] and values["metrics"]["port"] == values["server"]["port"]:
+        raise ConfigError(f"metrics.port: {values['metrics']['port']} is server.port; use 0 to serve /metrics there")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

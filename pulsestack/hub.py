@@ -70,6 +70,7 @@ from typing import NamedTuple
 
 from aiohttp import WSCloseCode, web
 
+from . import metrics
 from .db import Database, DatabaseError
 from .eventbus import CHANGED_MAX, Change, Chunk, EventBus  # CHANGED_MAX: the services read it here too
 from .ids import utcnow
@@ -251,6 +252,7 @@ class Socket:
     # Frames flushes owed it while its `ready` was being prepared, sent right after it.
     held: list[News | bytes] | None = field(default=None, repr=False)
     held_overflow: bool = field(default=False, repr=False)  # too many: a `refresh` instead
+    close_code: int | None = field(default=None, repr=False)  # the code the hub closed it with
 
     def owed(self, news: Iterable[News], now: float) -> list[bytes]:
         """The notification frames among `news` this socket may get: none that its `ready` may have counted."""
@@ -485,6 +487,7 @@ No double delivery: a notification that `ready` counted never reaches
         if sock.backlog is None:
             if sock.transport.get_write_buffer_size() <= sock.transport.get_write_buffer_limits()[1]:
                 sock.transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
+                metrics.WS_FRAMES_SENT.inc(len(frames))
                 return
             sock.backlog = deque()
             sock.sender = asyncio.create_task(self._send_backlog(sock), name="pulsestack-ws-backlog")
@@ -493,6 +496,7 @@ No double delivery: a notification that `ready` counted never reaches
             self._close(sock, CLOSE_SLOW, "too slow; reconnect for fresh state")
             return
         sock.backlog.extend(frames)
+        metrics.WS_FRAMES_SENT.inc(len(frames))
 
     def _hold(self, sock: Socket, frames: list[News | bytes]) -> None:
         """Keep a flush's frames for a socket whose `ready` is not out yet (bounded: past
@@ -524,6 +528,8 @@ No double delivery: a notification that `ready` counted never reaches
         if sock.closing:
             return
         sock.closing = True
+        sock.close_code = code
+        metrics.ws_closed(code)
         self.disconnect(sock)
         task = asyncio.create_task(self._close_socket(sock, code, message))
         self._closers.add(task)
@@ -548,8 +554,10 @@ No double delivery: a notification that `ready` counted never reaches
             self._wake.clear()
             change, self._pending = self._pending, Change()
             try:
+                started = time.perf_counter()
                 with gc_paused():
                     await self.flush(change)
+                metrics.HUB_FLUSH_SECONDS.observe(time.perf_counter() - started)
             except Exception as exc:
                 # Whatever failed (the database, the driver after a restart, a
                 # bug), the change goes back in line with what came meanwhile:
@@ -646,6 +654,7 @@ No double delivery: a notification that `ready` counted never reaches
                 else:
                     self._deliver(sock, *sock.owed(owed, now), *lists)
         lap("send")
+        metrics.HUB_FLUSH_USERS.observe(len(dirty))
         log.debug("hub: flush %d: %d of %d connected users dirty, %d got notifications (%d counts bumped), "
                   "%d list edits, %d refreshed; %s",
                   self.flushes, len(dirty), len(connected), len(news), len(bumped), len(edits), len(refresh), lap)

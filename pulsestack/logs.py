@@ -1,5 +1,11 @@
 """The server's log output: one line per event, written to stderr in batches.
 
+Two formats (`log.format`): `text`, as FORMAT below, and `json`, one JSON
+object per line (`JsonFormatter`). Either way a line logged while a request
+is handled carries its request id: the middleware sets `request_id` (a
+context variable, so it follows the request's task and nothing else) for as
+long as the request runs, a websocket's whole life included.
+
 One line per event holds only if nothing a client sends can end a line:
 `printable()` escapes what clients control (paths, methods, request ids)
 wherever it reaches a log, and `MalformedRequestsOneLine` turns aiohttp's
@@ -23,18 +29,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import sys
 import time
 from collections.abc import AsyncIterator
-from typing import TextIO
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, TextIO
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+if TYPE_CHECKING:
+    from .config import LogConfig
+
 FLUSH_INTERVAL_S = 0.2
 FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+ACCESS_LOGGER = "pulsestack.access"
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
+
+# The id of the request being handled, for every line logged meanwhile (None outside requests).
+request_id: ContextVar[str | None] = ContextVar("pulsestack_request_id", default=None)
+# A named query that takes at least this long is a warning (log.slow_query_ms; db/base.py reads
+# it). Infinite until setup() applies the setting: code that uses the package without setting up its
+# logging (the bench's seeding, tests) is not told about every big insert it makes.
+slow_query_s = float("inf")
+# Whether lines are JSON (log.format), so hot paths build their `extra` fields only when written.
+structured = False
+# Loggers of the drivers: their debug lines are theirs, not the operator's.
+QUIET_BELOW_WARNING = ("yoyo", "aiosqlite", "asyncpg")
 
 
 def printable(text: str) -> str:
@@ -79,17 +102,57 @@ class MalformedRequestsOneLine(logging.Filter):
 
 class LineFormatter(logging.Formatter):
     """FORMAT, with `asctime` as logging spells it (2026-12-01 23:07:30,659),
-    the seconds part formatted once per second."""
+    the seconds part formatted once per second. A line logged during a
+    request has the request id in brackets before its message, except the
+    access line, which starts with it."""
 
     def __init__(self) -> None:
         super().__init__(FORMAT)
         self._second, self._stamp = -1, ""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        line = super().formatMessage(record)
+        rid = request_id.get()
+        if rid is None or record.name == ACCESS_LOGGER:
+            return line
+        head = f"{record.asctime} {record.levelname} {record.name} "
+        return f"{head}[{printable(rid)}] {line[len(head):]}"
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         second = int(record.created)
         if second != self._second:
             self._second, self._stamp = second, time.strftime(self.default_time_format, self.converter(second))
         return f"{self._stamp},{int(record.msecs):03d}"  # logging's default_msec_format, "%s,%03d"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time (UTC, ISO 8601, milliseconds), level,
+    logger, message, request_id (null outside a request), then whichever of
+    FIELDS the line was logged with (`extra=`), and a traceback when there is
+    one. JSON escapes every control character and, ASCII only, U+2028 and
+    the like too, so a line is always one line."""
+
+    FIELDS = ("client", "method", "route", "path", "status", "duration_ms", "user_id", "close_code",
+              "query", "rows")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._second, self._stamp = -1, ""
+
+    def format(self, record: logging.LogRecord) -> str:
+        second = int(record.created)
+        if second != self._second:
+            self._second, self._stamp = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        # Formatted as it is logged (handlers emit synchronously), so the context is the logging call's.
+        entry: dict[str, Any] = {"time": f"{self._stamp}.{int(record.msecs):03d}Z", "level": record.levelname,
+                                 "logger": record.name, "message": record.getMessage(), "request_id": request_id.get()}
+        fields = record.__dict__
+        for name in self.FIELDS:
+            if name in fields:
+                entry[name] = fields[name]
+        if record.exc_info:
+            entry["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
 
 
 class BatchingStreamHandler(logging.StreamHandler):
@@ -117,13 +180,18 @@ class BatchingStreamHandler(logging.StreamHandler):
                 self.stream.flush()
 
 
-def setup(level: str) -> None:
-    """Log at `level` and above to stderr, in batches."""
-    handler = BatchingStreamHandler(sys.stderr)
-    handler.setFormatter(LineFormatter())
+def setup(config: LogConfig, stream: TextIO | None = None) -> None:
+    """Log at `config.level` and above to stderr (or `stream`), in batches,
+    in `config.format`; slow queries are those over `config.slow_query_ms`."""
+    global slow_query_s, structured
+    slow_query_s = config.slow_query_ms / 1000
+    structured = config.format == "json"
+    handler = BatchingStreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if config.format == "json" else LineFormatter())
     logging._srcfile = None  # no line shows where it was logged from
-    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
-    logging.getLogger("yoyo").setLevel(logging.WARNING)  # one line per migration is ours to log
+    logging.basicConfig(level=config.level.upper(), handlers=[handler], force=True)
+    for name in QUIET_BELOW_WARNING:  # one line per migration and per query is ours to log
+        logging.getLogger(name).setLevel(logging.WARNING)
     logging.getLogger("aiohttp.server").addFilter(_MALFORMED_REQUESTS)  # once, however often setup runs
 
 

@@ -12,6 +12,7 @@ import re
 import socket
 import sqlite3
 import subprocess
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -387,6 +388,45 @@ def test_serve_on_a_port_in_use_is_one_line_before_anything_is_migrated(tmp_path
     assert not db.exists(), "the database was opened (migrated) although the server could not listen"
 
 
+def test_serve_on_a_metrics_port_in_use_is_one_line_before_anything_is_migrated(tmp_path):
+    db = tmp_path / "busy.db"
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        metrics_port = taken.getsockname()[1]
+        result = run_cli(tmp_path, "serve", "--port", str(free_port()),
+                         env=clean_env(PULSESTACK_DATABASE_URL=sqlite_url(db), PULSESTACK_METRICS_PORT=str(metrics_port)))
+    line = assert_one_line_failure(result, only_line=True)
+    assert line == f"pulsestack: error: cannot listen on 127.0.0.1:{metrics_port} (metrics.port): Address already in use"
+    assert result.returncode == 1
+    assert not db.exists(), "the database was opened (migrated) although the server could not listen"
+
+
+def test_serve_with_a_metrics_port_serves_metrics_there_only_and_stops_on_sigterm(tmp_path):
+    port, metrics_port = free_port(), free_port()
+    env = clean_env(PULSESTACK_DATABASE_URL=sqlite_url(tmp_path / "serve.db"), PULSESTACK_METRICS_PORT=str(metrics_port))
+    server = Server(tmp_path, "--port", str(port), env=env)
+    try:
+        line = server.wait_for_line(" serving on ")
+        # Both listeners answer once `serving on` is written: no polling.
+        assert http_status(f"http://127.0.0.1:{port}/healthz") == 200
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as resp:
+            assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/plain")
+            text = resp.read().decode()
+        assert 'pulsestack_http_requests_total{method="GET",route="/healthz",status="200"} 1.0' in text
+        assert "process_cpu_seconds_total" in text
+        assert http_status(f"http://127.0.0.1:{port}/metrics") == 404
+        assert http_status(f"http://127.0.0.1:{metrics_port}/healthz") == 404
+        code, err = server.stop()
+    finally:
+        server.kill()
+    assert f"metrics on http://127.0.0.1:{metrics_port}/metrics" in err
+    assert f"serving on http://127.0.0.1:{port} " in line
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert err.splitlines()[-1].endswith(" INFO pulsestack stopped")
+
+
 def test_serve_says_serving_on_once_the_port_answers(tmp_path):
     db = tmp_path / "serve.db"
     port = free_port()
@@ -417,3 +457,14 @@ def test_serve_against_unreachable_postgres_is_one_line(tmp_path):
     result = run_cli(tmp_path, "serve", "--port", str(free_port()),
                      env=clean_env(PULSESTACK_DATABASE_URL=UNREACHABLE_POSTGRES))
     assert_one_line_failure(result, "127.0.0.1")
+
+
+def test_an_idle_server_stops_on_sigterm_on_both_databases(live_server):
+    """Postgres adds the event bus's connections and the pool to what shutdown closes."""
+    assert http_status(live_server.base + "/readyz") == 200
+    server = live_server.server
+    assert server is not None
+    code, err = server.stop()  # SIGTERM; fails past a 10 s hang guard
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert err.splitlines()[-1].endswith(" INFO pulsestack stopped"), err

@@ -157,6 +157,11 @@ def test_every_setting_can_be_overridden_from_the_environment():
         "retention.read_days": ("30", 30),
         "retention.all_days": ("365", 365),
         "fanout.chunk": ("7", 7),
+        "server.trusted_proxies": ("10.0.0.0/8, 127.0.0.1", ("10.0.0.0/8", "127.0.0.1/32")),
+        "log.format": ("JSON", "json"),
+        "log.slow_query_ms": ("0", 0),
+        "metrics.enabled": ("false", False),
+        "metrics.port": ("9100", 9100),
     }
     assert set(overrides) == {s.name for s in SETTINGS}, "a new setting needs a line here"
     env = {setting(name).env: text for name, (text, _) in overrides.items()}
@@ -342,6 +347,27 @@ def test_bad_bool_from_env(text):
 
 def test_bad_log_level_from_env():
     raises_naming("log.level", "verbose", call=lambda: load_config(EMPTY, env={"PULSESTACK_LOG_LEVEL": "verbose"}))
+
+
+def test_bad_log_format_from_env():
+    with pytest.raises(ConfigError, match=r"log.format: expected one of text, json, got 'xml'"):
+        load_config(EMPTY, env={"PULSESTACK_LOG_FORMAT": "xml"})
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("10.0.0.1/8", "has host bits set"),
+    ("proxy.internal", "does not appear to be an IPv4 or IPv6"),
+    ("10.0.0.0/33", "10.0.0.0/33"),
+])
+def test_bad_trusted_proxy_in_env(text, needle):
+    with pytest.raises(ConfigError, match="server.trusted_proxies") as caught:
+        load_config(EMPTY, env={"PULSESTACK_SERVER_TRUSTED_PROXIES": f"127.0.0.1, {text}"})
+    assert needle in str(caught.value) and "PULSESTACK_SERVER_TRUSTED_PROXIES" in str(caught.value)
+
+
+def test_metrics_port_may_not_be_the_server_port():
+    with pytest.raises(ConfigError, match="metrics.port: 8080 is server.port"):
+        load_config(EMPTY, env={"PULSESTACK_METRICS_PORT": "8080"})
 
 
 def test_bad_log_level_from_toml(tmp_path):

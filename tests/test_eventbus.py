@@ -24,6 +24,7 @@ from helpers import PostgresServer, poll, with_database
 from pulsestack import eventbus
 from pulsestack.db.postgres_bus import CHANNEL, PostgresBus
 from pulsestack.eventbus import Change
+from pulsestack.metrics import REGISTRY
 
 HANG_GUARD_S = 30.0
 LISTENER = "pulsestack-bus-listener"  # the name of the bus's listening task
@@ -135,8 +136,11 @@ async def test_the_listener_reconnects_within_a_second_of_attempts_and_asks_for_
 
         await heard(uuid.uuid4())
 
+        reconnects = REGISTRY.get_sample_value("pulsestack_eventbus_reconnects_total")
+        assert REGISTRY.get_sample_value("pulsestack_eventbus_connected") == 1
         proxy.cut()
         await poll(lambda: not bus.connected.is_set(), "the listener to notice the cut", HANG_GUARD_S)
+        assert REGISTRY.get_sample_value("pulsestack_eventbus_connected") == 0
         # A long enough outage for the backoff to reach its cap (six refused attempts).
         await poll(lambda: proxy.refused >= 6, "six refused reconnect attempts", HANG_GUARD_S)
         assert not refreshed.is_set()
@@ -149,6 +153,8 @@ async def test_the_listener_reconnects_within_a_second_of_attempts_and_asks_for_
         assert max(delays) <= 1.0, f"the listener waited {max(delays)} s between attempts: {delays}"
         assert delays[0] <= 0.05, f"first retry after {delays[0]} s"
         await heard(uuid.uuid4())  # listening again
+        assert REGISTRY.get_sample_value("pulsestack_eventbus_reconnects_total") == reconnects + 1
+        assert REGISTRY.get_sample_value("pulsestack_eventbus_connected") == 1
     finally:
         await bus.close()
         await notifier.close()

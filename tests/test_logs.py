@@ -1,15 +1,23 @@
 """The server's log output: the batching handler loses and reorders nothing; what
-clients control is escaped, and a request aiohttp cannot parse is one line."""
+clients control is escaped, and a request aiohttp cannot parse is one line.
+The JSON format: every line an object, every line of a request with its id;
+named queries at debug, slow ones as warnings; websockets opened and closed."""
 
+import asyncio
 import io
+import json
 import logging
 import re
 import socket
+import urllib.request
 
+import aiohttp
 import pytest
 from aiohttp.http_exceptions import BadStatusLine
-from helpers import COMMAND_TIMEOUT_S, Server, clean_env, free_port, sqlite_url
+from helpers import COMMAND_TIMEOUT_S, HANG_GUARD_S, PASSWORD, Server, clean_env, free_port, register, sqlite_url, unique_email
 
+from pulsestack import logs
+from pulsestack.config import LogConfig
 from pulsestack.logs import BatchingStreamHandler, MalformedRequestsOneLine, printable
 
 
@@ -137,3 +145,155 @@ def test_requests_cannot_forge_or_break_a_servers_log_lines(tmp_path):
     assert len(malformed) == len(MALFORMED), malformed
     for needle, line in zip(MALFORMED.values(), malformed):
         assert " INFO aiohttp.server Error handling request from 127.0.0.1: " in line and needle in line, line
+
+
+# --- the JSON format, request ids, queries and websockets ---------------------------------------------
+
+JSON_KEYS = {"time", "level", "logger", "message", "request_id"}
+
+
+def post_json(url: str, body: dict, headers: dict[str, str]) -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json", **headers})
+    with urllib.request.urlopen(request, timeout=COMMAND_TIMEOUT_S) as resp:
+        return resp.status, json.loads(resp.read())
+
+
+async def open_and_close_a_websocket(base: str, token: str, request_id: str) -> None:
+    async with aiohttp.ClientSession() as session, \
+            session.ws_connect(base + "/ws", headers={"X-Request-Id": request_id}) as ws:
+        await ws.send_json({"type": "auth", "token": token})
+        ready = await ws.receive_json(timeout=HANG_GUARD_S)
+        assert ready["type"] == "ready"
+
+
+def test_json_lines_carry_request_ids_slow_queries_websockets_and_the_forwarded_client(tmp_path):
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = clean_env(PULSESTACK_DATABASE_URL=sqlite_url(tmp_path / "json.db"), PULSESTACK_LOG_FORMAT="json",
+                    PULSESTACK_LOG_SLOW_QUERY_MS="0",  # every query is "slow": a warning, at level info
+                    PULSESTACK_SERVER_TRUSTED_PROXIES="127.0.0.1")
+    server = Server(tmp_path, "--port", str(port), env=env)
+    try:
+        server.wait_ready(base)
+        status, issued = post_json(base + "/api/auth/register", {"email": unique_email(), "password": PASSWORD},
+                                   {"X-Request-Id": "req-register", "X-Forwarded-For": "203.0.113.5"})
+        assert status == 201
+        asyncio.run(open_and_close_a_websocket(base, issued["token"], "req-ws"))
+        server.wait_for_line('"websocket closed: ')
+        code, err = server.stop()
+    finally:
+        server.kill()
+    assert code == 0, err
+
+    entries = [json.loads(line) for line in err.splitlines()]  # every line is one JSON object
+    for entry in entries:
+        assert set(entry) >= JSON_KEYS, entry
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", entry["time"]), entry
+    assert not [e for e in entries if e["logger"].startswith(("aiosqlite", "asyncpg"))], "driver internals logged"
+    by_request = {rid: [e for e in entries if e["request_id"] == rid] for rid in ("req-register", "req-ws")}
+
+    [access] = [e for e in by_request["req-register"] if e["logger"] == "pulsestack.access"]
+    assert access["level"] == "INFO" and access["status"] == 201 and access["method"] == "POST"
+    assert access["path"] == "/api/auth/register" and access["client"] == "203.0.113.5", access
+    assert access["message"].startswith("req-register POST /api/auth/register 201 ")
+    slow = [e for e in by_request["req-register"] if e["logger"] == "pulsestack.db.queries"]
+    assert {e["query"] for e in slow} >= {"create_user", "create_session"}, slow
+    for e in slow:
+        assert e["level"] == "WARNING" and e["duration_ms"] >= 0 and e["rows"] >= 0, e
+        assert re.fullmatch(rf"slow query {e['query']}: \d+\.\d ms, {e['rows']} rows \(sql/\S+\.sql:\d+.*\)", e["message"]), e
+    # the plan hint: where the query is written, and the index its doc comment names
+    [user] = [e for e in slow if e["query"] == "create_user"]
+    assert re.search(r" \(sql/users\.sql:\d+, indexes users_email_key\)$", user["message"]), user
+
+    ws = by_request["req-ws"]
+    [opened] = [e for e in ws if e["message"].startswith("websocket open: ")]
+    [closed] = [e for e in ws if e["message"].startswith("websocket closed: ")]
+    assert opened["user_id"] == closed["user_id"] == issued["user"]["id"]
+    assert closed["close_code"] == 1000 and closed["duration_ms"] >= 0, closed
+    [ws_access] = [e for e in ws if e["logger"] == "pulsestack.access"]
+    assert ws_access["status"] == 101 and ws_access["client"] == "127.0.0.1", ws_access  # no X-Forwarded-For sent
+    assert ws.index(opened) < ws.index(closed) < ws.index(ws_access)
+    outside = [e for e in entries if e["request_id"] is None]
+    assert any(" serving on " in f" {e['message']}" for e in outside)
+
+
+@pytest.fixture
+def captured_logs():
+    """logs.setup() into a buffer, at debug, in JSON; the root logger as it was afterwards."""
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, logs.slow_query_s,
+             {name: logging.getLogger(name).level for name in logs.QUIET_BELOW_WARNING}, logs.structured)
+    stream = io.StringIO()
+    logs.setup(LogConfig(level="debug", format="json", slow_query_ms=3_600_000), stream)
+    try:
+        yield stream
+    finally:
+        logs.flush()
+        root.handlers[:], quiet = saved[0], saved[3]
+        root.setLevel(saved[1])
+        logs.slow_query_s, logs.structured = saved[2], saved[4]
+        for name, level in quiet.items():
+            logging.getLogger(name).setLevel(level)
+
+
+async def test_at_debug_each_named_query_is_logged_with_its_time_and_rows_and_no_driver_lines(client, captured_logs):
+    _, headers = await register(client)
+    resp = await client.get("/api/notifications/unread-count", headers={**headers, "X-Request-Id": "count-1"})
+    assert resp.status == 200
+    logs.flush()
+    entries = [json.loads(line) for line in captured_logs.getvalue().splitlines()]
+    assert not [e for e in entries if e["logger"].startswith(("aiosqlite", "asyncpg"))], "driver internals logged"
+    queries = [e for e in entries if e["logger"] == "pulsestack.db.queries" and e["request_id"] == "count-1"]
+    assert {e["query"] for e in queries} >= {"get_session_user"}, queries
+    for e in queries:
+        assert e["level"] == "DEBUG" and e["duration_ms"] >= 0, e
+        assert re.fullmatch(rf"query {e['query']}: \d+\.\d ms, {e['rows']} rows", e["message"]), e
+    assert [e for e in entries if e["logger"] == "pulsestack.access" and e["request_id"] == "count-1"]
+
+
+def test_a_json_line_is_one_line_whatever_the_message_and_carries_a_traceback():
+    stream = io.StringIO()
+    logger, handler = make_logger(stream)
+    handler.setFormatter(logs.JsonFormatter())
+    token = logs.request_id.set("req-1")
+    try:
+        logger.info("line\nbreak \u2028 and \u0085 and \udcff")
+        try:
+            raise RuntimeError("a real bug")
+        except RuntimeError:
+            logger.exception("request failed")
+    finally:
+        logs.request_id.reset(token)
+    logger.info("outside")
+    handler.flush()
+
+    lines = stream.getvalue().split("\n")[:-1]
+    assert len(lines) == 3 and all(line.isascii() for line in lines), lines
+    first, error, outside = (json.loads(line) for line in lines)
+    assert first["message"] == "line\nbreak \u2028 and \u0085 and \udcff" and first["request_id"] == "req-1"
+    assert error["level"] == "ERROR" and error["request_id"] == "req-1"
+    assert error["traceback"].startswith("Traceback") and error["traceback"].endswith("RuntimeError: a real bug")
+    assert outside["request_id"] is None and "traceback" not in outside
+
+
+def test_a_text_line_logged_during_a_request_names_its_request_id_escaped():
+    stream = io.StringIO()
+    logger, handler = make_logger(stream)
+    handler.setFormatter(logs.LineFormatter())
+    access = logging.getLogger(logs.ACCESS_LOGGER)
+    logger.info("outside")
+    token = logs.request_id.set("id\nINFO forged")
+    try:
+        logger.warning("slow query get_user: %.1f ms", 250.0)
+        handler.flush()
+        line = stream.getvalue().splitlines()[-1]
+        record = access.makeRecord(access.name, logging.INFO, __file__, 0, "id GET / 200 1.0ms 127.0.0.1", (), None)
+        access_line = handler.format(record)
+    finally:
+        logs.request_id.reset(token)
+    first = stream.getvalue().splitlines()[0]
+    assert first.endswith(" INFO test-logs-%d outside" % id(stream))
+    assert line.endswith(" WARNING test-logs-%d [id\\nINFO forged] slow query get_user: 250.0 ms"
+                                                  % id(stream)), line
+    assert access_line.endswith(" INFO pulsestack.access id GET / 200 1.0ms 127.0.0.1"), "the access line starts with it"

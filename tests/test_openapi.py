@@ -34,7 +34,8 @@ METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 PUBLIC = {("get", "/healthz"), ("get", "/readyz"), ("get", "/api/openapi.json"),
           ("post", "/api/auth/register"), ("post", "/api/auth/login"),
           ("get", "/ws"),  # /ws authenticates in its first frame, not with a header
-          ("get", "/"), ("get", "/static/{name}")}  # the browser client's files
+          ("get", "/"), ("get", "/static/{name}"),  # the browser client's files
+          ("get", "/metrics")}  # Prometheus scrapes without a token
 DOC_URI = "urn:pulsestack:openapi"
 REGISTRY = Registry().with_resource(DOC_URI, Resource.from_contents(DOC, default_specification=DRAFT202012))
 
@@ -97,7 +98,7 @@ def test_operations_have_unique_ids_and_their_real_error_statuses():
             assert "404" in statuses, f"{method.upper()} {path} can answer 404"
         if "requestBody" in o:
             assert {"400", "413", "422"} <= statuses, f"{method.upper()} {path} takes a body"
-        if path not in ("/healthz", "/api/openapi.json", "/ws", "/", "/static/{name}"):
+        if path not in ("/healthz", "/api/openapi.json", "/ws", "/", "/static/{name}", "/metrics"):
             assert "503" in statuses, f"{method.upper()} {path} uses the database"
 
 

@@ -11,6 +11,7 @@ from ..errors import Forbidden
 from ..models.requests import Login, Registration
 from ..models.resources import Issued, Me
 from ..services import accounts, workspaces
+from .clients import client_address
 from .routing import Routes, caller
 
 routes = Routes("accounts")
@@ -21,8 +22,8 @@ def _token_ttl(request: web.Request) -> timedelta:
 
 
 def _client(request: web.Request) -> str:
-    """The key of the per-address rate limits: the TCP peer's address."""
-    return request.remote or "unknown"
+    """The key of the per-address rate limits: the client's address (api/clients.py)."""
+    return client_address(request)
 
 
 @routes.post("/api/auth/register", auth=False, body=Registration, answer=Issued, status=201,

@@ -1,4 +1,10 @@
-"""Middleware: request ids, one access-log line per request, and errors.
+"""Middleware: request ids, one access-log line per request, metrics, and errors.
+
+The request id is also set as `logs.request_id` while the request runs, so
+every line logged meanwhile carries it (the JSON format writes it on each
+line). The access line names the client's address as api/clients.py finds
+it. With `metrics.enabled`, each answered request is counted under its route
+template (metrics.observe_request).
 
 What the client chose (request id, method, path) is escaped in every log
 line (logs.printable), so a request cannot write a line of its own.
@@ -12,6 +18,7 @@ body too large) are mapped onto the same codes; a lost database answers 503
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -19,16 +26,20 @@ import time
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from .. import logs, metrics
+from ..appkeys import CONFIG
 from ..db import DatabaseUnavailable
 from ..errors import ApiError, BadRequest, Internal, MethodNotAllowed, NotFound, PayloadTooLarge, Unavailable
 from ..logs import printable
 from ..serialize import dumps
+from .clients import client_address
 from .jsonio import storable
 
-log = logging.getLogger("pulsestack.access")
+log = logging.getLogger(logs.ACCESS_LOGGER)
 errors_log = logging.getLogger("pulsestack.errors")
 
 REQUEST_ID = web.RequestKey("request_id", str)
+CLIENT_CLOSED = 499
 
 
 def error_response(error: ApiError, request_id: str | None = None) -> web.Response:
@@ -63,6 +74,8 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     """Give the request an id, log one line when it ends, render every error."""
     request_id = request.headers.get("X-Request-Id", "")[:64] or secrets.token_hex(8)
     request[REQUEST_ID] = request_id
+    # Reset at the end: a keep-alive connection's next request runs in the same task.
+    context = logs.request_id.set(request_id)
     started = time.perf_counter()
     status = 500
     try:
@@ -89,6 +102,20 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         status = response.status
         response.headers.setdefault("X-Request-Id", request_id)
         return response
+    except asyncio.CancelledError:
+        # The connection went away mid-request (a websocket's included): nginx's
+        # 499, "client closed request", not a 500 that would look like our fault.
+        status = CLIENT_CLOSED
+        raise
     finally:
+        seconds = time.perf_counter() - started
+        if request.app[CONFIG].metrics.enabled:
+            metrics.observe_request(request, status, seconds)
         if log.isEnabledFor(logging.INFO):  # escaping the line costs; skip it when nobody reads it
-            log.info("%s %d %.1fms", _described(request), status, (time.perf_counter() - started) * 1000)
+            client, ms = client_address(request), round(seconds * 1000, 1)
+            method, path = printable(request.method), printable(request.path)
+            # The fields again as `extra`, for the JSON format only: the text line has them all.
+            fields = {"client": client, "method": method, "path": path, "status": status, "duration_ms": ms} \
+                if logs.structured else None
+            log.info("%s %s %s %d %.1fms %s", printable(request_id), method, path, status, ms, client, extra=fields)
+        logs.request_id.reset(context)

@@ -8,14 +8,22 @@ and `notification` / `changed` / `refresh` / `unread` frames as things
 change. The client may send `{"type": "ping"}` (answered
 `{"type": "pong"}`); anything else is answered
 `{"type": "error", "code": "bad_message"}` and the connection stays open.
+
+Each authenticated socket is logged when it opens (user) and when it
+closes (how long it lived, the close code), and counted in the
+pulsestack_ws_open gauge meanwhile; every close the server starts is
+counted by its code (metrics.ws_closed).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 
 from aiohttp import WSMsgType, web
 
+from .. import metrics
 from ..appkeys import CONFIG, DB, HUB
 from ..db import DatabaseError
 from ..errors import Unauthorized
@@ -29,6 +37,13 @@ CLOSE_AUTH_TIMEOUT = 4408
 MAX_CLIENT_FRAME = 4096
 
 routes = Routes("realtime")
+log = logging.getLogger(__name__)
+
+
+async def _close(ws: web.WebSocketResponse, code: int, message: bytes) -> None:
+    if not ws.closed:  # a client that already hung up is not closed by us
+        metrics.ws_closed(code)
+    await ws.close(code=code, message=message)
 
 
 async def _authenticate(request: web.Request, ws: web.WebSocketResponse) -> accounts.Principal | None:
@@ -36,24 +51,24 @@ async def _authenticate(request: web.Request, ws: web.WebSocketResponse) -> acco
     try:
         msg = await ws.receive(timeout=AUTH_TIMEOUT_S)
     except TimeoutError:
-        await ws.close(code=CLOSE_AUTH_TIMEOUT, message=b"authenticate within 10 seconds")
+        await _close(ws, CLOSE_AUTH_TIMEOUT, b"authenticate within 10 seconds")
         return None
     if msg.type != WSMsgType.TEXT:
-        await ws.close(code=CLOSE_UNAUTHORIZED, message=b"first frame must be auth")
+        await _close(ws, CLOSE_UNAUTHORIZED, b"first frame must be auth")
         return None
     frame = parse_client_frame(msg.data)
     token = frame.get("token") if frame and frame.get("type") == "auth" else None
     if not isinstance(token, str):
-        await ws.close(code=CLOSE_UNAUTHORIZED, message=b"first frame must be {\"type\": \"auth\", \"token\": ...}")
+        await _close(ws, CLOSE_UNAUTHORIZED, b"first frame must be {\"type\": \"auth\", \"token\": ...}")
         return None
     try:
         # Not through the session cache: a socket lives for hours on this one
         # check, and a revocation that came before it would never close it.
         return await accounts.authenticate(request.app[DB], f"Bearer {token}")
     except Unauthorized:
-        await ws.close(code=CLOSE_UNAUTHORIZED, message=b"invalid or expired token")
+        await _close(ws, CLOSE_UNAUTHORIZED, b"invalid or expired token")
     except DatabaseError:
-        await ws.close(code=1011, message=b"database unavailable; retry")
+        await _close(ws, 1011, b"database unavailable; retry")
     return None
 
 
@@ -92,14 +107,17 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         sock = await hub.connect(ws, principal.id, principal.session_id, request,
                                  expires_at=principal.expires_at, heartbeat_s=hub_config.heartbeat_s)
     except RealtimeUnavailable as exc:
-        await ws.close(code=1011, message=str(exc).encode())
+        await _close(ws, 1011, str(exc).encode())
         return ws
     except DatabaseError:
-        await ws.close(code=1011, message=b"database unavailable; retry")
+        await _close(ws, 1011, b"database unavailable; retry")
         return ws
     # The token stops being valid at its expiry, and so does the socket.
     expiry = asyncio.get_running_loop().call_later(
         max(0.0, (principal.expires_at - utcnow()).total_seconds()), hub.expire, sock)
+    opened = time.perf_counter()
+    metrics.WS_OPEN.inc()
+    log.info("websocket open: user %s", principal.id, extra={"user_id": str(principal.id)})
     try:
         async for msg in ws:
             frame = parse_client_frame(msg.data) if msg.type == WSMsgType.TEXT else None
@@ -110,4 +128,10 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     finally:
         expiry.cancel()
         hub.disconnect(sock)
+        metrics.WS_OPEN.dec()
+        # The hub's code when the hub closed it (aiohttp then reports the client's echo), else the client's.
+        code = sock.close_code or ws.close_code
+        lived = time.perf_counter() - opened
+        log.info("websocket closed: user %s after %.1f s, code %s", principal.id, lived, code,
+                 extra={"user_id": str(principal.id), "duration_ms": round(lived * 1000), "close_code": code})
     return ws

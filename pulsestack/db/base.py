@@ -28,6 +28,13 @@ comes back as 1/0 on SQLite, so queries select typed columns, not literals.
 Parameters take the same types (a dict, or a list bound to a JSON column, is
 sent as JSON); a parameter written `IN (:ids)` takes a list.
 
+Every named query is timed here, whichever the dialect (`_timed`): at
+debug level it is logged with its name, duration and row count, and at any
+level one that took at least `log.slow_query_ms` is a warning, with a plan
+hint: its file and line in sql/ and the indexes its doc comment names. The time
+includes any wait for a connection (SQLite's one writer, a busy pool),
+since that is what the caller waited.
+
 The adapters (sqlite.py, postgres.py) own everything dialect-specific:
 placeholders, list expansion, type conversion, connection handling, and
 turning driver errors into the errors below. Nothing outside db/ imports a
@@ -37,16 +44,20 @@ driver.
 from __future__ import annotations
 
 import logging
+import re
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, contextmanager
 from datetime import datetime
 from typing import Any, Literal
 
+from .. import logs
 from ..eventbus import EventBus, InProcessBus
 from .sqlfile import NamedQuery
 
 log = logging.getLogger(__name__)
+query_log = logging.getLogger("pulsestack.db.queries")
 
 Row = dict[str, Any]
 
@@ -91,6 +102,28 @@ def translating(translate: Callable[[Exception], Exception]) -> Iterator[None]:
         raise translated from exc
 
 
+_INDEX_NAME = re.compile(r"\b\w+_(?:idx|key|pkey)\b")
+
+
+def plan_hint(query: NamedQuery) -> str:
+    """Where a slow query is written, and the indexes its doc comment says it
+    relies on: where to start with EXPLAIN."""
+    indexes = list(dict.fromkeys(_INDEX_NAME.findall(query.doc)))
+    return f"{query.source}, indexes {', '.join(indexes)}" if indexes else query.source
+
+
+def _timed(query: NamedQuery, started: float, rows: int) -> None:
+    """Log a query that ended now: a warning when slow, a debug line otherwise
+    (formatted only when debug is on; the common case is two comparisons)."""
+    seconds = time.perf_counter() - started
+    if seconds >= logs.slow_query_s:
+        query_log.warning("slow query %s: %.1f ms, %d rows (%s)", query.name, seconds * 1000, rows, plan_hint(query),
+                          extra={"query": query.name, "duration_ms": round(seconds * 1000, 1), "rows": rows})
+    elif query_log.isEnabledFor(logging.DEBUG):
+        query_log.debug("query %s: %.1f ms, %d rows", query.name, seconds * 1000, rows,
+                        extra={"query": query.name, "duration_ms": round(seconds * 1000, 1), "rows": rows})
+
+
 _SHAPE_OF_METHOD = {"fetch_one": "one", "fetch_all": "many", "fetch_value": "scalar", "execute": "exec"}
 
 
@@ -116,21 +149,31 @@ class Executor(ABC):
         return query
 
     async def fetch_one(self, query: str | NamedQuery, /, **params: Any) -> Row | None:
-        rows = await self._fetch(self._resolve(query, "fetch_one", params), params)
+        rows = await self._timed_fetch(self._resolve(query, "fetch_one", params), params)
         if len(rows) > 1:
             raise DatabaseError(f"{query if isinstance(query, str) else query.name} is :one but returned {len(rows)} rows")
         return rows[0] if rows else None
 
     async def fetch_all(self, query: str | NamedQuery, /, **params: Any) -> list[Row]:
-        return await self._fetch(self._resolve(query, "fetch_all", params), params)
+        return await self._timed_fetch(self._resolve(query, "fetch_all", params), params)
 
     async def fetch_value(self, query: str | NamedQuery, /, **params: Any) -> Any:
-        rows = await self._fetch(self._resolve(query, "fetch_value", params), params)
+        rows = await self._timed_fetch(self._resolve(query, "fetch_value", params), params)
         return next(iter(rows[0].values())) if rows else None
 
     async def execute(self, query: str | NamedQuery, /, **params: Any) -> int:
         """Run a `:exec` query; returns the number of rows it changed."""
-        return await self._execute(self._resolve(query, "execute", params), params)
+        q = self._resolve(query, "execute", params)
+        started = time.perf_counter()
+        count = await self._execute(q, params)
+        _timed(q, started, count)
+        return count
+
+    async def _timed_fetch(self, query: NamedQuery, params: Mapping[str, Any]) -> list[Row]:
+        started = time.perf_counter()
+        rows = await self._fetch(query, params)
+        _timed(query, started, len(rows))
+        return rows
 
     @abstractmethod
     async def _fetch(self, query: NamedQuery, params: Mapping[str, Any]) -> list[Row]: ...
@@ -160,7 +203,9 @@ class Transaction(Executor):
         for r in rows:
             if set(r) != set(q.params):
                 raise TypeError(f"{q.name}({', '.join(q.params)}) called with ({', '.join(r)})")
+        started = time.perf_counter()
         await self._execute_many(q, rows)
+        _timed(q, started, len(rows))
 
     @abstractmethod
     async def _execute_many(self, query: NamedQuery, rows: list[Mapping[str, Any]]) -> None: ...

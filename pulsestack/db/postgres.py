@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from .. import metrics
 from ..eventbus import EventBus
 from ..serialize import dumps
 from .base import (
@@ -178,6 +179,15 @@ class PostgresDatabase(Database):
             command_timeout=60, init=_init_connection, reset=_keep_session,
         )
         await self._pool
+        metrics.watch_pool(self)
+
+    def pool_stats(self) -> tuple[int, int, int] | None:
+        """(connections open, of those in use, the most allowed), for /metrics; None when closed."""
+        pool = self._pool
+        if pool is None:
+            return None
+        size = pool.get_size()
+        return size, size - pool.get_idle_size(), pool.get_max_size()
 
     async def close(self) -> None:
         if self._pool is not None:

@@ -20,6 +20,7 @@ from typing import Any
 
 import asyncpg
 
+from .. import metrics
 from ..eventbus import Change, EventBus, reconnect_delay
 
 log = logging.getLogger("pulsestack.eventbus")
@@ -42,6 +43,7 @@ class PostgresBus(EventBus):
 
     async def start(self, on_change: Callable[[Change], None], on_reconnect: Callable[[], None]) -> None:
         self._on_change, self._on_reconnect = on_change, on_reconnect
+        metrics.watch_bus(self)
         self._tasks = [asyncio.create_task(self._listen_forever(), name="pulsestack-bus-listener"),
                        asyncio.create_task(self._publish_forever(), name="pulsestack-bus-publisher")]
 
@@ -62,6 +64,7 @@ class PostgresBus(EventBus):
         return True
 
     async def close(self) -> None:
+        metrics.LIVE.buses.discard(self)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -91,6 +94,7 @@ class PostgresBus(EventBus):
                 self._listener, attempt = conn, 0
                 self.connected.set()
                 if not first:
+                    metrics.EVENTBUS_RECONNECTS.inc()
                     log.info("event bus: listening again; refreshing every connected user")
                     self._on_reconnect()
                 first = False

@@ -57,6 +57,7 @@ from typing import Any
 import aiosqlite
 
 from ..ids import isoformat_z
+from ..metrics import SQLITE_WRITER_WAIT
 from ..serialize import dumps
 from .base import (
     Database,
@@ -340,11 +341,20 @@ class SQLiteDatabase(Database):
             if conn in self._all_readers:
                 self._readers.put_nowait(conn)
 
+    @asynccontextmanager
+    async def _writer_turn(self) -> AsyncIterator[aiosqlite.Connection]:
+        """The writer connection, once no other write holds it; how long that
+        took is the metric pulsestack_sqlite_writer_wait_seconds."""
+        started = time.perf_counter()
+        async with self._write_lock:
+            SQLITE_WRITER_WAIT.observe(time.perf_counter() - started)
+            yield self._require_writer()
+
     async def _fetch(self, query: NamedQuery, params: Mapping[str, Any]) -> list[Row]:
         sql, bound = compile_sqlite(query.sql), _bind(params)  # once, whichever connection runs it
         if query.writes:  # e.g. INSERT ... RETURNING
-            async with self._write_lock:
-                return await _fetch(self._require_writer(), sql, bound, self._translate)
+            async with self._writer_turn() as writer:
+                return await _fetch(writer, sql, bound, self._translate)
         if self._inline is not None:
             with translating(self._translate):
                 rows = self._inline.fetch(sql, bound)
@@ -354,13 +364,12 @@ class SQLiteDatabase(Database):
             return await _fetch(conn, sql, bound, self._translate)
 
     async def _execute(self, query: NamedQuery, params: Mapping[str, Any]) -> int:
-        async with self._write_lock:
-            return await _execute(self._require_writer(), query, params, self._translate)
+        async with self._writer_turn() as writer:
+            return await _execute(writer, query, params, self._translate)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SQLiteTransaction]:
-        async with self._write_lock:
-            conn = self._require_writer()
+        async with self._writer_turn() as conn:
             try:
                 await conn.execute("BEGIN IMMEDIATE")
             except asyncio.CancelledError:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
+from .. import metrics
 from ..db import Database, UniqueViolation
 from ..db.base import Executor
 from ..errors import Conflict, RateLimited, Unauthorized, ValidationFailed
@@ -78,9 +79,10 @@ async def _issue_token(tx: Executor, user: User, ttl: timedelta) -> Issued:
     return Issued(user=user, token=token, expires_at=expires_at)
 
 
-def _refuse(wait: float, message: str) -> None:
-    """429 with Retry-After in whole seconds, when there is a wait."""
+def _refuse(wait: float, message: str, limit: str) -> None:
+    """429 with Retry-After in whole seconds, when there is a wait; counted by `limit`."""
     if wait > 0:
+        metrics.RATE_LIMITED.labels(limit).inc()
         seconds = math.ceil(wait)
         raise RateLimited(message, {"retry_after": seconds}, {"Retry-After": str(seconds)})
 
@@ -92,7 +94,8 @@ class RegistrationLimiter:
         self.by_client = SlidingWindowLimiter(per_client, window_s)
 
     def admit(self, client: str) -> None:
-        _refuse(self.by_client.retry_after(client), "too many registrations from this address; try again later")
+        _refuse(self.by_client.retry_after(client), "too many registrations from this address; try again later",
+                "registration")
         self.by_client.record(client)
 
 
@@ -147,7 +150,7 @@ class LoginLimiter:
         included. One that ends without `failed()` or `succeeded()` (the database
         failed, say) counts as neither."""
         _refuse(max(self.by_email.retry_after(email), self.by_client.retry_after(client)),
-                "too many failed logins; try again later")
+                "too many failed logins; try again later", "login")
         attempt = LoginAttempt(self, email, client)
         self.by_email.begin(email)
         self.by_client.begin(client)
@@ -170,6 +173,7 @@ async def login(db: Database, credentials: Login, ttl: timedelta, limiter: Login
         matches, needs_rehash = await verify_password(found.password_hash if found else None, password[:PASSWORD_MAX])
         if not matches or found is None:
             attempt.failed()
+            metrics.LOGIN_FAILURES.inc()
             raise Unauthorized("wrong email or password")
         attempt.succeeded()
     new_hash = await hash_password(password) if needs_rehash else None

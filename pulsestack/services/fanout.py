@@ -48,9 +48,12 @@ import asyncio
 import contextlib
 import logging
 import time
+from typing import NamedTuple
 
+from .. import metrics
 from ..db import Database, DatabaseError
 from ..hub import Hub
+from ..ids import utcnow
 from ..models.fields import type_prefixes
 from ..queries import fanout, notifications, workspaces
 from ..queries.notifications import ALL_MEMBERS
@@ -62,12 +65,20 @@ RETRY_S = 1.0  # pause after a chunk failed (the database is away, say) before t
 CHUNK_S = 0.02  # what a chunk should take at most; see "How big a chunk"
 
 
-async def run_chunk(db: Database, hub: Hub, chunk: int) -> bool:
-    """Write the next chunk of the oldest job; False when there is no job (to run here)."""
+class Chunk(NamedTuple):
+    """What one chunk did: receipts written, and whether it was its job's last."""
+
+    written: int
+    done: bool
+
+
+async def run_chunk(db: Database, hub: Hub, chunk: int) -> Chunk | None:
+    """Write the next chunk (at most `chunk` members) of the oldest job; None when there is
+    no job (to run here)."""
     async with db.transaction() as tx:
         job = await fanout.lock_next_fanout_job(tx)
         if job is None:
-            return False
+            return None
         await workspaces.lock_workspace_for_fan_out(tx, job.workspace_id)
         after = job.after_user_id or ALL_MEMBERS[0]
         end = await fanout.get_chunk_end(tx, job.workspace_id, after, chunk)
@@ -80,8 +91,11 @@ async def run_chunk(db: Database, hub: Hub, chunk: int) -> bool:
         else:
             await fanout.update_fanout_job(tx, job.notification_id, end, written)
         tx.after_commit(lambda: hub.broadcast_delivered(job.notification_id, members))
+    metrics.FANOUT_RECEIPTS.inc(written)
+    if end is None:
+        metrics.FANOUT_DURATION.observe((utcnow() - job.created_at).total_seconds())
     log.debug("fan-out of %s: %d receipts written%s", job.notification_id, written, " (done)" if end is None else "")
-    return True
+    return Chunk(written, done=end is None)
 
 
 class FanOutWorker:
@@ -117,22 +131,31 @@ class FanOutWorker:
         await self._idle.wait()
 
     async def _run_chunk(self) -> bool:
-        """One chunk of `size` members; then the next size, towards CHUNK_S."""
+        """One chunk of `size` members; then the next size, towards CHUNK_S. False when no job is left."""
         started = time.perf_counter()
         ran = await run_chunk(self.db, self.hub, self.size)
         took = time.perf_counter() - started
-        if ran and took > CHUNK_S:
+        if ran is None:
+            return False
+        if took > CHUNK_S:
             self.size = max(1, self.size // 2)
-        elif ran and took < CHUNK_S / 2:
+        elif took < CHUNK_S / 2:
             self.size = min(self.chunk, self.size * 2)
-        return ran
+        if ran.done:
+            await self._count_backlog()
+        return True
+
+    async def _count_backlog(self) -> None:
+        """The jobs under way, for the metrics (on start, when woken, and as each job ends)."""
+        metrics.FANOUT_BACKLOG.set(await fanout.count_fanout_jobs(self.db))
 
     async def _run_forever(self) -> None:
         while True:
             self._wake.clear()
             try:
+                await self._count_backlog()
                 while await self._run_chunk():
-                    pass
+                    metrics.FANOUT_JOBS_RUNNING.set(1)
             except DatabaseError as exc:
                 log.warning("fan-out: a chunk failed, retrying in %g s: %s", RETRY_S, exc)
                 await asyncio.sleep(RETRY_S)
@@ -141,6 +164,8 @@ class FanOutWorker:
                 log.exception("fan-out: a chunk failed, retrying in %g s", RETRY_S)
                 await asyncio.sleep(RETRY_S)
                 continue
+            finally:
+                metrics.FANOUT_JOBS_RUNNING.set(0)
             if not self._wake.is_set():
                 self._idle.set()
             with contextlib.suppress(TimeoutError):
