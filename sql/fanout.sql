@@ -14,10 +14,11 @@ VALUES (:notification_id, :workspace_id, :sender_id, :created_at, :critical, :au
 -- The oldest job, with what a chunk needs (the type, for the mutes). Here a
 -- plain read: SQLite's single writer runs one chunk at a time.
 -- sql/postgres/fanout.sql locks the row, skipping one another process is
--- working on. Served by fanout_jobs_created_idx.
-SELECT j.notification_id, j.workspace_id, j.sender_id, j.created_at, j.critical, j.after_user_id, n.type
+-- working on. Served by fanout_jobs_created_idx; the type by notifications_pkey (a
+-- join instead lets SQLite's planner walk every notification for a handful of jobs).
+SELECT j.notification_id, j.workspace_id, j.sender_id, j.created_at, j.critical, j.after_user_id,
+       (SELECT n.type FROM notifications AS n WHERE n.id = j.notification_id) AS type
   FROM fanout_jobs AS j
-  JOIN notifications AS n ON n.id = j.notification_id
  ORDER BY j.created_at, j.notification_id
  LIMIT 1;
 

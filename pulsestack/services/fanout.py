@@ -35,11 +35,15 @@ running the same chunk.
 How big a chunk: at most `fanout.chunk` members, and fewer when a chunk
 takes longer than CHUNK_S. A chunk holds the workspace's lock and, on
 SQLite, the one writer, so its length is what another user's send or
-mark-read may wait; 5,000 receipts take about 60 ms on SQLite on a quiet
-2-core machine, and twice that when busy. The worker halves or doubles the
-next chunk's size (between 1 and `fanout.chunk`) towards CHUNK_S, so
-writes never wait long behind a broadcast while each chunk stays large
-enough that the transactions' own cost is small beside the receipts'.
+mark-read may wait. A receipt costs 50-150 microseconds on SQLite on a
+2-core machine once the receipts table is large (each per-user index
+entry lands on a page of its own), so 5,000 of them would hold the writer
+for up to 0.7 s. The worker starts at FIRST_CHUNK members and halves the
+next chunk's size when one took more than CHUNK_S, doubles it when one
+took less than half that (between 1 and `fanout.chunk`): writes never wait
+long behind a broadcast, while each chunk stays large enough that the
+transaction's own cost (a handful of statements and a commit) is small
+beside its receipts'.
 """
 
 from __future__ import annotations
@@ -62,7 +66,8 @@ log = logging.getLogger(__name__)
 
 POLL_S = 5.0  # how often an idle worker looks for a job another process left
 RETRY_S = 1.0  # pause after a chunk failed (the database is away, say) before trying again
-CHUNK_S = 0.02  # what a chunk should take at most; see "How big a chunk"
+CHUNK_S = 0.04  # what a chunk should take at most; see "How big a chunk"
+FIRST_CHUNK = 256  # a worker's first chunk size, before it has timed one
 
 
 class Chunk(NamedTuple):
@@ -105,7 +110,7 @@ class FanOutWorker:
         self.db = db
         self.hub = hub
         self.chunk = chunk  # the most members in one chunk (and the largest broadcast written at once)
-        self.size = chunk  # the next chunk's members, between 1 and `chunk`
+        self.size = min(chunk, FIRST_CHUNK)  # the next chunk's members, between 1 and `chunk`
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._task: asyncio.Task | None = None
