@@ -132,7 +132,7 @@ class FanOutWorker:
         self._wake.set()
 
     async def settled(self) -> None:
-        """Wait until a pass has found no job left to run (tests, and `pulsestack` tools that need it)."""
+        """Wait until a pass has found no job left to run (for tests)."""
         await self._idle.wait()
 
     async def _run_chunk(self) -> bool:
