@@ -25,7 +25,8 @@ SELECT j.notification_id, j.workspace_id, j.sender_id, j.created_at, j.critical,
 -- name: get_chunk_end(workspace_id, after_user_id, skip) :scalar
 -- The last member key of the next chunk: the (skip + 1)-th member after
 -- after_user_id, in key order; no row when fewer are left (the last
--- chunk). A range of workspace_members_workspace_id_user_id_key: it reads
+-- chunk). A range of (workspace_id, user_id): the unique key or
+-- workspace_members_audience_idx, either serves. It reads
 -- at most skip + 1 index entries, however far into the workspace the job
 -- is.
 SELECT m.user_id

@@ -16,7 +16,8 @@
 -- mute (until null or later than the send) whose type_prefix is one of
 -- type_prefixes (`''` and each whole-segment prefix of the type, from
 -- models/fields.py type_prefixes). A critical send skips the anti-join.
--- Reads the members through workspace_members_workspace_id_user_id_key and
+-- Reads the members (and their joined_at) through
+-- workspace_members_audience_idx (workspace_id, user_id, joined_at) and
 -- probes each one's mutes through workspace_mutes_pkey (workspace_id,
 -- user_id, type_prefix): at most one index probe per prefix. Receipt ids are
 -- version-7 UUIDs: the notification id's 48-bit millisecond head (it is a
@@ -51,7 +52,8 @@ SELECT CAST(left(CAST(CAST(:notification_id AS uuid) AS text), 14) || '7' || sub
 -- job, and answers it as recipient_count. Counted as a difference so that
 -- the mutes come from the workspace's own mute rows (a range of
 -- workspace_mutes_pkey, usually a handful), not from a probe per member:
--- the members are one range of workspace_members_workspace_id_user_id_key.
+-- the members are one range of workspace_members_audience_idx, which holds
+-- their joined_at (no row lookup per member).
 SELECT (SELECT count(*)
           FROM workspace_members AS m
          WHERE m.workspace_id = :workspace_id

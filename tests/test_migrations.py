@@ -166,6 +166,7 @@ def test_both_dialects_end_with_the_same_schema(sqlite_template, postgres_server
     assert pg["indexes"]["notifications_created_idx"] == ("notifications", ("created_at",), False, False)
     # Fan-out jobs (0007): the oldest first.
     assert pg["indexes"]["fanout_jobs_created_idx"] == ("fanout_jobs", ("created_at", "notification_id"), False, False)
+    assert pg["indexes"]["workspace_members_audience_idx"] == ("workspace_members", ("workspace_id", "user_id", "joined_at"), False, False)
 
 
 async def read_everything(db) -> dict:

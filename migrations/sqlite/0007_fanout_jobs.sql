@@ -1,7 +1,7 @@
 -- depends: 0006_retention_indexes
--- Large broadcasts: durable fan-out jobs (SQLite).
--- migrations/postgres/0007_fanout_jobs.sql explains each column; this step
--- declares the same table with SQLite's types.
+-- Large broadcasts: durable fan-out jobs, and the members' audience index
+-- (SQLite). migrations/postgres/0007_fanout_jobs.sql explains each column
+-- and the index; this step declares the same ones with SQLite's types.
 CREATE TABLE fanout_jobs (
     notification_id UUID TEXT NOT NULL,
     workspace_id    UUID TEXT NOT NULL,
@@ -16,3 +16,4 @@ CREATE TABLE fanout_jobs (
         REFERENCES notifications (id) ON DELETE CASCADE
 );
 CREATE INDEX fanout_jobs_created_idx ON fanout_jobs (created_at, notification_id);
+CREATE INDEX workspace_members_audience_idx ON workspace_members (workspace_id, user_id, joined_at);
