@@ -38,12 +38,12 @@ SQLite, the one writer, so its length is what another user's send or
 mark-read may wait. A receipt costs 50-150 microseconds on SQLite on a
 2-core machine once the receipts table is large (each per-user index
 entry lands on a page of its own), so 5,000 of them would hold the writer
-for up to 0.7 s. The worker starts at FIRST_CHUNK members and halves the
-next chunk's size when one took more than CHUNK_S, doubles it when one
-took less than half that (between 1 and `fanout.chunk`): writes never wait
-long behind a broadcast, while each chunk stays large enough that the
-transaction's own cost (a handful of statements and a commit) is small
-beside its receipts'.
+for up to 0.7 s. The worker starts at FIRST_CHUNK members and sizes each
+next chunk from the last one's time, so that it takes about CHUNK_S
+(between half and twice the last size, between 1 and `fanout.chunk`):
+writes never wait long behind a broadcast, while each chunk stays large
+enough that the transaction's own cost (a handful of statements and a
+commit, about 10 ms on SQLite) is small beside its receipts'.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ log = logging.getLogger(__name__)
 
 POLL_S = 5.0  # how often an idle worker looks for a job another process left
 RETRY_S = 1.0  # pause after a chunk failed (the database is away, say) before trying again
-CHUNK_S = 0.04  # what a chunk should take at most; see "How big a chunk"
+CHUNK_S = 0.03  # what a chunk should take; see "How big a chunk"
 FIRST_CHUNK = 256  # a worker's first chunk size, before it has timed one
 
 
@@ -142,10 +142,8 @@ class FanOutWorker:
         took = time.perf_counter() - started
         if ran is None:
             return False
-        if took > CHUNK_S:
-            self.size = max(1, self.size // 2)
-        elif took < CHUNK_S / 2:
-            self.size = min(self.chunk, self.size * 2)
+        scale = min(2.0, max(0.5, CHUNK_S / max(took, 1e-6)))
+        self.size = min(self.chunk, max(1, round(self.size * scale)))
         if ran.done:
             await self._count_backlog()
         return True
