@@ -32,18 +32,19 @@ a stopped or crashed process left (on start, it resumes at once). On
 Postgres every process runs one; FOR UPDATE SKIP LOCKED keeps them from
 running the same chunk.
 
-How big a chunk: at most `fanout.chunk` members, and fewer when a chunk
-takes longer than CHUNK_S. A chunk holds the workspace's lock and, on
-SQLite, the one writer, so its length is what another user's send or
-mark-read may wait. A receipt costs 50-150 microseconds on SQLite on a
-2-core machine once the receipts table is large (each per-user index
-entry lands on a page of its own), so 5,000 of them would hold the writer
-for up to 0.7 s. The worker starts at FIRST_CHUNK members and sizes each
-next chunk from the last one's time, so that it takes about CHUNK_S
-(between half and twice the last size, between 1 and `fanout.chunk`):
-writes never wait long behind a broadcast, while each chunk stays large
-enough that the transaction's own cost (a handful of statements and a
-commit, about 10 ms on SQLite) is small beside its receipts'.
+How big a chunk: `fanout.chunk` members on Postgres, where a chunk holds
+only its job's row and a share lock on its workspace's row (other users'
+writes do not wait for it; a member removal in that workspace does). On
+SQLite a chunk holds the one writer, so its length is what another user's
+send or mark-read waits, and it is cut shorter: a receipt costs 50-150
+microseconds there on a 2-core machine once the receipts table is large
+(each per-user index entry lands on a page of its own), so 5,000 of them
+would hold the writer for up to 0.7 s. The SQLite worker starts at
+FIRST_CHUNK members and sizes each next chunk from the last one's time, so
+that it takes about CHUNK_S (between half and twice the last size, between
+1 and `fanout.chunk`): writes never wait long behind a broadcast, while
+each chunk stays large enough that the transaction's own cost (a handful of
+statements and a commit, about 10 ms) is small beside its receipts'.
 """
 
 from __future__ import annotations
@@ -110,7 +111,9 @@ class FanOutWorker:
         self.db = db
         self.hub = hub
         self.chunk = chunk  # the most members in one chunk (and the largest broadcast written at once)
-        self.size = min(chunk, FIRST_CHUNK)  # the next chunk's members, between 1 and `chunk`
+        # The next chunk's members, between 1 and `chunk`: sized by time on SQLite only (see "How big a chunk").
+        self.timed = db.dialect == "sqlite"
+        self.size = min(chunk, FIRST_CHUNK) if self.timed else chunk
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -142,8 +145,9 @@ class FanOutWorker:
         took = time.perf_counter() - started
         if ran is None:
             return False
-        scale = min(2.0, max(0.5, CHUNK_S / max(took, 1e-6)))
-        self.size = min(self.chunk, max(1, round(self.size * scale)))
+        if self.timed:
+            scale = min(2.0, max(0.5, CHUNK_S / max(took, 1e-6)))
+            self.size = min(self.chunk, max(1, round(self.size * scale)))
         if ran.done:
             await self._count_backlog()
         return True
