@@ -180,11 +180,13 @@ def changed_frame(items: Iterable[ChangedItem], removed: Iterable[uuid.UUID]) ->
     return ChangedFrame(items=sorted(items, key=lambda i: i.id), removed=sorted(removed)).model_dump_json()
 
 
-def bump(counts: str, news: Iterable[News], memo: dict[str, str]) -> str:
+def bump(counts: str, news: list[News], memo: dict[tuple[str, int], str]) -> str:
     """The `unread` frame text `counts` plus one unread and unseen per notification of `news`, in
     its workspace (see "A count without counting"). `memo` keeps each result, since the sockets of
-    a broadcast's recipients mostly hold the same counts and get the same news."""
-    key = counts + "".join(str(n.notification_id) for n in news)
+    a broadcast's recipients mostly hold the same counts and get the same news: keyed by the
+    counts and the identity of the `news` list, which one flush builds once per distinct set of
+    notifications and shares among their recipients (`_new_notifications`)."""
+    key = (counts, id(news))
     if key in memo:
         return memo[key]
     data = json.loads(counts)
@@ -624,7 +626,7 @@ No double delivery: a notification that `ready` counted never reaches
         lap("count")
         encoded: dict[str, bytes] = {}  # one `unread` frame per distinct state
         interned: dict[str, str] = {}
-        bumps: dict[str, str] = {}  # bump's memo
+        bumps: dict[tuple[str, int], str] = {}  # bump's memo
         now = asyncio.get_running_loop().time()
         for user_id in dirty:
             socks = self.sockets.get(user_id)
@@ -705,7 +707,13 @@ No double delivery: a notification that `ready` counted never reaches
             # A receipt outside this flush's chunks of its notification was pushed with an earlier chunk.
             if r.notification_id in order_of and (ranges is None or any(a < r.user_id.int <= b for a, b in ranges)):
                 owed.setdefault(r.user_id, []).append(order_of[r.notification_id])
-        return {user_id: [frames[i] for i in sorted(positions)] for user_id, positions in owed.items()}
+        # One list per distinct set of notifications, shared by the users who get that set (a
+        # broadcast's recipients all get the same one), so `bump` can key its memo by identity.
+        shared: dict[tuple[int, ...], list[News]] = {}
+        for positions in owed.values():
+            positions.sort()
+        return {user_id: shared.setdefault(tuple(positions), [frames[i] for i in positions])
+                for user_id, positions in owed.items()}
 
     async def _receipt_states(self, listed: dict[uuid.UUID, set[uuid.UUID]]) -> dict[uuid.UUID, dict[uuid.UUID, ChangedItem]]:
         """The state now of each listed receipt that still exists, by user and notification:
