@@ -8,41 +8,42 @@ it points to; the numbers in them are from the profiling runs (2 cores,
 AMD EPYC, 2026-11-25 and 2026-11-30), not from the table above. Update this
 file when a fix lands and the next run shows what changed.
 
-Issue 14's targets (fanout_201, fanout_done, fanout_writes, fanout_small)
-have no entries yet: they were first measured with chunked fan-out, and
-nothing is profiled. While one of them has none, a miss reads "cause not yet
-profiled" and nothing is printed for it when met; add its SHORT and CAUSES
-entries once a profile says why.
+A target without an entry reads "cause not yet profiled" when missed, and
+nothing is printed for it when met; add its SHORT and CAUSES entries once a
+profile says why.
 """
 
 from __future__ import annotations
 
 # One line for the targets table; the whole profiled cause and fix below it.
 SHORT: dict[tuple[str, str | None], str] = {
-    ("websocket", None): "one flush for 10,000 users on 2 cores shared with the clients: the recount of ~1,000,000 "
-                         "unread receipts (~280-310 ms) and 10,000 socket writes (~380-410 ms)",
+    ("websocket", "postgres"): "the receipts of 10,000 users in two chunks (~370 ms each, beside the first chunk's "
+                               "flush) and the last flush's 5,000 socket writes (~130-230 ms); nothing is recounted",
+    ("websocket", "sqlite"): "the receipts themselves: 10,000 of them in ~50 chunks on the event loop that also sends "
+                             "each chunk's frames took 2.2 s (the bare statement alone 0.93 s); nothing is recounted",
     ("throughput", "sqlite"): "per-request work around one inline read (the session comes from the session cache) on "
                               "a core shared with wrk",
-    ("throughput", "postgres"): "one statement per request (the session comes from the session cache), a pool checkout "
-                                "and a round trip to a server on the same 2 cores, and the access-log line",
+    ("throughput", "postgres"): "one statement per request (the session comes from the session cache): socket writes "
+                                "16%, the asyncpg round trip ~25%, the access-log line 11%, on 2 cores shared with "
+                                "Postgres and wrk",
 }
 
 CAUSES: dict[tuple[str, str | None], str] = {
     ("websocket", None): (
-        "the work of one flush for 10,000 users on 2 cores that the 4 client processes share. Applied 2026-11-30, "
-        "each measured alone (Postgres, 10,000 sockets, p99 after the 201): frames are encoded once per flush and "
-        "written straight to each socket's transport, one write per user, with no queue and sender task per socket "
-        "(2,474 -> 1,235 ms; memory per socket 21.7 -> 17.4 KiB); every query of a flush runs before any send, the "
-        "two lookups at once, and cyclic GC waits until the flush is done (-> 833 ms); a send tells the hub only "
-        "`notification_sent`, so the lookup of every connected member of the workspace is gone (SQLite 1,189 -> "
-        "853 ms). What a flush now costs, from its debug line (log.level = debug) at 10,000 users: Postgres "
-        "lookups 70 ms, recount 314 ms, writes 410 ms (p99 843 ms in that run); SQLite 145, 279 and 379 ms; plus "
-        "hub.flush_ms (50 ms). Against the target of then (p99 ≤ 300 ms after the 201), the recount "
-        "alone nearly filled the 300 ms: it reads ~1,000,000 unread index entries (index-only; 200 ms on an idle "
-        "machine). A maintained per-(user, workspace) counter (allowed only if tests prove it equal to the count) would "
-        "make it read 10,000 rows, but every fan-out would then also update a row per member, and the fan-out is "
-        "already the slowest path. The 10,000 writes (~35 µs each: a send(2) on loopback while the clients compete "
-        "for the same cores) remain"),
+        "timed from the POST's send now (before issue 14, from the 201), so it includes writing the receipts. "
+        "Profiled 2026-12-02 from the server's debug lines (log.level = debug; one run per database, 10,000 sockets "
+        "in 4 client processes, each user holding 100 unread). The hub's side is cheap: every recipient's count was "
+        "bumped from the counts it last got, not recounted (the `count` lap 1-3 ms where a recount of ~1,000,000 "
+        "unread index entries took 280-310 ms), and a flush's lookups take 12-47 ms. What remains is the receipts "
+        "and the sockets. Postgres: 201 in 19 ms; the first chunk of 5,000 receipts committed 370 ms after it, "
+        "its flush sent 5,000 users their frames in 230 ms while the second chunk ran, which committed 375 ms "
+        "later; the last flush ended 980 ms after the POST (sends 127 ms), p99 1,012 ms at the clients. SQLite: "
+        "the worker sizes chunks to hold the one writer ~30 ms, and the event loop that runs each chunk's "
+        "statements also sends every flush's frames, so the writer waits on the loop: 53 chunks of ~190 receipts "
+        "took 2.16 s, where the bare statement writes the same 10,000 in 0.93 s; p99 2.2 s. Fixes they point to: "
+        "run a chunk's statements in one call on the writer's thread (no event-loop turn while the writer is "
+        "held), or the worker in a process of its own; fewer bytes per socket write (the notification frame and "
+        "the unread frame in one write already; the frame itself is ~600 bytes)"),
     ("throughput", "sqlite"): (
         "the ratio sits at the target, moving 18-20% between runs on this machine whatever the code: Python work per "
         "request around two inline reads, on a core that wrk shares. History: at first the database adapter, not HTTP: "
@@ -69,7 +70,13 @@ CAUSES: dict[tuple[str, str | None], str] = {
         "(pulsestack/session_cache.py: 5 s at most, dropped on logout through the hub's bus, cleared when the bus "
         "reconnects), one statement per request instead of two: alternating A/B (two servers on one small database, 5 wrk "
         "turns each, other benches on the machine) 1,584 -> 2,428 req/s (1.53x); full throughput runs 7.9% and 7.1% "
-        "before, 10.9% and 15.8% after, the hello they divide by at 13,000-17,900 req/s"),
+        "before, 10.9% and 15.8% after, the hello they divide by at 13,000-17,900 req/s. py-spy after it "
+        "(2026-12-02, 64 connections, ~2,600 req/s, metrics on): the socket writes (answer) 16%, the asyncpg "
+        "statement and pool ~25%, the access-log line 11% (LogRecord alone 6%), request ids from os.urandom 2% (now "
+        "random.getrandbits), metrics ~1.5%; the rest is aiohttp and asyncio per request. Nothing left is a "
+        "single large cost: reaching 20% here needs about 35% more requests per second from a process whose "
+        "Python work per request is already small beside what Postgres, on the same two cores, takes per "
+        "statement. A machine where Postgres has cores of its own is where this ratio should be judged"),
 }
 
 # The table's figures in the previous full run (2026-12-02, commit 9547029:
@@ -119,10 +126,28 @@ API shape: pydantic models, typed rows, declared SQLite column types).
   it. The targets now time the 201 (p50 ≤ 50 ms), the last receipt
   (≤ 1.3× the bare statement, which stays the reference: the least the
   receipts cost) and other users' writes meanwhile (p99 ≤ 100 ms).
-- **Websocket push.** The hub now does a fixed handful of queries and one
-  write per connected recipient; what is left is the recount and the
-  writes themselves. A maintained counter would take the recount out; the
-  writes scale with sockets per process.
+- **Large broadcasts in chunks (issue 14, 2026-12-02).** Profiled with
+  timers around each step of a chunk on this run's SQLite file (10,000
+  crowd members, each holding 100 receipts): a receipt costs 75-140 µs
+  there (each per-user index entry on a page of its own), so a chunk of
+  5,000 would hold the one writer 0.4-0.7 s; the SQLite worker sizes its
+  chunks to ~30 ms instead (about 150-400 receipts). Per chunk the rest is
+  small once found: taking the next job joined it to `notifications`, and
+  SQLite's planner walked every notification (4 ms a chunk), now a
+  subquery by key (0.3 ms); the commits cost more in small chunks (3.6 s
+  of commit for 251 chunks of 400 against 1.7 s for one of 100,000: pages
+  written again and WAL checkpoints), which is the 1.2-1.3× against bare.
+  The 201 counts the audience: through the unique key plus a row lookup
+  for each member's joined_at it took 150 ms at 100,000 members on
+  SQLite; with `workspace_members_audience_idx` (workspace_id, user_id,
+  joined_at) 15 ms. On Postgres a chunk blocks nobody else's writes, so
+  its chunks are `fanout.chunk` members; other users' writes meanwhile
+  keep their p99 near their idle one.
+- **Websocket push.** The hub does a fixed handful of queries per flush,
+  and for a broadcast no recount: each recipient's counts are bumped from
+  the ones it last got (tests compare every pushed count with a recount).
+  What is left is writing the receipts, which the push now waits for, and
+  one socket write per recipient.
 - **Throughput.** SQLite meets it since its reads stopped crossing to a
   thread. Since the session cache (2026-12-02) a request for a token seen
   in the last 5 s makes one round trip, the count, instead of two; on
