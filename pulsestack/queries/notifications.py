@@ -17,7 +17,6 @@ from ..db.base import Executor
 from ..models.resources import Notification
 from . import many, one
 
-
 # The whole member key range, as (after, upto]: every user id is above the
 # first and at most the second.
 ALL_MEMBERS = (UUID(int=0), UUID(int=(1 << 128) - 1))
