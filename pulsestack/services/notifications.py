@@ -78,21 +78,24 @@ async def send(db: Database, hub: Hub, worker: FanOutWorker, principal: Principa
             await workspaces.lock_workspace_for_fan_out(tx, acc.id)
             # Members who muted the workspace or this type get no receipt (the
             # fan-out's anti-join), unless the send is critical.
-            prefixes = type_prefixes(notification.type)
-            audience = {"workspace_id": acc.id, "created_at": now, "type_prefixes": prefixes, "critical": request.critical}
+            prefixes, critical = type_prefixes(notification.type), request.critical
             if request.recipients is not None:
-                count = await notifications.fan_out_direct(tx, notification_id=notification.id,
-                                                           user_ids=request.recipients, **audience)
+                count = await notifications.fan_out_direct(
+                    tx, notification_id=notification.id, workspace_id=acc.id, user_ids=request.recipients,
+                    created_at=now, type_prefixes=prefixes, critical=critical)
                 delivery = Delivery(state="done", delivered=count)
-            elif (count := await notifications.count_broadcast_audience(tx, sender_id=principal.id, **audience)) \
-                    > worker.chunk:
-                await fanout.create_fanout_job(tx, notification_id=notification.id, sender_id=principal.id,
-                                               audience=count, workspace_id=acc.id, created_at=now,
-                                               critical=request.critical)
+            elif (count := await notifications.count_broadcast_audience(
+                    tx, workspace_id=acc.id, sender_id=principal.id, created_at=now, type_prefixes=prefixes,
+                    critical=critical)) > worker.chunk:
+                # Too many to write before answering: a job writes them in chunks (services/fanout.py).
+                await fanout.create_fanout_job(tx, notification_id=notification.id, workspace_id=acc.id,
+                                               sender_id=principal.id, created_at=now, critical=critical,
+                                               audience=count)
                 delivery = Delivery(state="fanning_out", delivered=0)
             else:
-                count = await notifications.fan_out_broadcast(tx, notification_id=notification.id,
-                                                              sender_id=principal.id, **audience)
+                count = await notifications.fan_out_broadcast(
+                    tx, notification_id=notification.id, workspace_id=acc.id, sender_id=principal.id,
+                    created_at=now, type_prefixes=prefixes, critical=critical)
                 delivery = Delivery(state="done", delivered=count)
             if delivery.state == "done":
                 # Its recipients, and only they, have a new notification and a new count.
