@@ -59,7 +59,8 @@ CAUSES: dict[tuple[str, str | None], str] = {
         "alternating A/B (two servers on one small database file, 5 wrk turns each) 3,365 -> 4,253 req/s (1.26x); full "
         "throughput runs 18.9% and 13.7% before, 26.2% and 28.6% after"),
     ("throughput", "postgres"): (
-        "per-request work around two statements. py-spy of a loaded server (64 connections, 2026-11-30): socket "
+        "per-request work around one statement now (the session cache took the other on 2026-12-02), on two cores "
+        "that Postgres and wrk share. History: py-spy of a loaded server (64 connections, 2026-11-30): socket "
         "writes 15% (two round trips to Postgres and the answer), the access-log line 12% (building and formatting "
         "the record), two pool checkouts ~11%. Applied 2026-11-25: asyncpg's pool no longer resets a connection on "
         "every release, `NamedQuery.writes` computed once (8.4% -> 17.7%). Applied 2026-11-30: log lines are "
