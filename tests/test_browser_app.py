@@ -20,13 +20,14 @@ import json
 import os
 import re
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import LiveServer, Server, clean_env
+from helpers import HANG_GUARD_S, LiveServer, Server, clean_env
 
 try:
     from playwright.sync_api import Page, Route, expect
@@ -110,6 +111,17 @@ def item(page: Page, title: str):
 def inbox_state(server: LiveServer, account: dict) -> dict[str, dict]:
     return {i["title"]: i for i in server.call("GET", "/api/notifications?limit=100&archived=include",
                                                  account["token"], status=200)["items"]}
+
+
+def inbox_state_once(server: LiveServer, account: dict, done: Callable[[dict[str, dict]], bool]) -> dict[str, dict]:
+    """The server's inbox once `done` holds of it (within the hang guard). The page shows a change
+    the moment it is made and sends its request meanwhile, so the server may not have it yet."""
+    deadline = time.monotonic() + HANG_GUARD_S
+    states = inbox_state(server, account)
+    while not done(states) and time.monotonic() < deadline:
+        time.sleep(0.02)
+        states = inbox_state(server, account)
+    return states
 
 
 # --- signing in ----------------------------------------------------------------------------------
@@ -272,7 +284,7 @@ def test_keyboard_open_move_mark_read_and_escape(pages, live_server):
     expect(item(page, "Second").locator("[data-action=read]")).to_have_attribute("aria-label", "Mark unread")
     expect(page.locator("pulse-inbox [role=tab] .count")).to_have_text("2")
     page.wait_for_function("() => document.title === '(2) PulseStack'")
-    states = inbox_state(live_server, member)
+    states = inbox_state_once(live_server, member, lambda s: s["Second"]["is_read"])
     assert states["Second"]["is_read"] and not states["First"]["is_read"] and not states["Third"]["is_read"]
 
     page.keyboard.press("r")  # r toggles read
@@ -448,7 +460,7 @@ def test_archive_dismiss_undo_and_tabs(pages, live_server):
     item(page, "Dismiss me").locator("[data-action=dismiss]").click()
     page.locator("pulse-inbox [role=tab]", has_text="Archived").click()  # a new view commits the dismissal
     expect(page.locator(f"{ITEMS} .title-text")).to_have_text(["Archive me"])
-    states = inbox_state(live_server, member)
+    states = inbox_state_once(live_server, member, lambda s: "Dismiss me" not in s)
     assert "Dismiss me" not in states and states["Archive me"]["archived"] and states["Archive me"]["is_read"]
 
     page.locator("pulse-inbox [role=tab]", has_text="Unread").click()
@@ -821,4 +833,5 @@ def test_the_bell_embedded_in_a_page_of_another_origin(pages, cors_server, embed
     open_bell(page)
     item(page, "From the API's origin").locator("[data-action=read]").click()
     expect(item(page, "From the API's origin")).not_to_have_class(re.compile(r"\bunread\b"))
-    assert inbox_state(cors_server, member)["From the API's origin"]["is_read"]
+    assert inbox_state_once(cors_server, member, lambda s: s["From the API's origin"]["is_read"])[
+        "From the API's origin"]["is_read"]
