@@ -3,9 +3,9 @@
 Services tell the hub what changed, after the change committed:
 `users_changed(ids)`, `workspace_changed(id)`, `notification_sent(id)`,
 `broadcast_delivered(id, members)`, `receipts_changed(user, ids)`,
-`receipts_removed(user, ids)`, `notification_retracted(workspace, id)`, `inboxes_replaced(users)`,
-`session_revoked(id)`; the websocket handler (api/ws.py) hands it sockets.
-`Hub` is that whole interface and holds no sockets: its events do nothing
+`receipts_removed(user, ids)`, `notification_retracted(workspace, id)`,
+`inboxes_replaced(users)`, `session_revoked(id)`; the websocket handler
+(api/ws.py) hands it sockets. `Hub` is that whole interface and holds no sockets: its events do nothing
 and `connect` refuses (the HTTP API alone, and tests that record calls).
 `UnreadHub` is the real one.
 
@@ -394,17 +394,7 @@ class UnreadHub(Hub):
                       request: web.Request, *, expires_at: datetime, heartbeat_s: int) -> Socket:
         """Register the socket, read its user's state, send `ready`.
 
-        A count without counting (`_bumpable`, `bump`): a user whose only news in
-a flush is new notifications, on sockets whose counts were last counted
-well before those notifications were created (BUMP_MARGIN), gets the counts
-it last got plus one unread and unseen per new notification, worked out in
-memory. The counted snapshot cannot hold a receipt created after it, and
-any other change to the user (a read, a seen, a dismissal, a lost bus) is
-an event that recounts them. This keeps a broadcast's counts cheap: 10,000
-connected recipients with 100 unread each would otherwise be a recount of a
-million index entries per chunk.
-
-No double delivery: a notification that `ready` counted never reaches
+        No double delivery: a notification that `ready` counted never reaches
         this socket as a `notification` frame, though its frame may still be
         on its way (the flush of a send that committed just before the count,
         or another process's NOTIFY of it, which may come any time later).
