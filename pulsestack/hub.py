@@ -5,9 +5,9 @@ Services tell the hub what changed, after the change committed:
 `broadcast_delivered(id, members)`, `receipts_changed(user, ids)`,
 `receipts_removed(user, ids)`, `notification_retracted(workspace, id)`,
 `inboxes_replaced(users)`, `session_revoked(id)`; the websocket handler
-(api/ws.py) hands it sockets. `Hub` is that whole interface and holds no sockets: its events do nothing
-and `connect` refuses (the HTTP API alone, and tests that record calls).
-`UnreadHub` is the real one.
+(api/ws.py) hands it sockets. `Hub` is that whole interface and holds no
+sockets: its events do nothing and `connect` refuses (the HTTP API alone,
+and tests that record calls). `UnreadHub` is the real one.
 
 How UnreadHub stays cheap: a change only marks things dirty. A flusher runs
 `flush_ms` after the first change of a quiet period and handles everything
