@@ -132,7 +132,7 @@ SETTINGS: tuple[Setting, ...] = (
             "(pulsestack prune --older-than); 0 = keep forever.", 0, 36_500),
     Setting("fanout", "chunk", int, 5000, "PULSESTACK_FANOUT_CHUNK",
             "Broadcasts to at most this many members write every receipt before answering; larger ones answer at once "
-            "and a background job writes their receipts at most this many members at a time.", 1, 1_000_000),
+            "and a background job writes their receipts this many members at a time (fewer on SQLite).", 1, 1_000_000),
     Setting("log", "level", str, "info", "PULSESTACK_LOG_LEVEL",
             "Log level: debug, info, warning or error."),
     Setting("log", "format", str, "text", "PULSESTACK_LOG_FORMAT",
