@@ -624,20 +624,19 @@ class UnreadHub(Hub):
                 continue
             owed = news.get(user_id, [])
             lists = [REFRESH_FRAME] if user_id in refresh else [edits[user_id]] if user_id in edits else []
-            if user_id in bumped:
-                text = ""
-            else:
-                text = unread_frame(counts.get(user_id, NO_UNREAD))
-                text = interned.setdefault(text, text)  # sockets in the same state share one string
+            recounted: str | None = None  # the user's recounted `unread` text; None: each socket's bumped one
+            if user_id not in bumped:
+                recounted = unread_frame(counts.get(user_id, NO_UNREAD))
+                recounted = interned.setdefault(recounted, recounted)  # sockets in the same state share one string
             for sock in list(socks):
                 if not sock.ready:  # its `ready` is being prepared: it counts for itself
                     self._hold(sock, [*owed, *lists])
                     continue
-                if user_id in bumped:
+                if recounted is None:
                     assert sock.counts is not None  # _bumpable checked
                     text = bump(sock.counts, owed, bumps)
                 else:
-                    sock.counted_at = counted_at
+                    text, sock.counted_at = recounted, counted_at
                 if sock.counts != text:
                     sock.counts = text
                     if text not in encoded:

@@ -71,14 +71,14 @@ CHUNK_S = 0.03  # what a chunk should take; see "How big a chunk"
 FIRST_CHUNK = 256  # a worker's first chunk size, before it has timed one
 
 
-class Chunk(NamedTuple):
+class Written(NamedTuple):
     """What one chunk did: receipts written, and whether it was its job's last."""
 
     written: int
     done: bool
 
 
-async def run_chunk(db: Database, hub: Hub, chunk: int) -> Chunk | None:
+async def run_chunk(db: Database, hub: Hub, chunk: int) -> Written | None:
     """Write the next chunk (at most `chunk` members) of the oldest job; None when there is
     no job (to run here)."""
     async with db.transaction() as tx:
@@ -101,7 +101,7 @@ async def run_chunk(db: Database, hub: Hub, chunk: int) -> Chunk | None:
     if end is None:
         metrics.FANOUT_DURATION.observe((utcnow() - job.created_at).total_seconds())
     log.debug("fan-out of %s: %d receipts written%s", job.notification_id, written, " (done)" if end is None else "")
-    return Chunk(written, done=end is None)
+    return Written(written, done=end is None)
 
 
 class FanOutWorker:
