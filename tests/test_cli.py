@@ -8,11 +8,13 @@ lines also go to stderr, so error cases look at the last line.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import sqlite3
 import subprocess
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -375,12 +377,18 @@ def test_serve_no_migrate_on_a_missing_sqlite_file_is_one_line_and_creates_no_fi
     assert list(tmp_path.iterdir()) == []
 
 
-def test_serve_on_a_port_in_use_is_one_line_before_anything_is_migrated(tmp_path):
-    db = tmp_path / "busy.db"
+@contextlib.contextmanager
+def taken_port() -> Iterator[int]:
+    """A port of 127.0.0.1 that another socket listens on, for as long as the block runs."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
-        port = taken.getsockname()[1]
+        yield taken.getsockname()[1]
+
+
+def test_serve_on_a_port_in_use_is_one_line_before_anything_is_migrated(tmp_path):
+    db = tmp_path / "busy.db"
+    with taken_port() as port:
         result = run_cli(tmp_path, "serve", "--port", str(port), env=clean_env(PULSESTACK_DATABASE_URL=sqlite_url(db)))
     line = assert_one_line_failure(result, only_line=True)
     assert line == f"pulsestack: error: cannot listen on 127.0.0.1:{port}: Address already in use"
@@ -390,10 +398,7 @@ def test_serve_on_a_port_in_use_is_one_line_before_anything_is_migrated(tmp_path
 
 def test_serve_on_a_metrics_port_in_use_is_one_line_before_anything_is_migrated(tmp_path):
     db = tmp_path / "busy.db"
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen(1)
-        metrics_port = taken.getsockname()[1]
+    with taken_port() as metrics_port:
         result = run_cli(tmp_path, "serve", "--port", str(free_port()),
                          env=clean_env(PULSESTACK_DATABASE_URL=sqlite_url(db), PULSESTACK_METRICS_PORT=str(metrics_port)))
     line = assert_one_line_failure(result, only_line=True)

@@ -81,7 +81,8 @@ def apply_migrations_up_to(url: str, last: str) -> tuple[str, ...]:
         ids = [m.id for m in migrations]
         if last not in ids:
             raise ValueError(f"unknown migration step {last!r}")
-        wanted = migrations.filter(lambda m: ids.index(m.id) <= ids.index(last))
+        wanted_ids = set(ids[:ids.index(last) + 1])
+        wanted = migrations.filter(lambda m: m.id in wanted_ids)
         with backend.lock():
             pending = backend.to_apply(wanted)
             backend.apply_migrations(pending)
@@ -100,8 +101,9 @@ def migration_status(url: str) -> list[StepStatus]:
     """Every step of the dialect in order, applied (and when) or pending.
     Changes nothing: a SQLite file that does not exist yet is not created,
     and yoyo's own tables are not created where it never ran."""
-    migrations = read_migrations(str(migrations_dir(dialect_of(url))))
-    if dialect_of(url) == "sqlite" and not sqlite_path(url).exists():
+    dialect = dialect_of(url)
+    migrations = read_migrations(str(migrations_dir(dialect)))
+    if dialect == "sqlite" and not sqlite_path(url).exists():
         return [StepStatus(m.id, None) for m in migrations]
     when = _applied_at(url)
     return [StepStatus(m.id, _utc(when[m.hash]) if m.hash in when else None) for m in migrations]
