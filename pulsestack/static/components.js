@@ -971,22 +971,22 @@ export class PulseInbox extends HTMLElement {
     const tab = TABS.find((t) => t.key === key);
     if (!tab || !this._store || this._state().status === "signed-out") return;
     if (tabOf(this._state().filter) === key) return;
+    this._changeFilter(tab.filter);
+  }
+
+  _setWorkspace(slug) {
+    if (!this._store || this._state().status === "signed-out") return;
+    this._changeFilter({workspace: slug});
+  }
+
+  /** Show another list: the store's filter with `patch` over it, from the top. */
+  _changeFilter(patch) {
     this._commitPending();
     this._activeId = null;
     this._scroller.scrollTop = 0;
     // The store retries a list that failed to load by itself; its status says when it is offline.
     this._error = null;
-    run(this._store.setFilter({...this._state().filter, ...tab.filter})).catch(() => {});
-    this._queueRender();
-  }
-
-  _setWorkspace(slug) {
-    if (!this._store || this._state().status === "signed-out") return;
-    this._commitPending();
-    this._activeId = null;
-    this._scroller.scrollTop = 0;
-    this._error = null;
-    run(this._store.setFilter({...this._state().filter, workspace: slug})).catch(() => {});
+    run(this._store.setFilter({...this._state().filter, ...patch})).catch(() => {});
     this._queueRender();
   }
 
