@@ -108,6 +108,12 @@ function setText(node, text) {
   if (node.classList.contains("form-error") || node.classList.contains("notice")) node.hidden = !text;
 }
 
+/** Clear a form's error and status lines (ids `<prefix>-error`, `<prefix>-status`). */
+function clearMessages(prefix) {
+  setText($(`${prefix}-error`), "");
+  $(`${prefix}-status`).textContent = "";
+}
+
 function busy(form, on) {
   for (const control of form.querySelectorAll("button, input, select, textarea")) control.disabled = on;
   form.setAttribute("aria-busy", String(on));
@@ -325,11 +331,9 @@ function selectWorkspace(slug) {
   $("audience-broadcast").checked = canBroadcast;
   $("audience-direct").checked = !canBroadcast;
   ui.compose.dataset.key = "";
-  setText($("compose-error"), "");
-  $("compose-status").textContent = "";
+  clearMessages("compose");
   show(ui.members, canBroadcast);
-  setText($("add-member-error"), "");
-  $("add-member-status").textContent = "";
+  clearMessages("add-member");
   session.members = [];
   renderRecipients();
   renderMembers();
@@ -416,8 +420,7 @@ async function submitCompose(event) {
   if (!workspace) return;
   const errorNode = $("compose-error");
   const status = $("compose-status");
-  setText(errorNode, "");
-  status.textContent = "";
+  clearMessages("compose");
   const title = $("compose-title").value.trim();
   const message = $("compose-message").value;
   const url = $("compose-url").value.trim();
@@ -473,8 +476,7 @@ async function submitAddMember(event) {
   if (!workspace) return;
   const errorNode = $("add-member-error");
   const status = $("add-member-status");
-  setText(errorNode, "");
-  status.textContent = "";
+  clearMessages("add-member");
   const email = $("add-member-email").value.trim();
   const role = $("add-member-role").value;
   if (!email) {
