@@ -373,6 +373,11 @@ function listNote(text) {
   return li;
 }
 
+/** A member as the pickers show them: the email, "(you)" after the signed-in user's. */
+function memberName(member) {
+  return member.email + (member.user_id === session.user.id ? " (you)" : "");
+}
+
 function renderRecipients() {
   const checked = new Set([...ui.recipients.querySelectorAll("input:checked")].map((i) => i.value));
   const direct = $("audience-direct").checked;
@@ -385,7 +390,7 @@ function renderRecipients() {
     input.name = "recipient";
     input.value = member.user_id;
     input.checked = checked.has(member.user_id);
-    label.append(input, ` ${member.email}${member.user_id === session.user.id ? " (you)" : ""}`);
+    label.append(input, ` ${memberName(member)}`);
     return label;
   }));
   if (session.members.length === 0) {
@@ -402,7 +407,7 @@ function renderMembers() {
     const li = document.createElement("li");
     const email = document.createElement("span");
     email.className = "member-email";
-    email.textContent = member.email + (member.user_id === session.user.id ? " (you)" : "");
+    email.textContent = memberName(member);
     const role = document.createElement("span");
     role.className = `role role-${member.role}`;
     role.textContent = member.role;
