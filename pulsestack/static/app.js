@@ -108,6 +108,12 @@ function setText(node, text) {
   if (node.classList.contains("form-error") || node.classList.contains("notice")) node.hidden = !text;
 }
 
+/** Clear a form's error and status lines (ids `<prefix>-error`, `<prefix>-status`). */
+function clearMessages(prefix) {
+  setText($(`${prefix}-error`), "");
+  $(`${prefix}-status`).textContent = "";
+}
+
 function busy(form, on) {
   for (const control of form.querySelectorAll("button, input, select, textarea")) control.disabled = on;
   form.setAttribute("aria-busy", String(on));
@@ -325,11 +331,9 @@ function selectWorkspace(slug) {
   $("audience-broadcast").checked = canBroadcast;
   $("audience-direct").checked = !canBroadcast;
   ui.compose.dataset.key = "";
-  setText($("compose-error"), "");
-  $("compose-status").textContent = "";
+  clearMessages("compose");
   show(ui.members, canBroadcast);
-  setText($("add-member-error"), "");
-  $("add-member-status").textContent = "";
+  clearMessages("add-member");
   session.members = [];
   renderRecipients();
   renderMembers();
@@ -369,6 +373,11 @@ function listNote(text) {
   return li;
 }
 
+/** A member as the pickers show them: the email, "(you)" after the signed-in user's. */
+function memberName(member) {
+  return member.email + (member.user_id === session.user.id ? " (you)" : "");
+}
+
 function renderRecipients() {
   const checked = new Set([...ui.recipients.querySelectorAll("input:checked")].map((i) => i.value));
   const direct = $("audience-direct").checked;
@@ -381,7 +390,7 @@ function renderRecipients() {
     input.name = "recipient";
     input.value = member.user_id;
     input.checked = checked.has(member.user_id);
-    label.append(input, ` ${member.email}${member.user_id === session.user.id ? " (you)" : ""}`);
+    label.append(input, ` ${memberName(member)}`);
     return label;
   }));
   if (session.members.length === 0) {
@@ -398,7 +407,7 @@ function renderMembers() {
     const li = document.createElement("li");
     const email = document.createElement("span");
     email.className = "member-email";
-    email.textContent = member.email + (member.user_id === session.user.id ? " (you)" : "");
+    email.textContent = memberName(member);
     const role = document.createElement("span");
     role.className = `role role-${member.role}`;
     role.textContent = member.role;
@@ -416,8 +425,7 @@ async function submitCompose(event) {
   if (!workspace) return;
   const errorNode = $("compose-error");
   const status = $("compose-status");
-  setText(errorNode, "");
-  status.textContent = "";
+  clearMessages("compose");
   const title = $("compose-title").value.trim();
   const message = $("compose-message").value;
   const url = $("compose-url").value.trim();
@@ -473,8 +481,7 @@ async function submitAddMember(event) {
   if (!workspace) return;
   const errorNode = $("add-member-error");
   const status = $("add-member-status");
-  setText(errorNode, "");
-  status.textContent = "";
+  clearMessages("add-member");
   const email = $("add-member-email").value.trim();
   const role = $("add-member-role").value;
   if (!email) {

@@ -513,7 +513,7 @@ export class PulseInbox extends HTMLElement {
         this._knownWorkspaces.set(item.workspace_id, {id: item.workspace_id, slug: item.workspace_slug, name: item.workspace_slug});
       }
     }
-    this._renderItems(items);
+    this._renderItems(items, state.nextCursor);
 
     const loading = !signedOut && items.length === 0 && (state.status === "connecting" || state.loading);
     this._feed.setAttribute("aria-busy", String(loading || this._loadingMore));
@@ -594,9 +594,9 @@ export class PulseInbox extends HTMLElement {
     return ws ? ws.name : item.workspace_slug || "";
   }
 
-  _renderItems(items) {
+  _renderItems(items, nextCursor) {
     const wanted = new Set(items.map((item) => item.id));
-    const setSize = this._state().nextCursor ? "-1" : String(items.length);
+    const setSize = nextCursor ? "-1" : String(items.length);
     const focusedId = this._focusedItemId();
     const shown = [...this._feed.children].map((row) => row.firstElementChild.dataset.id); // display order
     let focusFallback = null;
@@ -664,9 +664,9 @@ export class PulseInbox extends HTMLElement {
 
   _updateRow(entry, item, index, size) {
     const {article, parts} = entry;
-    const href = safeHref(item.url);
+    const workspaceName = this._workspaceName(item);
     const key = JSON.stringify([item.title, item.message, item.url, item.is_read, item.archived, item.created_at,
-      item.workspace_id, item.workspace_slug, this._workspaceName(item)]);
+      item.workspace_id, item.workspace_slug, workspaceName]);
     article.setAttribute("aria-posinset", String(index + 1));
     article.setAttribute("aria-setsize", size);
     entry.item = item;
@@ -677,13 +677,14 @@ export class PulseInbox extends HTMLElement {
     parts.state.textContent = item.is_read ? "" : "Unread: ";
     parts.titleText.textContent = item.title || "";
     parts.message.textContent = item.message || "";
-    parts.workspace.textContent = this._workspaceName(item);
+    parts.workspace.textContent = workspaceName;
     parts.workspace.hidden = !parts.workspace.textContent;
     parts.time.setAttribute("datetime", item.created_at || "");
     parts.time.title = fullTime(item.created_at);
     parts.time.textContent = relativeTime(item.created_at);
     if (entry.url !== item.url) { // (kept otherwise, so a focused link stays focused)
       entry.url = item.url;
+      const href = safeHref(item.url);
       parts.urlSlot.replaceChildren();
       if (href) {
         parts.urlSlot.append(el("a", {class: "url", href, rel: "noopener noreferrer", part: "link", "data-action": "open", text: item.url}));
@@ -970,22 +971,22 @@ export class PulseInbox extends HTMLElement {
     const tab = TABS.find((t) => t.key === key);
     if (!tab || !this._store || this._state().status === "signed-out") return;
     if (tabOf(this._state().filter) === key) return;
+    this._changeFilter(tab.filter);
+  }
+
+  _setWorkspace(slug) {
+    if (!this._store || this._state().status === "signed-out") return;
+    this._changeFilter({workspace: slug});
+  }
+
+  /** Show another list: the store's filter with `patch` over it, from the top. */
+  _changeFilter(patch) {
     this._commitPending();
     this._activeId = null;
     this._scroller.scrollTop = 0;
     // The store retries a list that failed to load by itself; its status says when it is offline.
     this._error = null;
-    run(this._store.setFilter({...this._state().filter, ...tab.filter})).catch(() => {});
-    this._queueRender();
-  }
-
-  _setWorkspace(slug) {
-    if (!this._store || this._state().status === "signed-out") return;
-    this._commitPending();
-    this._activeId = null;
-    this._scroller.scrollTop = 0;
-    this._error = null;
-    run(this._store.setFilter({...this._state().filter, workspace: slug})).catch(() => {});
+    run(this._store.setFilter({...this._state().filter, ...patch})).catch(() => {});
     this._queueRender();
   }
 
