@@ -39,7 +39,7 @@ from pulsestack import housekeeping
 from pulsestack.appkeys import HUB
 from pulsestack.config import RetentionConfig
 from pulsestack.db import NamedQuery
-from pulsestack.db.postgres_bus import CHANNEL
+from pulsestack.db.postgres_bus import CHANNEL, LISTENER_NAME
 from pulsestack.ids import new_id, utcnow
 from pulsestack.services.retention import Pruned, prune
 
@@ -275,10 +275,10 @@ async def test_cli_prune_on_postgres_reaches_a_running_servers_socket(tmp_path, 
         await asyncio.to_thread(server.wait_ready, base)
         admin = await asyncpg.connect(database_url)
         try:
-            async def listening() -> bool:  # the server's bus listener is up: its LISTEN (or its idle poll)
+            async def listening() -> bool:  # the server's bus listener has sent its LISTEN
                 return bool(await admin.fetch(
-                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                    " AND (query = $1 OR query = 'SELECT 1')", f'LISTEN "{CHANNEL}"'))
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1"
+                    " AND query <> ''", LISTENER_NAME))
 
             await poll(listening, "the server's event-bus listener")
         finally:

@@ -34,8 +34,8 @@ from helpers import CHANGED_ITEM_KEYS, DB_PREFIX, HANG_GUARD_S, Conn, PostgresSe
 from psycopg import sql
 
 from pulsestack.db.migrate import apply_migrations
+from pulsestack.db.postgres_bus import CHANNEL, LISTENER_NAME
 
-CHANNEL = "pulsestack_changes"
 PASSWORD = "correct horse battery staple"
 READY_LIMIT_S = 20.0
 ROLE_PREFIX = DB_PREFIX + "role_"
@@ -164,13 +164,13 @@ async def ws_connect(http: aiohttp.ClientSession, base: str, token: str) -> Conn
 
 
 async def listeners_of(admin: asyncpg.Connection, dbname: str, role: str) -> list[int]:
-    """Backends of `role` on `dbname` that are B's event-bus listener: its last
-    query is its LISTEN (or the `SELECT 1` it polls with when idle for 5 s; the
-    pool's idle connections show asyncpg's reset query, the publisher pg_notify)."""
+    """Backends of `role` on `dbname` that are B's event-bus listener, found by
+    the application_name the bus gives it (the pool's connections and the
+    publisher's carry other names), once it has sent its LISTEN (before its
+    first query a backend's `query` is empty)."""
     rows = await admin.fetch(
-        "SELECT pid FROM pg_stat_activity"
-        " WHERE datname = $1 AND usename = $2 AND (query = $3 OR query = 'SELECT 1')",
-        dbname, role, f'LISTEN "{CHANNEL}"')
+        "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND usename = $2 AND application_name = $3"
+        " AND query <> ''", dbname, role, LISTENER_NAME)
     return [r["pid"] for r in rows]
 
 

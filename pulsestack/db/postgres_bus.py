@@ -6,7 +6,9 @@ after the data has committed, so the cluster-wide NOTIFY lock never sits on
 the write path. The listener holds one more connection; it reconnects after
 the database restarts or its connection is killed, then asks the hub to
 refresh everyone. Both connections are the bus's own, outside the pool:
-a LISTEN lives as long as its connection.
+a LISTEN lives as long as its connection. They carry an application_name
+(LISTENER_NAME, PUBLISHER_NAME) so a DBA can tell them apart from the pool's
+in pg_stat_activity.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from ..eventbus import Change, EventBus, reconnect_delay
 log = logging.getLogger("pulsestack.eventbus")
 
 CHANNEL = "pulsestack_changes"
+LISTENER_NAME = "pulsestack event bus listener"
+PUBLISHER_NAME = "pulsestack event bus publisher"
 
 
 class PostgresBus(EventBus):
@@ -55,7 +59,7 @@ class PostgresBus(EventBus):
         """One NOTIFY per payload from a connection of its own, closed at once;
         every listening server process applies the change (origin is ours, so
         none takes it for its own)."""
-        conn = await asyncpg.connect(self.dsn, timeout=5)
+        conn = await self._connect(PUBLISHER_NAME)
         try:
             for payload in change.payloads(self.origin):
                 await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
@@ -73,6 +77,9 @@ class PostgresBus(EventBus):
         if self._listener is not None and not self._listener.is_closed():
             await self._listener.close()
 
+    async def _connect(self, name: str) -> asyncpg.Connection:
+        return await asyncpg.connect(self.dsn, timeout=5, server_settings={"application_name": name})
+
     def _received(self, connection: Any, pid: int, channel: str, payload: str) -> None:
         try:
             origin, change = Change.from_payload(payload)
@@ -88,7 +95,7 @@ class PostgresBus(EventBus):
         while True:
             lost = asyncio.Event()
             try:
-                conn = await asyncpg.connect(self.dsn, timeout=5)
+                conn = await self._connect(LISTENER_NAME)
                 conn.add_termination_listener(lambda c, lost=lost: lost.set())
                 await conn.add_listener(CHANNEL, self._received)
                 self._listener, attempt = conn, 0
@@ -129,7 +136,7 @@ class PostgresBus(EventBus):
                 change, self._pending = self._pending, Change()
                 try:
                     if conn is None or conn.is_closed():
-                        conn = await asyncpg.connect(self.dsn, timeout=5)
+                        conn = await self._connect(PUBLISHER_NAME)
                     for payload in change.payloads(self.origin):
                         await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
                 except asyncio.CancelledError:
