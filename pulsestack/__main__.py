@@ -107,9 +107,9 @@ def bind(host: str, port: int, what: str = "") -> list[socket.socket]:
     return sockets
 
 
-def metrics_listener(sockets: list[socket.socket]) -> Callable[[Any], AsyncIterator[None]]:
-    """A cleanup context serving /metrics alone on `sockets` (metrics.port),
-    started with the app, so it answers before `serving on` is logged."""
+def metrics_listener(sockets: list[socket.socket], where: str) -> Callable[[Any], AsyncIterator[None]]:
+    """A cleanup context serving /metrics alone on `sockets` (metrics.port, at
+    `where`), started with the app, so it answers before `serving on` is logged."""
     from aiohttp import web
 
     from .metrics import metrics_app
@@ -117,8 +117,12 @@ def metrics_listener(sockets: list[socket.socket]) -> Callable[[Any], AsyncItera
     async def listen(app: web.Application) -> AsyncIterator[None]:
         runner = web.AppRunner(metrics_app(), access_log=None)
         await runner.setup()
-        for sock in sockets:
-            await web.SockSite(runner, sock).start()
+        try:
+            for sock in sockets:
+                await web.SockSite(runner, sock).start()
+        except OSError as exc:  # another server bound the port meanwhile
+            await runner.cleanup()
+            raise CommandError(f"cannot listen on {where} (metrics.port): {exc.strerror or exc}") from exc
         yield
         await runner.cleanup()
 
@@ -135,19 +139,16 @@ def serve(config: Config, *, run_migrations: bool) -> None:
     metrics_port = config.metrics.port if config.metrics.enabled else 0
     # The ports first: when one is taken, say so before touching the database.
     sockets = bind(host, port)
+    metrics_sockets: list[socket.socket] = []
     try:
-        metrics_sockets = bind(host, metrics_port, " (metrics.port)") if metrics_port else []
-    except CommandError:
-        for sock in sockets:
-            sock.close()
-        raise
-    try:
+        if metrics_port:
+            metrics_sockets = bind(host, metrics_port, " (metrics.port)")
         if run_migrations:
             migrate(config)
         app = create_app(config)
         app.cleanup_ctx.append(logs.flush_periodically)
         if metrics_sockets:
-            app.cleanup_ctx.append(metrics_listener(metrics_sockets))
+            app.cleanup_ctx.append(metrics_listener(metrics_sockets, f"{host}:{metrics_port}"))
 
         def serving(_banner: str) -> None:
             # run_app's `print`: called once every socket is listening and served.
@@ -161,7 +162,7 @@ def serve(config: Config, *, run_migrations: bool) -> None:
         web.run_app(app, sock=sockets, print=serving, access_log=None, shutdown_timeout=10, handle_signals=True)
     except DatabaseUnavailable as exc:
         raise CommandError(str(exc)) from exc
-    except OSError as exc:  # listen() can still fail: another server bound the port meanwhile
+    except OSError as exc:  # listen() can still fail: another server bound server.port meanwhile
         raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     finally:
         for sock in sockets + metrics_sockets:

@@ -434,6 +434,34 @@ def test_members_are_listed_and_added_by_admins_only(pages, live_server):
     expect(member_page.locator("#recipients label")).to_have_count(3)
 
 
+def test_members_that_fail_to_load_say_so_in_both_pickers(pages, live_server):
+    owner, ws, _ = live_server.team(members=1)
+    page = pages.new()
+    member_pages = re.compile(r".*/api/workspaces/[^/]+/members\?.*")
+
+    def refuse(route: Route) -> None:
+        route.fulfill(status=503, content_type="application/json",
+                      body=json.dumps({"error": {"code": "unavailable", "message": "Database unavailable."}}))
+
+    page.route(member_pages, refuse)
+    page.goto(live_server.base + "/")
+    page.evaluate("([key, token]) => localStorage.setItem(key, token)", [TOKEN_KEY, owner["token"]])
+    page.reload()
+    expect(page.locator("#member-list")).to_contain_text("Couldn't load the members: Database unavailable.")
+    page.check("#audience-direct")
+    expect(page.locator("#recipients")).to_contain_text("Couldn't load the members: Database unavailable.")
+    expect(page.locator("#recipients")).not_to_contain_text("Loading")
+
+    # Once the database answers again, adding a member reloads the list and the error goes.
+    page.unroute(member_pages)
+    newcomer = live_server.register()
+    page.fill("#add-member-email", newcomer["email"])
+    page.click("#add-member-submit")
+    expect(page.locator("#member-list li")).to_have_count(3)
+    expect(page.locator("#recipients label")).to_have_count(3)
+    expect(page.locator("#recipients")).not_to_contain_text("Couldn't load")
+
+
 # --- the inbox's own actions -----------------------------------------------------------------------
 
 def test_archive_dismiss_undo_and_tabs(pages, live_server):

@@ -181,7 +181,7 @@ function startSession(token, me) {
   if (session) endSession(null, {keepToken: true});
   localStorage.setItem(TOKEN_KEY, token);
   const store = createInbox({token});
-  session = {token, user: me.user, workspaces: me.workspaces || [], store, slug: null, members: []};
+  session = {token, user: me.user, workspaces: me.workspaces || [], store, slug: null, members: [], membersError: ""};
   const mine = session;
   // A refused token: the store turns `signed-out` (before it emits `auth-expired`).
   store.subscribe(() => {
@@ -335,6 +335,7 @@ function selectWorkspace(slug) {
   show(ui.members, canBroadcast);
   clearMessages("add-member");
   session.members = [];
+  session.membersError = "";
   renderRecipients();
   renderMembers();
   loadMembers();
@@ -356,12 +357,15 @@ async function loadMembers() {
     }
   } catch (error) {
     if (session === current && current.slug === slug) {
-      ui.memberList.replaceChildren(listNote(`Couldn't load the members: ${error.message}`));
+      current.membersError = `Couldn't load the members: ${error.message}`;
+      renderRecipients();
+      renderMembers();
     }
     return;
   }
   if (session !== current || current.slug !== slug) return; // switched meanwhile
   current.members = members;
+  current.membersError = "";
   renderRecipients();
   renderMembers();
 }
@@ -393,10 +397,10 @@ function renderRecipients() {
     label.append(input, ` ${memberName(member)}`);
     return label;
   }));
-  if (session.members.length === 0) {
+  if (session.membersError || session.members.length === 0) {
     const p = document.createElement("p");
     p.className = "hint";
-    p.textContent = "Loading members…";
+    p.textContent = session.membersError || "Loading members…";
     ui.recipients.append(p);
   }
 }
@@ -414,7 +418,7 @@ function renderMembers() {
     li.append(email, role);
     return li;
   }));
-  if (members.length === 0) ui.memberList.append(listNote("Loading…"));
+  if (session.membersError || members.length === 0) ui.memberList.append(listNote(session.membersError || "Loading…"));
 }
 
 const COMPOSE_FIELDS = {title: "Title", message: "Message", url: "Link", recipients: "Recipients", broadcast: "Audience"};
