@@ -111,12 +111,10 @@ class LineFormatter(logging.Formatter):
         self._second, self._stamp = -1, ""
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        line = super().formatMessage(record)
         rid = request_id.get()
         if rid is None or record.name == ACCESS_LOGGER:
-            return line
-        head = f"{record.asctime} {record.levelname} {record.name} "
-        return f"{head}[{printable(rid)}] {line[len(head):]}"
+            return super().formatMessage(record)
+        return f"{record.asctime} {record.levelname} {record.name} [{printable(rid)}] {record.message}"
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         second = int(record.created)

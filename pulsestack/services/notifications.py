@@ -273,8 +273,10 @@ async def _sent_notification(db: Database, principal: Principal, slug: str, noti
 
 async def get_sent(db: Database, principal: Principal, slug: str, notification_id: UUID) -> SentNotification:
     notification = await _sent_notification(db, principal, slug, notification_id)
-    counts = await notifications.count_notification_receipts(db, notification_id)
+    # The job first: once it is gone, every receipt has been committed, so a count taken
+    # after it is final (taken before, it could be a chunk short yet read as done).
     job = await fanout.get_fanout_progress(db, notification_id)
+    counts = await notifications.count_notification_receipts(db, notification_id)
     if job is None:
         return SentNotification(notification=notification, recipient_count=counts.recipient_count,
                                 read_count=counts.read_count,
