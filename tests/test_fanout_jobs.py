@@ -5,7 +5,8 @@ receipts in committed chunks. On SQLite and on PostgreSQL.
 Most tests stop the app's own worker (`stopped`) and run the job a chunk at a
 time with `run_chunk`, so what happens between two chunks (a crash, a
 retraction, a member leaving or joining) is placed exactly; the others let
-the worker run and wait for it with `FanOutWorker.settled`. Receipts are
+the worker run and wait for it with `FanOutWorker.settled`; one kills a real
+`pulsestack serve` with SIGKILL mid-job and lets a new process finish. Receipts are
 checked with direct SQL, one row per member and no more.
 """
 
@@ -16,18 +17,25 @@ import uuid
 from collections import Counter
 from datetime import timedelta
 
+import aiohttp
 import pytest
 from helpers import (
     RecordingHub,
+    Server,
     Team,
     add_to,
+    bearer,
+    clean_env,
     connect,
     direct,
+    free_port,
     json_of,
     make_team,
     person,
+    poll,
     seed_members,
     send,
+    unique_email,
 )
 from helpers import get_unread_count as unread_count
 
@@ -45,6 +53,8 @@ SQL_RECEIPTS_PER_USER = NamedQuery.dynamic(
     "many")
 SQL_MEMBERS = NamedQuery.dynamic(
     "t_members", "SELECT user_id FROM workspace_members WHERE workspace_id = :workspace_id ORDER BY user_id", "many")
+SQL_OWNER = NamedQuery.dynamic(
+    "t_owner", "SELECT user_id FROM workspace_members WHERE workspace_id = :workspace_id AND role = 'owner'", "scalar")
 SQL_REWIND = NamedQuery.dynamic(
     "t_rewind_job", "UPDATE fanout_jobs SET after_user_id = NULL WHERE notification_id = :notification_id", "exec")
 
@@ -166,6 +176,68 @@ async def test_a_job_interrupted_between_chunks_resumes_in_a_fresh_app(aiohttp_c
 
     assert await receipts_per_user(db, nid) == {m.id: 1 for m in team.members}
     assert (await sent(restarted, team, nid))["delivery"] == {"state": "done", "delivered": 20}
+
+
+async def test_a_server_killed_mid_job_leaves_it_for_the_next_process_to_finish(tmp_path, database_url, db):
+    """kill -9 of a real `pulsestack serve` while its worker is mid-job (chunks of three members,
+    so there are a thousand chunks to catch it in): the job row and the committed chunks
+    survive, a new process resumes the job on start, and every member ends with one receipt."""
+    env = clean_env(PULSESTACK_DATABASE_URL=database_url, PULSESTACK_FANOUT_CHUNK="3")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    first = Server(tmp_path, "--no-migrate", "--port", str(port), env=env)
+    try:
+        await asyncio.to_thread(first.wait_ready, base)
+        async with aiohttp.ClientSession(base) as http:
+            async def call(method: str, path: str, status: int, body: dict | None = None,
+                           headers: dict | None = None) -> dict:
+                async with http.request(method, path, json=body, headers=headers) as resp:
+                    assert resp.status == status, await resp.text()
+                    return await resp.json()
+
+            owner = bearer((await call("POST", "/api/auth/register", 201,
+                                       {"email": unique_email(), "password": "correct horse battery"}))["token"])
+            ws = await call("POST", "/api/workspaces", 201, {"name": "Killed mid-job"}, owner)
+            await seed_members(db, uuid.UUID(ws["id"]), 3000)
+            answer = await call("POST", f"/api/workspaces/{ws['slug']}/notifications", 201,
+                                {"title": "All hands", "broadcast": True}, owner)
+            nid = answer["notification"]["id"]
+            assert answer["recipient_count"] == 3000 and answer["delivery"]["state"] == "fanning_out"
+
+            async def partly_delivered() -> bool:
+                delivery = (await call("GET", f"/api/workspaces/{ws['slug']}/notifications/{nid}", 200,
+                                       headers=owner))["delivery"]
+                assert delivery["state"] == "fanning_out", delivery  # 1,000 chunks: never done this soon
+                return delivery["delivered"] > 0
+
+            await poll(partly_delivered, "the first chunks")
+    finally:
+        first.kill()
+    written = await receipts_per_user(db, nid)
+    assert 0 < len(written) < 3000
+
+    second = Server(tmp_path, "--no-migrate", "--port", str(port), env=env)
+    try:
+        await asyncio.to_thread(second.wait_ready, base)
+        async with aiohttp.ClientSession(base) as http:
+            async def delivery() -> dict:
+                async with http.get(f"/api/workspaces/{ws['slug']}/notifications/{nid}", headers=owner) as resp:
+                    assert resp.status == 200, await resp.text()
+                    return (await resp.json())["delivery"]
+
+            async def finished() -> bool:
+                return (await delivery())["state"] == "done"
+
+            await poll(finished, "the resumed job to finish", limit_s=60)
+            assert await delivery() == {"state": "done", "delivered": 3000}
+        code, stderr = await asyncio.to_thread(second.stop)
+        assert code == 0 and "Traceback" not in stderr, stderr
+    finally:
+        second.kill()
+    everyone = [r["user_id"] for r in await db.fetch_all(SQL_MEMBERS, workspace_id=uuid.UUID(ws["id"]))]
+    assert len(everyone) == 3001  # the owner and the seeded members
+    owner_id = await db.fetch_value(SQL_OWNER, workspace_id=uuid.UUID(ws["id"]))
+    assert await receipts_per_user(db, nid) == {str(m): 1 for m in everyone if m != owner_id}
 
 
 async def test_a_chunk_that_runs_again_adds_no_second_receipt(aiohttp_client, config, db, hub):
