@@ -278,6 +278,9 @@ def test_keyboard_open_move_mark_read_and_escape(pages, live_server):
     expect(item(page, "Second")).to_be_focused()
     expect(item(page, "Second")).to_have_attribute("tabindex", "0")  # a roving tabindex
     expect(item(page, "Third")).to_have_attribute("tabindex", "-1")
+    for title, tabindex in (("Second", "0"), ("Third", "-1"), ("First", "-1")):  # its controls go with it
+        for control in item(page, title).locator("button").all():
+            expect(control).to_have_attribute("tabindex", tabindex)
 
     page.keyboard.press("Enter")  # no link: Enter marks it read
     expect(item(page, "Second")).not_to_have_class(re.compile(r"\bunread\b"))

@@ -328,7 +328,9 @@ export class PulseInbox extends HTMLElement {
     this._error = null; // {text, retry}
     this._loadingMore = false;
     this._workspaces = null; // [{id, slug, name}] from the host app, or null
+    this._workspaceNames = new Map(); // id -> name, from this._workspaces
     this._knownWorkspaces = new Map(); // id -> {id, slug, name}, from items
+    this._scannedItems = null; // the items array _knownWorkspaces has seen (snapshots are immutable)
     this._renderQueued = false;
     this._tick = null;
 
@@ -403,6 +405,7 @@ export class PulseInbox extends HTMLElement {
     this._stuckCursor = null;
     this._loadingMore = false;
     this._knownWorkspaces.clear();
+    this._scannedItems = null;
     if (this.isConnected) {
       this._attach();
       this._render();
@@ -416,6 +419,7 @@ export class PulseInbox extends HTMLElement {
 
   set workspaces(list) {
     this._workspaces = Array.isArray(list) ? list.map((w) => ({id: w.id, slug: w.slug, name: w.name || w.slug})) : null;
+    this._workspaceNames = new Map((this._workspaces || []).map((w) => [w.id, w.name]));
     this._queueRender();
   }
 
@@ -508,9 +512,12 @@ export class PulseInbox extends HTMLElement {
 
     const signedOut = state.status === "signed-out";
     const items = signedOut ? [] : this._visibleItems(state);
-    for (const item of state.items) {
-      if (item.workspace_id && item.workspace_slug && !this._knownWorkspaces.has(item.workspace_id)) {
-        this._knownWorkspaces.set(item.workspace_id, {id: item.workspace_id, slug: item.workspace_slug, name: item.workspace_slug});
+    if (state.items !== this._scannedItems) { // the store hands over a new array only when the items change
+      this._scannedItems = state.items;
+      for (const item of state.items) {
+        if (item.workspace_id && item.workspace_slug && !this._knownWorkspaces.has(item.workspace_id)) {
+          this._knownWorkspaces.set(item.workspace_id, {id: item.workspace_id, slug: item.workspace_slug, name: item.workspace_slug});
+        }
       }
     }
     this._renderItems(items, state.nextCursor);
@@ -590,8 +597,7 @@ export class PulseInbox extends HTMLElement {
   }
 
   _workspaceName(item) {
-    const ws = (this._workspaces || []).find((w) => w.id === item.workspace_id);
-    return ws ? ws.name : item.workspace_slug || "";
+    return this._workspaceNames.get(item.workspace_id) || item.workspace_slug || "";
   }
 
   _renderItems(items, nextCursor) {
@@ -659,7 +665,7 @@ export class PulseInbox extends HTMLElement {
       "aria-labelledby": `t-${id}`, "aria-describedby": `m-${id} d-${id}`,
     }, parts.dot, el("div", {class: "body"}, parts.title, parts.message, parts.meta), parts.actions);
     const row = el("li", {role: "none"}, article);
-    return {row, article, parts, key: null};
+    return {row, article, parts, key: null, tabbable: null};
   }
 
   _updateRow(entry, item, index, size) {
@@ -692,6 +698,7 @@ export class PulseInbox extends HTMLElement {
         parts.urlSlot.append(el("span", {class: "url", text: item.url}));
       }
       parts.link = href ? parts.urlSlot.firstChild : null;
+      entry.tabbable = null; // a new link: _applyRoving sets its tabIndex
     }
     const readLabel = item.is_read ? "Mark unread" : "Mark read";
     parts.read.setAttribute("aria-label", readLabel);
@@ -732,9 +739,13 @@ export class PulseInbox extends HTMLElement {
     this._applyRoving();
   }
 
+  /** One item and its controls in the tab order, the active one; the rest reached by arrow keys.
+   * Only rows whose part changed are touched (`entry.tabbable`: what was last applied). */
   _applyRoving() {
     for (const [id, entry] of this._rows) {
       const active = id === this._activeId;
+      if (entry.tabbable === active) continue;
+      entry.tabbable = active;
       entry.article.tabIndex = active ? 0 : -1;
       for (const control of entry.article.querySelectorAll("button, a")) control.tabIndex = active ? 0 : -1;
     }
