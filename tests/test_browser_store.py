@@ -150,6 +150,29 @@ def test_ready_brings_counts_and_items_and_a_broadcast_shows_up_live(context, li
     assert all(r.all_headers().get("authorization") == f"Bearer {token}" for r in tab.api_requests(""))
 
 
+def test_a_get_token_that_fails_is_asked_again_until_it_answers(context, live_server):
+    """getToken throws on its first and third call (starting, then opening the socket): each is
+    retried after a back-off, and the store ends ready with the server's counts."""
+    owner, ws, [member] = live_server.team(members=1)
+    sent = live_server.broadcast(owner, ws, "while the token service was down")
+    tab = Tab(context, live_server)
+    tab.run("""async ([token, timing]) => {
+      const {createInbox} = await import('/static/pulsestack.js');
+      window.calls = 0;
+      window.inbox = createInbox({timing, getToken: async () => {
+        window.calls += 1;
+        if (window.calls === 1 || window.calls === 3) throw new Error('token service down');
+        return token;
+      }});
+    }""", [member["token"], TIMING])
+
+    s = tab.wait(f"{READY} && s.items.length === 1")
+    assert ids(s) == [sent["id"]]
+    assert store_counts(s) == server_counts(live_server, member["token"])
+    assert tab.run("() => window.calls") >= 4
+    assert len(tab.sockets) == 1  # the failed call opened no socket
+
+
 def test_two_tabs_share_one_socket_and_a_read_in_one_shows_in_both(context, live_server):
     owner, ws, [member] = live_server.team(members=1)
     first, second = (live_server.broadcast(owner, ws, f"n{n}")["id"] for n in range(2))

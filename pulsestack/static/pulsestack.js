@@ -148,6 +148,18 @@ export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSi
     return (getToken ? await getToken() : token) || null;
   }
 
+  // For the socket: the token, null when there is none (signed out), undefined when getToken failed.
+  async function socketToken() {
+    try {
+      return await currentToken();
+    } catch {
+      return undefined;
+    }
+  }
+
+  // This tab's socket has nothing to do: signed out, closed, or another tab holds it.
+  const idle = () => dead || closed || !owner;
+
   async function api(method, path, body) {
     const l = life;
     const tk = await currentToken();
@@ -326,15 +338,10 @@ export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSi
 
   async function connect() {
     clearTimeout(timers.retry);
-    if (ws || dead || closed || !owner) return;
+    if (ws || idle()) return;
     const l = life;
     ws = 1; // opening (the status stays what it is until the socket opens: no flicker while retrying)
-    let tk;
-    try {
-      tk = await currentToken();
-    } catch {
-      tk = undefined;
-    }
+    const tk = await socketToken();
     if (l !== life || ws !== 1) return;
     if (tk === null) return signOut();
     if (tk === undefined) return dropped(1006); // getToken failed: try again later
@@ -370,7 +377,7 @@ export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSi
     stopSocket();
     if (code === 4401) return signOut();
     up = false;
-    if (dead || closed || !owner) return;
+    if (idle()) return;
     setConn("offline");
     timers.retry = setTimeout(connect, backoff(attempt++));
   }
@@ -388,7 +395,7 @@ export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSi
 
   // `online`, or the tab became visible: retry now if waiting, check the socket if connected.
   function kick() {
-    if (dead || closed || !owner) return;
+    if (idle()) return;
     if (live) ping();
     else if (!ws) connect();
   }
@@ -418,14 +425,12 @@ export function createInbox({ baseUrl = "", token, getToken, filter = {}, pageSi
 
   async function start() {
     const l = life;
-    let tk;
-    try {
-      tk = await currentToken();
-    } catch {
-      if (l === life) timers.start = setTimeout(start, backoff(attempt++)); // getToken failed: try again later
+    const tk = await socketToken();
+    if (l !== life) return;
+    if (tk === undefined) {
+      timers.start = setTimeout(start, backoff(attempt++)); // getToken failed: try again later
       return;
     }
-    if (l !== life) return;
     if (tk === null) return signOut();
     if (!canShare) {
       owner = true;
