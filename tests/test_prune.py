@@ -39,7 +39,7 @@ from pulsestack import housekeeping
 from pulsestack.appkeys import HUB
 from pulsestack.config import RetentionConfig
 from pulsestack.db import NamedQuery
-from pulsestack.db.postgres_bus import CHANNEL, LISTENER_NAME
+from pulsestack.db.postgres_bus import CHANNEL
 from pulsestack.ids import new_id, utcnow
 from pulsestack.services.retention import Pruned, prune
 
@@ -273,16 +273,12 @@ async def test_cli_prune_on_postgres_reaches_a_running_servers_socket(tmp_path, 
     server = Server(tmp_path, "--no-migrate", "--port", str(port), env=env)
     try:
         await asyncio.to_thread(server.wait_ready, base)
-        admin = await asyncpg.connect(database_url)
-        try:
-            async def listening() -> bool:  # the server's bus listener has sent its LISTEN
-                return bool(await admin.fetch(
-                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1"
-                    " AND query <> ''", LISTENER_NAME))
+        async with aiohttp.ClientSession(base) as http:
+            async def listening() -> bool:  # the server's own bus listener has sent its LISTEN
+                async with http.get("/metrics") as resp:
+                    return "\npulsestack_eventbus_connected 1.0\n" in await resp.text()
 
             await poll(listening, "the server's event-bus listener")
-        finally:
-            await admin.close()
         async with aiohttp.ClientSession(base) as http:
             async def post(path: str, body: dict, headers: dict | None = None) -> dict:
                 async with http.post(path, json=body, headers=headers) as resp:
