@@ -88,8 +88,9 @@ def migrate_status(config: Config) -> None:
 
 def bind(host: str, port: int, what: str = "") -> list[socket.socket]:
     """Sockets bound to every address of host:port, as aiohttp would bind
-    them, but not listening yet (aiohttp listens once it serves). `what`
-    names the setting in the error, for a port other than server.port."""
+    them, but not listening yet (aiohttp listens once it serves). Port 0:
+    the system picks a free one, the same for every address. `what` names
+    the setting in the error, for a port other than server.port."""
     sockets: list[socket.socket] = []
     try:
         for family, kind, proto, _, address in dict.fromkeys(
@@ -99,7 +100,8 @@ def bind(host: str, port: int, what: str = "") -> list[socket.socket]:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind(address)
+            sock.bind((address[0], port, *address[2:]))
+            port = port or sock.getsockname()[1]
     except OSError as exc:
         for sock in sockets:
             sock.close()
@@ -139,10 +141,12 @@ def serve(config: Config, *, run_migrations: bool) -> None:
     metrics_port = config.metrics.port if config.metrics.enabled else 0
     # The ports first: when one is taken, say so before touching the database.
     sockets = bind(host, port)
+    port = sockets[0].getsockname()[1]  # the one the system picked, for port 0
     metrics_sockets: list[socket.socket] = []
     try:
         if metrics_port:
             metrics_sockets = bind(host, metrics_port, " (metrics.port)")
+            metrics_port = metrics_sockets[0].getsockname()[1]
         if run_migrations:
             migrate(config)
         app = create_app(config)

@@ -97,7 +97,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("server", "host", str, "127.0.0.1", "PULSESTACK_HOST",
             "Address to listen on; 0.0.0.0 to accept connections from other machines."),
     Setting("server", "port", int, 8080, "PULSESTACK_PORT",
-            "TCP port to listen on.", 1, 65535),
+            "TCP port to listen on; 0 = a free port the system picks (the `serving on` line names it).", 0, 65535),
     Setting("server", "cors_origins", tuple, (), "PULSESTACK_CORS_ORIGINS",
             "Browser origins (scheme://host[:port]) whose pages may call the HTTP API from another site; "
             "comma-separated in the environment. Empty = same origin only.", item=parse_origin),

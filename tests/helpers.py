@@ -799,6 +799,9 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
+SERVING_ON = re.compile(r"serving on (http://[^ \"]+)")  # in a text line or a JSON one
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -850,6 +853,14 @@ class Server:
             self._reader.join(COMMAND_TIMEOUT_S)
             pytest.fail(f"server exited with {self.proc.returncode} before a {needle!r} line:\n{self.stderr()}")
         return line
+
+    def serving_base(self) -> str:
+        """The server's base URL, from its `serving on` line (started with `--port 0`, the system
+        picked a free port: no other process can take it between our choice and the server's bind)."""
+        line = self.wait_for_line("serving on http")
+        match = SERVING_ON.search(line)
+        assert match, line
+        return match.group(1)
 
     def wait_ready(self, base: str, limit_s: float = 15.0) -> None:
         """Poll /healthz until it answers 200 (readiness, not a timing check)."""
@@ -967,18 +978,20 @@ def chromium_path() -> str | None:
 
 
 class LiveServer:
-    """`pulsestack serve` on one database and a fixed port, which a test may stop and start again
+    """`pulsestack serve` on one database, which a test may stop and start again on the same port
     (the browser's reconnect), with a small synchronous HTTP client for the test's own calls."""
 
-    def __init__(self, cwd: Path, database_url: str):
-        self.cwd, self.database_url = cwd, database_url
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
+    def __init__(self, cwd: Path, database_url: str, **settings: str):
+        self.cwd, self.database_url, self.settings = cwd, database_url, settings
+        self.port = 0  # the system picks one at the first start; a restart keeps it
+        self.base = ""  # known once started
         self.server: Server | None = None
 
     def start(self) -> None:
-        env = clean_env(PULSESTACK_DATABASE_URL=self.database_url, PULSESTACK_HUB_FLUSH_MS="20")
+        env = clean_env(PULSESTACK_DATABASE_URL=self.database_url, PULSESTACK_HUB_FLUSH_MS="20", **self.settings)
         self.server = Server(self.cwd, "--no-migrate", "--host", "127.0.0.1", "--port", str(self.port), env=env)
+        self.base = self.server.serving_base()
+        self.port = int(self.base.rsplit(":", 1)[1])
         self.server.wait_ready(self.base)
 
     def stop(self) -> None:

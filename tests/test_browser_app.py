@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import HANG_GUARD_S, LiveServer, Server, clean_env
+from helpers import HANG_GUARD_S, LiveServer
 
 try:
     from playwright.sync_api import Page, Route, expect
@@ -811,14 +811,8 @@ class CorsLiveServer(LiveServer):
     """A live server whose server.cors_origins lists one origin."""
 
     def __init__(self, cwd: Path, database_url: str, origin: str):
-        super().__init__(cwd, database_url)
+        super().__init__(cwd, database_url, PULSESTACK_CORS_ORIGINS=origin)
         self.origin = origin
-
-    def start(self) -> None:
-        env = clean_env(PULSESTACK_DATABASE_URL=self.database_url, PULSESTACK_HUB_FLUSH_MS="20",
-                        PULSESTACK_CORS_ORIGINS=self.origin)
-        self.server = Server(self.cwd, "--no-migrate", "--host", "127.0.0.1", "--port", str(self.port), env=env)
-        self.server.wait_ready(self.base)
 
 
 @pytest.fixture

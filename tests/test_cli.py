@@ -342,10 +342,9 @@ def test_create_admin_against_unreachable_postgres_is_one_line(tmp_path):
 
 def test_serve_migrates_answers_health_checks_and_stops_on_sigterm(tmp_path):
     db = tmp_path / "serve.db"
-    port = free_port()
-    server = Server(tmp_path, "--port", str(port), env=clean_env(PULSESTACK_DATABASE_URL=sqlite_url(db)))
+    server = Server(tmp_path, "--port", "0", env=clean_env(PULSESTACK_DATABASE_URL=sqlite_url(db)))
     try:
-        base = f"http://127.0.0.1:{port}"
+        base = server.serving_base()
         server.wait_ready(base)
         assert http_status(base + "/readyz") == 200
         assert APP_TABLES <= tables_in(db)
@@ -358,11 +357,12 @@ def test_serve_migrates_answers_health_checks_and_stops_on_sigterm(tmp_path):
 
 def test_serve_port_option_wins_over_the_environment(tmp_path):
     db = tmp_path / "serve.db"
-    port = free_port()
     env = clean_env(PULSESTACK_DATABASE_URL=sqlite_url(db), PULSESTACK_PORT="1")
-    server = Server(tmp_path, "--port", str(port), env=env)
+    server = Server(tmp_path, "--port", "0", env=env)  # 0: a free port the system picks
     try:
-        server.wait_ready(f"http://127.0.0.1:{port}")
+        base = server.serving_base()
+        assert not base.endswith(":1")
+        server.wait_ready(base)
         code, err = server.stop()
     finally:
         server.kill()
@@ -371,7 +371,7 @@ def test_serve_port_option_wins_over_the_environment(tmp_path):
 
 def test_serve_no_migrate_on_a_missing_sqlite_file_is_one_line_and_creates_no_file(tmp_path):
     db = tmp_path / "nomigrate.db"
-    result = run_cli(tmp_path, "serve", "--no-migrate", "--port", str(free_port()),
+    result = run_cli(tmp_path, "serve", "--no-migrate", "--port", "0",
                      env=clean_env(PULSESTACK_DATABASE_URL=sqlite_url(db)))
     assert_one_line_failure(result, str(db), "does not exist", "pulsestack migrate")
     assert list(tmp_path.iterdir()) == []
@@ -399,7 +399,7 @@ def test_serve_on_a_port_in_use_is_one_line_before_anything_is_migrated(tmp_path
 def test_serve_on_a_metrics_port_in_use_is_one_line_before_anything_is_migrated(tmp_path):
     db = tmp_path / "busy.db"
     with taken_port() as metrics_port:
-        result = run_cli(tmp_path, "serve", "--port", str(free_port()),
+        result = run_cli(tmp_path, "serve", "--port", "0",
                          env=clean_env(PULSESTACK_DATABASE_URL=sqlite_url(db), PULSESTACK_METRICS_PORT=str(metrics_port)))
     line = assert_one_line_failure(result, only_line=True)
     assert line == f"pulsestack: error: cannot listen on 127.0.0.1:{metrics_port} (metrics.port): Address already in use"
@@ -408,11 +408,12 @@ def test_serve_on_a_metrics_port_in_use_is_one_line_before_anything_is_migrated(
 
 
 def test_serve_with_a_metrics_port_serves_metrics_there_only_and_stops_on_sigterm(tmp_path):
-    port, metrics_port = free_port(), free_port()
+    metrics_port = free_port()  # (metrics.port 0 means "on the main port")
     env = clean_env(PULSESTACK_DATABASE_URL=sqlite_url(tmp_path / "serve.db"), PULSESTACK_METRICS_PORT=str(metrics_port))
-    server = Server(tmp_path, "--port", str(port), env=env)
+    server = Server(tmp_path, "--port", "0", env=env)
     try:
         line = server.wait_for_line(" serving on ")
+        port = int(server.serving_base().rsplit(":", 1)[1])
         # Both listeners answer once `serving on` is written: no polling.
         assert http_status(f"http://127.0.0.1:{port}/healthz") == 200
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as resp:
@@ -434,10 +435,10 @@ def test_serve_with_a_metrics_port_serves_metrics_there_only_and_stops_on_sigter
 
 def test_serve_says_serving_on_once_the_port_answers(tmp_path):
     db = tmp_path / "serve.db"
-    port = free_port()
-    server = Server(tmp_path, "--port", str(port), env=clean_env(PULSESTACK_DATABASE_URL=sqlite_url(db)))
+    server = Server(tmp_path, "--port", "0", env=clean_env(PULSESTACK_DATABASE_URL=sqlite_url(db)))
     try:
         line = server.wait_for_line(" serving on ")
+        port = int(server.serving_base().rsplit(":", 1)[1])
         # Once, at once: no polling. The line means the port answers now.
         assert http_status(f"http://127.0.0.1:{port}/healthz") == 200
         code, err = server.stop()
@@ -452,14 +453,14 @@ def test_serve_says_serving_on_once_the_port_answers(tmp_path):
 def test_serve_no_migrate_on_an_unopenable_sqlite_file_is_one_line(tmp_path):
     # The directory does not exist: the database cannot be opened at startup.
     db = tmp_path / "no-such-dir" / "x.db"
-    result = run_cli(tmp_path, "serve", "--no-migrate", "--port", str(free_port()),
+    result = run_cli(tmp_path, "serve", "--no-migrate", "--port", "0",
                      env=clean_env(PULSESTACK_DATABASE_URL=sqlite_url(db)))
     assert_one_line_failure(result, str(db))
 
 
 def test_serve_against_unreachable_postgres_is_one_line(tmp_path):
     # serve migrates first; an unreachable database fails that step cleanly.
-    result = run_cli(tmp_path, "serve", "--port", str(free_port()),
+    result = run_cli(tmp_path, "serve", "--port", "0",
                      env=clean_env(PULSESTACK_DATABASE_URL=UNREACHABLE_POSTGRES))
     assert_one_line_failure(result, "127.0.0.1")
 

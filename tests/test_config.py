@@ -262,12 +262,12 @@ def test_port_not_a_number_in_env():
                   call=lambda: load_config(EMPTY, env={"PULSESTACK_PORT": "abc"}))
 
 
-@pytest.mark.parametrize("port", ["0", "65536", "-1", "100000"])
+@pytest.mark.parametrize("port", ["65536", "-1", "100000"])
 def test_port_out_of_range_in_env(port):
     raises_naming("server.port", call=lambda: load_config(EMPTY, env={"PULSESTACK_PORT": port}))
 
 
-@pytest.mark.parametrize("port", [0, 65536])
+@pytest.mark.parametrize("port", [-1, 65536])
 def test_port_out_of_range_in_toml(tmp_path, port):
     path = write_toml(tmp_path, f"[server]\nport = {port}\n")
     raises_naming("server.port", "out of range", call=lambda: load_config(path, env={}))

@@ -27,7 +27,6 @@ from helpers import (
     clean_env,
     connect,
     direct,
-    free_port,
     json_of,
     make_team,
     person,
@@ -182,11 +181,9 @@ async def test_a_server_killed_mid_job_leaves_it_for_the_next_process_to_finish(
     so there are a thousand chunks to catch it in): the job row and the committed chunks
     survive, a new process resumes the job on start, and every member ends with one receipt."""
     env = clean_env(PULSESTACK_DATABASE_URL=database_url, PULSESTACK_FANOUT_CHUNK="3")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    first = Server(tmp_path, "--no-migrate", "--port", str(port), env=env)
+    first = Server(tmp_path, "--no-migrate", "--port", "0", env=env)
     try:
-        await asyncio.to_thread(first.wait_ready, base)
+        base = await asyncio.to_thread(first.serving_base)
         async with aiohttp.ClientSession(base) as http:
             async def call(method: str, path: str, status: int, body: dict | None = None,
                            headers: dict | None = None) -> dict:
@@ -215,9 +212,9 @@ async def test_a_server_killed_mid_job_leaves_it_for_the_next_process_to_finish(
     written = await receipts_per_user(db, nid)
     assert 0 < len(written) < 3000
 
-    second = Server(tmp_path, "--no-migrate", "--port", str(port), env=env)
+    second = Server(tmp_path, "--no-migrate", "--port", "0", env=env)
     try:
-        await asyncio.to_thread(second.wait_ready, base)
+        base = await asyncio.to_thread(second.serving_base)
         async with aiohttp.ClientSession(base) as http:
             async def delivery() -> dict:
                 async with http.get(f"/api/workspaces/{ws['slug']}/notifications/{nid}", headers=owner) as resp:

@@ -14,7 +14,7 @@ import urllib.request
 import aiohttp
 import pytest
 from aiohttp.http_exceptions import BadStatusLine
-from helpers import COMMAND_TIMEOUT_S, HANG_GUARD_S, PASSWORD, Server, clean_env, free_port, register, sqlite_url, unique_email
+from helpers import COMMAND_TIMEOUT_S, HANG_GUARD_S, PASSWORD, Server, clean_env, register, sqlite_url, unique_email
 
 from pulsestack import logs
 from pulsestack.config import LogConfig
@@ -123,10 +123,11 @@ def exchange(port: int, request: bytes) -> int:
 
 
 def test_requests_cannot_forge_or_break_a_servers_log_lines(tmp_path):
-    port = free_port()
-    server = Server(tmp_path, "--port", str(port), env=clean_env(PULSESTACK_DATABASE_URL=sqlite_url(tmp_path / "logs.db")))
+    server = Server(tmp_path, "--port", "0", env=clean_env(PULSESTACK_DATABASE_URL=sqlite_url(tmp_path / "logs.db")))
     try:
-        server.wait_ready(f"http://127.0.0.1:{port}")
+        base = server.serving_base()
+        port = int(base.rsplit(":", 1)[1])
+        server.wait_ready(base)
         statuses = [exchange(port, request) for request in [*WELL_FORMED, *MALFORMED]]
         code, err = server.stop()
     finally:
@@ -168,13 +169,12 @@ async def open_and_close_a_websocket(base: str, token: str, request_id: str) -> 
 
 
 def test_json_lines_carry_request_ids_slow_queries_websockets_and_the_forwarded_client(tmp_path):
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     env = clean_env(PULSESTACK_DATABASE_URL=sqlite_url(tmp_path / "json.db"), PULSESTACK_LOG_FORMAT="json",
                     PULSESTACK_LOG_SLOW_QUERY_MS="0",  # every query is "slow": a warning, at level info
                     PULSESTACK_SERVER_TRUSTED_PROXIES="127.0.0.1")
-    server = Server(tmp_path, "--port", str(port), env=env)
+    server = Server(tmp_path, "--port", "0", env=env)
     try:
+        base = server.serving_base()
         server.wait_ready(base)
         status, issued = post_json(base + "/api/auth/register", {"email": unique_email(), "password": PASSWORD},
                                    {"X-Request-Id": "req-register", "X-Forwarded-For": "203.0.113.5"})

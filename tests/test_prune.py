@@ -21,7 +21,6 @@ from helpers import (
     clean_env,
     connect,
     create_workspace,
-    free_port,
     get_unread_count,
     join,
     make_members,
@@ -267,11 +266,10 @@ async def test_housekeeping_prune_pushes_the_new_unread_count_to_a_connected_soc
 async def test_cli_prune_on_postgres_reaches_a_running_servers_socket(tmp_path, database_url, db):
     """End to end: `pulsestack serve` in a subprocess on the same Postgres database, a socket
     connected to it, then `pulsestack prune` in another process: the socket gets its new count."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     env = clean_env(PULSESTACK_DATABASE_URL=database_url)
-    server = Server(tmp_path, "--no-migrate", "--port", str(port), env=env)
+    server = Server(tmp_path, "--no-migrate", "--port", "0", env=env)
     try:
+        base = await asyncio.to_thread(server.serving_base)
         await asyncio.to_thread(server.wait_ready, base)
         async with aiohttp.ClientSession(base) as http:
             async def listening() -> bool:  # the server's own bus listener has sent its LISTEN

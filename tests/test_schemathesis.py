@@ -35,7 +35,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from helpers import PASSWORD, Server, clean_env, free_port
+from helpers import PASSWORD, Server, clean_env
 
 EXAMPLES_PER_OPERATION = 10
 SEED = 20261201
@@ -51,10 +51,9 @@ def call(base: str, method: str, path: str, body: dict, token: str | None = None
 
 
 def test_schemathesis_finds_no_server_error_and_nothing_outside_the_document(tmp_path: Path, database_url: str):
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = Server(tmp_path, "--no-migrate", "--port", str(port), env=clean_env(PULSESTACK_DATABASE_URL=database_url))
+    server = Server(tmp_path, "--no-migrate", "--port", "0", env=clean_env(PULSESTACK_DATABASE_URL=database_url))
     try:
+        base = server.serving_base()
         server.wait_ready(base)
         token = call(base, "POST", "/api/auth/register", {"email": "fuzz@example.com", "password": PASSWORD})["token"]
         call(base, "POST", "/api/workspaces", {"name": "Acme", "slug": "acme"}, token)

@@ -19,7 +19,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -30,7 +29,18 @@ import aiohttp
 import asyncpg
 import psycopg
 import pytest
-from helpers import CHANGED_ITEM_KEYS, DB_PREFIX, HANG_GUARD_S, Conn, PostgresServer, _pid_alive, counts, expect_close, poll
+from helpers import (
+    CHANGED_ITEM_KEYS,
+    DB_PREFIX,
+    HANG_GUARD_S,
+    SERVING_ON,
+    Conn,
+    PostgresServer,
+    _pid_alive,
+    counts,
+    expect_close,
+    poll,
+)
 from psycopg import sql
 
 from pulsestack.db.migrate import apply_migrations
@@ -39,12 +49,6 @@ from pulsestack.db.postgres_bus import CHANNEL, LISTENER_NAME
 PASSWORD = "correct horse battery staple"
 READY_LIMIT_S = 20.0
 ROLE_PREFIX = DB_PREFIX + "role_"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -88,16 +92,16 @@ def as_role(url: str, role: str, password: str) -> str:
 
 
 class Server:
-    """`python -m pulsestack serve --no-migrate` on a free port; stderr goes to a file (no pipe to fill)."""
+    """`python -m pulsestack serve --no-migrate` on a port the system picks (`--port 0`: its
+    `serving on` line names it); stderr goes to a file (no pipe to fill)."""
 
     def __init__(self, cwd: Path, name: str, database_url: str):
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
+        self.base = ""  # known once the server has logged `serving on`
         self.log_path = cwd / f"{name}.log"
         self.terminated = False
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pulsestack", "serve", "--no-migrate", "--port", str(self.port)],
+            [sys.executable, "-m", "pulsestack", "serve", "--no-migrate", "--port", "0"],
             cwd=cwd, env=clean_env(PULSESTACK_DATABASE_URL=database_url),
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
         )
@@ -107,12 +111,19 @@ class Server:
         return self.log_path.read_text()
 
     async def wait_ready(self, http: aiohttp.ClientSession) -> None:
-        """Poll /readyz until it answers 200 (bounded; readiness, not timing)."""
+        """Wait for the `serving on` line, then poll /readyz until it answers 200 (bounded;
+        readiness, not timing)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + READY_LIMIT_S
         while loop.time() < deadline:
             if self.proc.poll() is not None:
                 pytest.fail(f"server exited with {self.proc.returncode} before it was ready:\n{self.log()}")
+            if not self.base:
+                serving = SERVING_ON.search(self.log())
+                if serving is None:
+                    await asyncio.sleep(0.05)
+                    continue
+                self.base = serving.group(1)
             try:
                 async with http.get(self.base + "/readyz") as resp:
                     if resp.status == 200:
