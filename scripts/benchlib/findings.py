@@ -17,8 +17,9 @@ from __future__ import annotations
 
 # One line for the targets table; the whole profiled cause and fix below it.
 SHORT: dict[tuple[str, str | None], str] = {
-    ("websocket", "postgres"): "the receipts of 10,000 users in two chunks (~370 ms each, beside the first chunk's "
-                               "flush) and the last flush's 5,000 socket writes (~130-230 ms); nothing is recounted",
+    ("websocket", "postgres"): "the receipts of 10,000 users in two chunks (~370 ms each; the bare statement alone "
+                               "takes 730-770 ms on this database at Postgres's default 128 MB shared_buffers) and "
+                               "the last flush's 5,000 socket writes (~130-230 ms); nothing is recounted",
     ("websocket", "sqlite"): "the receipts themselves: 10,000 of them in ~50 chunks on the event loop that also sends "
                              "each chunk's frames took 2.2 s (the bare statement alone 0.93 s); nothing is recounted",
     ("throughput", "sqlite"): "per-request work around one inline read (the session comes from the session cache) on "
@@ -43,7 +44,14 @@ CAUSES: dict[tuple[str, str | None], str] = {
         "took 2.16 s, where the bare statement writes the same 10,000 in 0.93 s; p99 2.2 s. Fixes they point to: "
         "run a chunk's statements in one call on the writer's thread (no event-loop turn while the writer is "
         "held), or the worker in a process of its own; fewer bytes per socket write (the notification frame and "
-        "the unread frame in one write already; the frame itself is ~600 bytes)"),
+        "the unread frame in one write already; the frame itself is ~600 bytes). Postgres, measured apart on "
+        "2026-12-02 (the same seed, psql, EXPLAIN ANALYZE, rolled back): the bare INSERT ... SELECT of the 10,000 "
+        "receipts takes 730-770 ms by itself at the server's default shared_buffers (128 MB), reading back ~25,000 "
+        "index pages and writing out 15,000-30,000, because the five receipt indexes of 1,000,000 receipts (~320 MB) "
+        "do not fit; 540-570 ms at 1 GB with the indexes cached (docs/operations.md now says to size it). Dropping "
+        "receipts_inbox_idx, one of the five entries per receipt, took a median of ~570 ms against ~705 ms at 128 MB; "
+        "it also serves archived-included pages, member removal and a user's deletion, so that is a schema change "
+        "of its own. The receipts alone take three quarters of the second on this machine"),
     ("throughput", "sqlite"): (
         "the ratio sits at the target, moving 18-20% between runs on this machine whatever the code: Python work per "
         "request around two inline reads, on a core that wrk shares. History: at first the database adapter, not HTTP: "
