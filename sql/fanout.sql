@@ -48,6 +48,14 @@ UPDATE fanout_jobs
 DELETE FROM fanout_jobs
  WHERE notification_id = :notification_id;
 
+-- name: delete_workspace_fanout_jobs(workspace_id) :exec
+-- A workspace's jobs, deleted before the workspace itself (which would
+-- cascade to them) so that its deletion locks a job row before the
+-- workspace row, as a chunk does. The table holds only jobs under way, a
+-- few rows: no index on workspace_id.
+DELETE FROM fanout_jobs
+ WHERE workspace_id = :workspace_id;
+
 -- name: get_fanout_progress(notification_id) :one
 -- A job still under way: its audience and receipts written so far. No row:
 -- done (or never a job). Served by fanout_jobs_pkey.

@@ -19,6 +19,7 @@ from datetime import timedelta
 import aiohttp
 import pytest
 from helpers import (
+    HANG_GUARD_S,
     RecordingHub,
     Server,
     Team,
@@ -42,6 +43,7 @@ from pulsestack.app import create_app
 from pulsestack.appkeys import DB, FANOUT, HUB
 from pulsestack.db import NamedQuery
 from pulsestack.hub import UnreadHub
+from pulsestack.queries import fanout as fanout_queries
 from pulsestack.queries.notifications import ALL_MEMBERS
 from pulsestack.services.fanout import run_chunk
 
@@ -53,6 +55,9 @@ SQL_MEMBERS = NamedQuery.dynamic(
     "t_members", "SELECT user_id FROM workspace_members WHERE workspace_id = :workspace_id ORDER BY user_id", "many")
 SQL_OWNER = NamedQuery.dynamic(
     "t_owner", "SELECT user_id FROM workspace_members WHERE workspace_id = :workspace_id AND role = 'owner'", "scalar")
+SQL_LOCK_WAITS = NamedQuery.dynamic(  # Postgres: sessions of this database waiting for a lock
+    "t_lock_waits",
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'", "scalar")
 SQL_REWIND = NamedQuery.dynamic(
     "t_rewind_job", "UPDATE fanout_jobs SET after_user_id = NULL WHERE notification_id = :notification_id", "exec")
 
@@ -276,6 +281,44 @@ async def test_a_retraction_stops_the_job_and_removes_what_it_wrote(aiohttp_clie
     assert not await run_chunk(db, hub, 7)  # no job left
     assert await receipts_per_user(db, nid) == {}
     assert ("retracted", team.id, nid) in hub.calls
+    resp = await api.get(f"/api/workspaces/{team.slug}/notifications/{nid}", headers=team.owner.headers)
+    assert resp.status == 404
+
+
+# Postgres only: its row locks (SQLite's single writer runs one transaction at a time).
+@pytest.mark.parametrize("dialect", ["postgres"], indirect=True)
+async def test_a_retraction_while_a_chunk_is_in_flight_waits_for_it(aiohttp_client, config, db, hub, monkeypatch):
+    """The chunk holds its job row and is about to write receipts (whose foreign key locks the
+    notification row); the retraction waits for the chunk, then removes everything. Taking the
+    notification row first, it would deadlock with the chunk, and Postgres would abort one."""
+    api = await app_with(aiohttp_client, config, db, 7, hub, stopped=True)
+    team = await make_team(api, members=20)
+    nid = (await big_broadcast(api, team))["notification"]["id"]
+    at_gate, go_on = asyncio.Event(), asyncio.Event()
+    real_chunk_end = fanout_queries.get_chunk_end
+
+    async def held_chunk_end(*args, **kwargs):
+        at_gate.set()  # the job row and the workspace are locked now
+        await go_on.wait()
+        return await real_chunk_end(*args, **kwargs)
+
+    monkeypatch.setattr(fanout_queries, "get_chunk_end", held_chunk_end)
+    chunk = asyncio.create_task(run_chunk(db, hub, 7))
+    await asyncio.wait_for(at_gate.wait(), HANG_GUARD_S)
+    retraction = asyncio.create_task(
+        api.delete(f"/api/workspaces/{team.slug}/notifications/{nid}", headers=team.owner.headers))
+
+    async def retraction_waits() -> bool:
+        return await db.fetch_value(SQL_LOCK_WAITS) > 0
+
+    await poll(retraction_waits, "the retraction to wait for the chunk's locks")
+    go_on.set()
+
+    everyone = await member_ids(db, team)
+    assert (await asyncio.wait_for(chunk, HANG_GUARD_S)).written == sum(1 for m in everyone[:7] if m != team.owner.id)
+    assert (await asyncio.wait_for(retraction, HANG_GUARD_S)).status == 204
+    assert await receipts_per_user(db, nid) == {}
+    assert not await run_chunk(db, hub, 7)  # no job left
     resp = await api.get(f"/api/workspaces/{team.slug}/notifications/{nid}", headers=team.owner.headers)
     assert resp.status == 404
 

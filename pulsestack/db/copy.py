@@ -290,6 +290,7 @@ class PostgresSide(Side):
         super().__init__(url)
         self.conn: asyncpg.Connection | None = None
         self._snapshot: Any = None
+        self._types: dict[str, list[tuple[str, str]]] = {}  # table -> (column, data_type), in column order
 
     async def open(self) -> None:
         try:
@@ -316,11 +317,19 @@ class PostgresSide(Side):
         rows = await self._c().fetch("SELECT migration_id FROM _yoyo_migration ORDER BY applied_at_utc, migration_id")
         return [r[0] for r in rows]
 
+    async def _column_types(self, table: str) -> list[tuple[str, str]]:
+        """(column, data_type) of `table`, in column order; read once (a side is reopened after
+        migrating, so its schema does not change while it is open)."""
+        if table not in self._types:
+            rows = await self._c().fetch(
+                "SELECT column_name, data_type FROM information_schema.columns"
+                " WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position", table)
+            self._types[table] = [(r[0], r[1]) for r in rows]
+        return self._types[table]
+
     async def columns(self, table: str) -> Columns:
-        rows = await self._c().fetch(
-            "SELECT column_name, data_type FROM information_schema.columns"
-            " WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position", table)
-        return Columns(tuple(r[0] for r in rows), tuple(r[1] in ("json", "jsonb") for r in rows))
+        types = await self._column_types(table)
+        return Columns(tuple(name for name, _ in types), tuple(kind in ("json", "jsonb") for _, kind in types))
 
     async def has_rows(self, table: str) -> bool:
         return await self._c().fetchval(f'SELECT EXISTS (SELECT 1 FROM "{table}")') is True
@@ -340,9 +349,7 @@ class PostgresSide(Side):
     async def _order(self, table: str) -> str:
         # Text keys in byte order ("C"), as SQLite's BINARY sorts them, so both
         # sides list rows in the same order; uuid sorts as its lowercase text does.
-        types = dict(await self._c().fetch(
-            "SELECT column_name, data_type FROM information_schema.columns"
-            " WHERE table_schema = current_schema() AND table_name = $1", table))
+        types = dict(await self._column_types(table))
         return ", ".join(f'"{c}" COLLATE "C"' if types.get(c) == "text" else f'"{c}"' for c in TABLES[table])
 
     async def rows(self, table: str, columns: Columns) -> AsyncGenerator[list[tuple[Any, ...]], None]:

@@ -55,6 +55,10 @@ async def delete_fanout_job(db: Executor, notification_id: UUID) -> None:
     await db.execute("delete_fanout_job", notification_id=notification_id)
 
 
+async def delete_workspace_fanout_jobs(db: Executor, workspace_id: UUID) -> None:
+    await db.execute("delete_workspace_fanout_jobs", workspace_id=workspace_id)
+
+
 async def get_fanout_progress(db: Executor, notification_id: UUID) -> Progress | None:
     """A job still under way, or None (done, or never a job)."""
     return one(Progress, await db.fetch_one("get_fanout_progress", notification_id=notification_id))

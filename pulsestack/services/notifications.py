@@ -289,5 +289,9 @@ async def get_sent(db: Database, principal: Principal, slug: str, notification_i
 async def retract(db: Database, hub: Hub, principal: Principal, slug: str, notification_id: UUID) -> None:
     notification = await _sent_notification(db, principal, slug, notification_id)
     async with db.transaction() as tx:
+        # The job first, as a chunk takes its locks: job row, then (its receipts' foreign key)
+        # the notification row. Deleting the notification first would lock them the other way
+        # round, and on Postgres a chunk in flight and the retraction would deadlock.
+        await fanout.delete_fanout_job(tx, notification_id)
         if await notifications.delete_notification(tx, notification_id):  # receipts cascade
             tx.after_commit(lambda: hub.notification_retracted(notification.workspace_id, notification_id))

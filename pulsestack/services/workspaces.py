@@ -25,7 +25,7 @@ from ..ids import new_id, utcnow
 from ..models.fields import AssignableRole
 from ..models.requests import NewMember
 from ..models.resources import Member, MyWorkspace, WorkspaceSummary
-from ..queries import members, receipts, users, workspaces
+from ..queries import fanout, members, receipts, users, workspaces
 from .accounts import Principal
 
 RANK = {"member": 1, "admin": 2, "owner": 3}
@@ -103,6 +103,9 @@ async def delete(db: Database, hub: Hub, principal: Principal, slug: str) -> Non
     async with db.transaction() as tx:
         # Read before the rows cascade away: these members' counts change.
         member_ids = await members.list_member_user_ids(tx, acc.id)
+        # Its fan-out jobs first, in the order a chunk locks (job row, then workspace row):
+        # see services/notifications.py retract.
+        await fanout.delete_workspace_fanout_jobs(tx, acc.id)
         # Members, notifications and their receipts go with it (ON DELETE CASCADE).
         await workspaces.delete_workspace(tx, acc.id)
         tx.after_commit(lambda: hub.inboxes_replaced(member_ids))
