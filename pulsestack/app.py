@@ -74,7 +74,7 @@ def create_app(config: Config, db: Database | None = None, hub: Hub | None = Non
         await realtime.start()
         app[HUB] = realtime
         yield
-        await realtime.close()  # no-op when on_shutdown already closed it
+        await realtime.close()  # after the fan-out worker and in-flight requests: their changes go out first
 
     async def fanout_ctx(app: web.Application) -> AsyncIterator[None]:
         # Large broadcasts' receipts, chunk by chunk; it resumes any job left unfinished at once.
@@ -87,7 +87,7 @@ def create_app(config: Config, db: Database | None = None, hub: Hub | None = Non
     async def close_websockets(app: web.Application) -> None:
         # On shutdown, before aiohttp waits for handlers: every socket gets 1001.
         if HUB in app:
-            await app[HUB].close()
+            await app[HUB].close_sockets()
 
     async def housekeeping_ctx(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(housekeeping.run_forever(app[DB], config.retention, app[HUB]))

@@ -35,13 +35,19 @@ reading) is closed with 1013 and dropped, and nobody else waits for it.
 
 A count without counting (`_bumpable`, `bump`): a user whose only news in
 a flush is new notifications, on sockets whose counts were last counted
-well before those notifications were created (BUMP_MARGIN), gets the counts
-it last got plus one unread and unseen per new notification, worked out in
-memory. The counted snapshot cannot hold a receipt created after it, and
-any other change to the user (a read, a seen, a dismissal, a lost bus) is
-an event that recounts them. This keeps a broadcast's counts cheap: 10,000
-connected recipients with 100 unread each would otherwise be a recount of a
-million index entries per chunk.
+well before those notifications were created (BUMP_MARGIN) but not long
+before (BUMP_MAX_AGE), gets the counts it last got plus one unread and
+unseen per new notification, worked out in memory. The counted snapshot
+cannot hold a receipt created after it, and any other change to the user
+(a read, a seen, a dismissal, a lost bus) is an event that recounts them.
+A notification or chunk heard twice from another process (its publisher
+sent it again after a failure) is dropped the second time, so it is never
+added twice. And since no process can hear an event that was never sent (a
+server killed between its commit and its NOTIFY), counts older than
+BUMP_MAX_AGE are recounted rather than bumped: such an error lasts until
+the next notification after that age at most. This keeps a broadcast's
+counts cheap: 10,000 connected recipients with 100 unread each would
+otherwise be a recount of a million index entries per chunk.
 
 No double delivery: a notification that a socket's `ready` may have counted
 is never pushed to that socket as a `notification` frame (see `connect`).
@@ -62,7 +68,7 @@ import logging
 import struct
 import time
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -100,6 +106,10 @@ RECENT_MAX = 256
 # notification was created: room for the clocks of two server processes to
 # disagree, and for a count in flight while the send began.
 BUMP_MARGIN = timedelta(seconds=1)
+# ... and at most this long before it (see "A count without counting").
+BUMP_MAX_AGE = timedelta(hours=1)
+# How many notifications and chunks heard from other processes are remembered, to drop a repeat.
+HEARD_MAX = 10_000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -162,8 +172,13 @@ class Hub:
     def send(self, sock: Socket, frame: dict) -> None:
         """Send a reply (pong, error) on one socket."""
 
+    async def close_sockets(self) -> None:
+        """Shutdown begins: close every socket (1001) and accept no more; events
+        still travel to other processes until `close`."""
+
     async def close(self) -> None:
-        """Close every socket (1001) and stop."""
+        """Close every socket (1001), if not yet done, and stop, after passing on
+        what other processes have yet to hear."""
 
 
 def unread_frame(counts: UnreadCounts) -> str:
@@ -267,6 +282,13 @@ class Socket:
         return [n.frame for n in news if n.created_at > floor and not holds_id(recent, n.notification_id)]
 
 
+def bumpable(sock: Socket, window: tuple[datetime, datetime]) -> bool:
+    """Whether the socket is ready and its counts were counted within `window` (see "A count
+    without counting")."""
+    return (sock.ready and sock.counts is not None and sock.counted_at is not None
+            and window[0] < sock.counted_at < window[1])
+
+
 def holds_id(ids: bytes, notification_id: uuid.UUID) -> bool:
     """Whether `ids` (UUIDs as 16-byte strings, end to end) holds this one: a
     match must start on a 16-byte boundary."""
@@ -296,15 +318,19 @@ class UnreadHub(Hub):
         self.bumps = 0  # how many users' counts were bumped rather than recounted (likewise)
         self._closed = False
         self._authenticating: set[web.WebSocketResponse] = set()  # open, auth frame not yet in
+        self._heard: OrderedDict[uuid.UUID | Chunk, None] = OrderedDict()  # the newest HEARD_MAX, oldest first
 
     # -- lifecycle ---------------------------------------------------------
 
     async def start(self) -> None:
-        await self.bus.start(self._apply, self._refresh_everyone)
+        await self.bus.start(self._apply_heard, self._refresh_everyone)
         self._flusher = asyncio.create_task(self._flush_forever(), name="pulsestack-hub-flusher")
 
-    async def close(self) -> None:
-        """Close every socket with 1001 (going away), then stop. Idempotent."""
+    async def close_sockets(self) -> None:
+        """Close every socket with 1001 (going away), and refuse new ones. Idempotent.
+        The app calls it as shutdown begins; the bus stays up until `close` (the
+        app's cleanup, after in-flight requests and the fan-out worker), so what
+        they commit meanwhile still reaches the other processes."""
         if self._closed:
             return
         self._closed = True
@@ -316,11 +342,17 @@ class UnreadHub(Hub):
             task.add_done_callback(self._closers.discard)
         if self._closers:
             await asyncio.wait(self._closers, timeout=CLOSE_TIMEOUT + 1)
+
+    async def close(self) -> None:
+        """Close the sockets (if not yet), stop flushing, and close the bus, which
+        first sends what it still holds. Idempotent."""
+        await self.close_sockets()
         if self._flusher is not None:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
-        await self.bus.close()
+            self._flusher = None
+            await self.bus.close()
 
     # -- what services call ------------------------------------------------
 
@@ -375,6 +407,19 @@ class UnreadHub(Hub):
         self._pending.merge(replace(change, sessions=set()))
         if self._pending:
             self._wake.set()
+
+    def _apply_heard(self, change: Change) -> None:
+        """Another process's change. A notification or chunk heard before (a payload sent again
+        after its publisher failed) is left out: pushed and counted twice otherwise."""
+        news: list[uuid.UUID | Chunk] = [*change.notifications, *change.chunks]
+        repeated = {key for key in news if key in self._heard}
+        for key in news:
+            self._heard[key] = None
+        while len(self._heard) > HEARD_MAX:
+            self._heard.popitem(last=False)
+        if repeated:
+            change = replace(change, notifications=change.notifications - repeated, chunks=change.chunks - repeated)
+        self._apply(change)
 
     def _refresh_everyone(self) -> None:
         self.session_cache.clear()  # revocations may have been missed too
@@ -606,10 +651,12 @@ class UnreadHub(Hub):
             else:
                 edits[user_id] = wire_frame(changed_frame(items, removed))
         dirty |= listed.keys() | gone.keys() | refresh
-        bumped = {user_id for user_id in news.keys() - dirty if self._bumpable(user_id, news[user_id])}
+        now_at = utcnow()
+        bumped = {user_id: window for user_id in news.keys() - dirty
+                  if (window := self._bump_window(news[user_id], now_at)) and self._bumpable(user_id, window)}
         dirty |= news.keys()
         dirty &= self.sockets.keys()
-        recount = dirty - bumped
+        recount = dirty - bumped.keys()
         self.bumps += len(bumped)
         counts = await self._count(recount) if recount else {}
         counted_at = utcnow()
@@ -633,7 +680,12 @@ class UnreadHub(Hub):
                     self._hold(sock, [*owed, *lists])
                     continue
                 if recounted is None:
-                    assert sock.counts is not None  # _bumpable checked
+                    if not bumpable(sock, bumped[user_id]):
+                        # Connected while the others were counted: its `ready` may hold the news,
+                        # and the recount its connect asked for is on its way.
+                        self._deliver(sock, *sock.owed(owed, now), *lists)
+                        continue
+                    assert sock.counts is not None  # bumpable checked
                     text = bump(sock.counts, owed, bumps)
                 else:
                     text, sock.counted_at = recounted, counted_at
@@ -650,12 +702,16 @@ class UnreadHub(Hub):
                   "%d list edits, %d refreshed; %s",
                   self.flushes, len(dirty), len(connected), len(news), len(bumped), len(edits), len(refresh), lap)
 
-    def _bumpable(self, user_id: uuid.UUID, news: list[News]) -> bool:
-        """Whether every socket of the user may get its counts bumped for `news` rather than
-        recounted: it is ready, and its counts were counted BUMP_MARGIN before the oldest of them."""
-        before = min(n.created_at for n in news) - BUMP_MARGIN
-        return all(s.ready and s.counts is not None and s.counted_at is not None and s.counted_at < before
-                   for s in self.sockets.get(user_id, ()))
+    @staticmethod
+    def _bump_window(news: list[News], now: datetime) -> tuple[datetime, datetime] | None:
+        """When a socket's counts must have been counted for it to be bumped for `news`: after
+        BUMP_MAX_AGE ago and BUMP_MARGIN before the oldest of them; None when that is empty."""
+        window = (now - BUMP_MAX_AGE, min(n.created_at for n in news) - BUMP_MARGIN)
+        return window if window[0] < window[1] else None
+
+    def _bumpable(self, user_id: uuid.UUID, window: tuple[datetime, datetime]) -> bool:
+        """Whether every socket of the user may get its counts bumped rather than recounted."""
+        return all(bumpable(s, window) for s in self.sockets.get(user_id, ()))
 
     async def _connected_members(self, workspace_ids: set[uuid.UUID],
                                  connected: list[uuid.UUID]) -> list[hub_queries.Membership]:

@@ -13,8 +13,10 @@ chose, never measured durations; every wait is bounded by a hang guard.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
+from collections.abc import AsyncIterator
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -159,6 +161,85 @@ async def test_the_listener_reconnects_within_a_second_of_attempts_and_asks_for_
         await bus.close()
         await notifier.close()
         await proxy.close()
+
+
+# --- the publisher: nothing lost, nothing sent twice ------------------------------------------------
+
+class Observer:
+    """Another process's listener: every payload on the channel, as it comes."""
+
+    def __init__(self) -> None:
+        self.payloads: list[str] = []
+
+    def users(self) -> set[uuid.UUID]:
+        return {u for p in self.payloads for u in Change.from_payload(p)[1].users}
+
+
+@contextlib.asynccontextmanager
+async def observing(url: str) -> AsyncIterator[Observer]:
+    observer = Observer()
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.add_listener(CHANNEL, lambda c, pid, channel, payload: observer.payloads.append(payload))
+        yield observer
+    finally:
+        await conn.close()
+
+
+async def test_what_was_published_just_before_close_still_goes_out(postgres_server: PostgresServer,
+                                                                   postgres_database: str):
+    """A change published as the server stops (the last interval's, a chunk committed during the
+    shutdown) is sent by close, not dropped with the publisher's task."""
+    url = with_database(postgres_server.url, postgres_database)
+    bus = PostgresBus(url, interval_s=60)  # the publisher is still waiting out its interval at close
+    user = uuid.uuid4()
+    async with observing(url) as observer:
+        await bus.start(lambda change: None, lambda: None)
+        bus.publish(Change(users={user}))
+        await bus.close()
+        await poll(observer.users, "the payload", HANG_GUARD_S)
+        assert observer.users() == {user}
+
+
+async def test_a_failed_publish_sends_again_only_what_may_not_have_gone(postgres_server: PostgresServer,
+                                                                      postgres_database: str, monkeypatch):
+    """The publisher's connection fails at the change's second payload: the first, sent already,
+    is not sent again; the second and the rest are, once the publisher reconnects."""
+    url = with_database(postgres_server.url, postgres_database)
+    bus = PostgresBus(url, interval_s=0.01)
+    users = set(ids(600))
+    change = Change(users=users)
+    expected = len(change.payloads(bus.origin))
+    assert expected >= 3
+    real_connect = bus._connect
+    notifies = 0
+
+    class FailsAtTheSecondNotify:
+        def __init__(self, conn: asyncpg.Connection):
+            self.conn = conn
+
+        async def execute(self, *args: object) -> str:
+            nonlocal notifies
+            notifies += 1
+            if notifies == 2:
+                raise ConnectionResetError("connection lost")
+            return await self.conn.execute(*args)
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.conn, name)
+
+    async def connect(name: str) -> object:
+        return FailsAtTheSecondNotify(await real_connect(name))
+
+    monkeypatch.setattr(bus, "_connect", connect)
+    async with observing(url) as observer:
+        await bus.start(lambda change: None, lambda: None)
+        try:
+            bus.publish(change)
+            await poll(lambda: observer.users() == users, "every user of the change", HANG_GUARD_S)
+        finally:
+            await bus.close()
+        assert len(observer.payloads) == expected  # none twice
 
 
 # --- the payloads of a change (eventbus.Change) ---------------------------------------------------

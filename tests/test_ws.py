@@ -694,6 +694,94 @@ async def test_one_flush_sends_notifications_then_changed_then_unread(client):
     assert frames[2]["items"] == [receipt_state(await inbox_item(client, alice.headers, n1["id"]))]
 
 
+async def test_a_notification_heard_twice_from_another_process_is_pushed_and_counted_once(client, monkeypatch):
+    """A publisher whose connection failed after its NOTIFY ran sends that payload again
+    (db/postgres_bus.py); the hub drops the repeat. Counts are bumped here (margin 0), so a repeat
+    would also add one unread too many."""
+    monkeypatch.setattr(hub_module, "BUMP_MARGIN", timedelta(0))
+    owner, ws, [alice] = await team(client, 1)
+    hub = hub_of(client)
+    flushes = hub.flushes
+    a = await connect(client, alice.headers)
+    await poll(lambda: hub.flushes > flushes, "the recount the connect asked for")  # counted before the sends
+    with changes_held(hub) as held:
+        n1 = await send(client, owner.headers, ws["slug"], title="one")
+    bumps = hub.bumps
+
+    hub._apply_heard(held)  # as the bus hands over another process's change
+    assert (await a.until_notification(n1["id"]))["title"] == "one"
+    await a.until_unread(1)
+    hub._apply_heard(held)  # the same payload again
+    n2 = await send(client, owner.headers, ws["slug"], title="two")  # then something new, in order after it
+
+    await a.until_notification(n2["id"])
+    assert await a.until_unread(2) == counts({ws["id"]: 2})
+    assert [n["id"] for n in a.notifications] == [n1["id"], n2["id"]]
+    assert hub.bumps == bumps + 2  # both bumped, neither recounted nor bumped twice
+    assert a.state == await a.synced(client, alice.headers)
+
+
+async def test_counts_older_than_the_bump_max_age_are_recounted(client, db, monkeypatch):
+    """A count can be wrong without any process hearing of it (here: receipts deleted behind the
+    server's back, as a server killed between its commit and its NOTIFY leaves counts). Past
+    BUMP_MAX_AGE (here 0: at once) the next notification recounts instead of bumping."""
+    monkeypatch.setattr(hub_module, "BUMP_MARGIN", timedelta(0))
+    owner, ws, [alice] = await team(client, 1)
+    hub = hub_of(client)
+    a = await connect(client, alice.headers)
+    for title in ("one", "two"):
+        await send(client, owner.headers, ws["slug"], title=title)
+    await a.until_unread(2, strict=False)
+    await db.execute(SQL_DELETE_RECEIPTS_OF, user_id=uuid.UUID(alice.id))  # the hub is not told
+    monkeypatch.setattr(hub_module, "BUMP_MAX_AGE", timedelta(0))
+    bumps = hub.bumps
+
+    n3 = await send(client, owner.headers, ws["slug"], title="three")
+
+    await a.until_notification(n3["id"])
+    assert await a.until_unread(1) == counts({ws["id"]: 1})  # only "three": recounted, not 2 + 1
+    assert hub.bumps == bumps
+    assert a.state == await a.synced(client, alice.headers)
+
+
+async def test_a_socket_that_connects_while_a_flush_counts_gets_no_bump_on_top_of_its_ready(client, monkeypatch):
+    """Alice's first tab was counted long ago, so a new notification bumps it. Her second tab
+    connects while that flush is counting someone else: its `ready` already counted the
+    notification, so bumping it too would say one unread too many (until its own recount)."""
+    owner, ws, [alice, bob] = await team(client, 2)
+    hub = hub_of(client)
+    first = await connect(client, alice.headers)
+    b = await connect(client, bob.headers)
+    socks = [s for user in (alice, bob) for s in hub.sockets[uuid.UUID(user.id)]]
+    at_ready = {id(s): s.counted_at for s in socks}
+    await poll(lambda: all(s.counted_at > at_ready[id(s)] for s in socks), "the recounts the connects asked for")
+    for sock in hub.sockets[uuid.UUID(alice.id)]:
+        sock.counted_at = utcnow() - timedelta(seconds=5)  # as if counted 5 s ago (nothing changed since)
+    second: list[Conn] = []
+    real_count = hub._count
+
+    async def count_while_a_tab_connects(user_ids):
+        second.append(await connect(client, alice.headers))
+        return await real_count(user_ids)
+
+    monkeypatch.setattr(hub, "_count", count_while_a_tab_connects)
+    with changes_held(hub) as held:
+        n = await send(client, owner.headers, ws["slug"], title="now", recipients=[alice.id])
+    held.users.add(uuid.UUID(bob.id))  # someone to count in the same flush
+    bumps = hub.bumps
+
+    hub._apply(held)
+
+    assert await first.until_unread(1) == counts({ws["id"]: 1})
+    assert hub.bumps == bumps + 1
+    [tab] = second
+    assert tab.ready["unread"]["total"] == 1  # counted after the send committed
+    await tab.ping()
+    assert [f["total"] for f in tab.frames if f["type"] == "unread"] == [], tab.frames  # never bumped to 2
+    assert tab.notifications == []  # its `ready` counted it: no frame either
+    await b.ping()
+
+
 # --- no double delivery: what `ready` counted is never pushed again --------------------------------
 
 async def test_a_notification_counted_in_ready_is_not_pushed_after_it(client, monkeypatch):

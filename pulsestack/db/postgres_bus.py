@@ -3,7 +3,10 @@
 The publisher coalesces the changes of one interval into as few NOTIFYs as
 fit under Postgres's 8000-byte payload limit, sent from its own connection
 after the data has committed, so the cluster-wide NOTIFY lock never sits on
-the write path. The listener holds one more connection; it reconnects after
+the write path. A payload leaves the queue once its NOTIFY has run: after a
+failure only the rest is sent again (the one in flight too, maybe twice;
+the hub drops a repeat), and on close what is left goes out before the
+connections close. The listener holds one more connection; it reconnects after
 the database restarts or its connection is killed, then asks the hub to
 refresh everyone. Both connections are the bus's own, outside the pool:
 a LISTEN lives as long as its connection. They carry an application_name
@@ -28,6 +31,7 @@ from ..eventbus import Change, EventBus, reconnect_delay
 log = logging.getLogger("pulsestack.eventbus")
 
 CHANNEL = "pulsestack_changes"
+CLOSE_SEND_S = 3.0  # on close, how long the last payloads may take to go out
 LISTENER_NAME = "pulsestack event bus listener"
 PUBLISHER_NAME = "pulsestack event bus publisher"
 
@@ -38,6 +42,7 @@ class PostgresBus(EventBus):
         self.interval_s = interval_s
         self.origin = secrets.token_hex(8)
         self._pending = Change()
+        self._unsent: list[str] = []  # payloads taken from _pending and not yet sent, oldest first
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._listener: asyncpg.Connection | None = None
@@ -74,8 +79,38 @@ class PostgresBus(EventBus):
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        self._tasks = []
+        await self._send_leftovers()
         if self._listener is not None and not self._listener.is_closed():
             await self._listener.close()
+
+    async def _send_leftovers(self) -> None:
+        """What was published and not yet sent (the last interval's changes, a
+        chunk committed as the server stopped) still reaches the other
+        processes, within CLOSE_SEND_S: their users would otherwise miss it."""
+        self._take_pending()
+        if not self._unsent:
+            return
+        try:
+            async with asyncio.timeout(CLOSE_SEND_S):
+                conn = await self._connect(PUBLISHER_NAME)
+                try:
+                    await self._send_unsent(conn)
+                finally:
+                    await conn.close()
+        except Exception as exc:
+            log.warning("event bus: %d change payloads not sent before closing: %s", len(self._unsent), exc)
+
+    def _take_pending(self) -> None:
+        self._unsent += self._pending.payloads(self.origin)
+        self._pending = Change()
+
+    async def _send_unsent(self, conn: asyncpg.Connection) -> None:
+        """Send the unsent payloads in order, each dropped once its NOTIFY has run, so a
+        failure resends only what may not have gone (the listeners drop a repeat)."""
+        while self._unsent:
+            await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, self._unsent[0])
+            del self._unsent[0]
 
     async def _connect(self, name: str) -> asyncpg.Connection:
         return await asyncpg.connect(self.dsn, timeout=5, server_settings={"application_name": name})
@@ -133,12 +168,11 @@ class PostgresBus(EventBus):
                 await self._wake.wait()
                 await asyncio.sleep(self.interval_s)  # coalesce one interval's changes
                 self._wake.clear()
-                change, self._pending = self._pending, Change()
+                self._take_pending()
                 try:
                     if conn is None or conn.is_closed():
                         conn = await self._connect(PUBLISHER_NAME)
-                    for payload in change.payloads(self.origin):
-                        await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
+                    await self._send_unsent(conn)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
@@ -146,7 +180,7 @@ class PostgresBus(EventBus):
                     if conn is not None:
                         conn.terminate()
                     conn = None
-                    self.publish(change)  # not lost: back in line for the next attempt
+                    self._wake.set()  # not lost: what is unsent goes first at the next attempt
                     await asyncio.sleep(1.0)
         finally:
             if conn is not None and not conn.is_closed():
