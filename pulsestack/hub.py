@@ -469,6 +469,8 @@ class UnreadHub(Hub):
           read (usually a handful; at most RECENT_MAX).
         """
         assert request.transport is not None and request.writer is not None  # an open connection
+        if self._closed:  # shutting down: close_sockets has run
+            raise RealtimeUnavailable("server shutting down")
         sock = Socket(ws, user_id, session_id, request.transport, request.writer.drain, held=[])
         self.sockets.setdefault(user_id, set()).add(sock)
         since = utcnow() - RECENT_WINDOW
