@@ -168,7 +168,8 @@ class PostgresBus(EventBus):
                 await self._wake.wait()
                 await asyncio.sleep(self.interval_s)  # coalesce one interval's changes
                 self._wake.clear()
-                self._take_pending()
+                if not self._unsent:  # (while a retry is due, new changes keep merging in _pending)
+                    self._take_pending()
                 try:
                     if conn is None or conn.is_closed():
                         conn = await self._connect(PUBLISHER_NAME)
