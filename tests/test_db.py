@@ -7,12 +7,21 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from helpers import make_members, make_user, make_workspace
+from helpers import make_members, make_user, make_workspace, register
 
-from pulsestack.db import DatabaseUnavailable, ForeignKeyViolation, IntegrityViolation, NamedQuery, UniqueViolation
+from pulsestack.app import create_app
+from pulsestack.db import (
+    DatabaseConflict,
+    DatabaseUnavailable,
+    ForeignKeyViolation,
+    IntegrityViolation,
+    NamedQuery,
+    UniqueViolation,
+)
 from pulsestack.ids import new_id, utcnow
 from pulsestack.models.fields import type_prefixes
 from pulsestack.queries import idempotency, members, notifications, receipts, sessions, users
+from pulsestack.services import workspaces as workspaces_service
 
 
 async def test_values_come_back_as_the_same_python_types(db):
@@ -332,3 +341,38 @@ async def test_a_connection_in_a_confused_protocol_state_is_unavailable_and_disc
         # A read that meets a broken connection is retried once on a new one.
         await _confuse_protocol(db)
         assert (await users.get_user(db, user.id)).id == user.id
+
+
+LOCK_USER = NamedQuery.dynamic("t_lock_user", "SELECT id FROM users WHERE id = :id FOR UPDATE", "many")
+
+
+@pytest.mark.parametrize("dialect", ["postgres"], indirect=True)  # SQLite's one writer never deadlocks
+async def test_a_deadlock_rolls_one_transaction_back_as_a_conflict_to_retry(db, aiohttp_client, config, monkeypatch):
+    """Two transactions lock two rows in opposite orders: Postgres ends the deadlock by rolling
+    one back, which the adapter reports as DatabaseConflict, and the API as a 503 to retry."""
+    a, b = await make_user(db), await make_user(db)
+    both_hold_one = asyncio.Barrier(2)
+
+    async def lock(first, second) -> None:
+        async with db.transaction() as tx:
+            await tx.fetch_all(LOCK_USER, id=first.id)
+            await both_hold_one.wait()
+            await tx.fetch_all(LOCK_USER, id=second.id)
+
+    results = await asyncio.gather(lock(a, b), lock(b, a), return_exceptions=True)
+
+    [conflict] = [r for r in results if r is not None]
+    assert isinstance(conflict, DatabaseConflict) and isinstance(conflict, DatabaseUnavailable)
+    assert "Deadlock" in str(conflict)
+
+    # Through the API: the same answer as a database that does not answer, with its own message.
+    async def rolled_back(*args, **kwargs):
+        raise conflict
+
+    monkeypatch.setattr(workspaces_service, "list_page", rolled_back)
+    client = await aiohttp_client(create_app(config, db=db))
+    _, headers = await register(client)
+    resp = await client.get("/api/workspaces", headers=headers)
+    assert resp.status == 503
+    assert (await resp.json())["error"]["code"] == "unavailable"
+

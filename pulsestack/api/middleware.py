@@ -28,7 +28,7 @@ from aiohttp.typedefs import Handler
 
 from .. import logs, metrics
 from ..appkeys import CONFIG
-from ..db import DatabaseUnavailable
+from ..db import DatabaseConflict, DatabaseUnavailable
 from ..errors import ApiError, BadRequest, Internal, MethodNotAllowed, NotFound, PayloadTooLarge, Unavailable
 from ..logs import printable
 from ..serialize import dumps
@@ -94,6 +94,10 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             response = error_response(_from_http_exception(exc), request_id)
         except ApiError as exc:
             response = error_response(exc, request_id)
+        except DatabaseConflict as exc:
+            errors_log.warning("request %s: rolled back by the database: %s", printable(request_id), exc)
+            response = error_response(Unavailable("a concurrent change got in the way; nothing was written, retry"),
+                                      request_id)
         except DatabaseUnavailable as exc:
             errors_log.warning("request %s: database unavailable: %s", printable(request_id), exc)
             response = error_response(Unavailable("the database is unavailable; retry shortly"), request_id)

@@ -11,6 +11,7 @@ from pathlib import Path
 from ..resources import sql_dir
 from .base import (
     Database,
+    DatabaseConflict,
     DatabaseError,
     DatabaseUnavailable,
     ForeignKeyViolation,
@@ -22,7 +23,7 @@ from .base import (
 from .sqlfile import NamedQuery, load_queries
 
 __all__ = [
-    "Database", "DatabaseError", "DatabaseUnavailable", "ForeignKeyViolation", "IntegrityViolation",
+    "Database", "DatabaseConflict", "DatabaseError", "DatabaseUnavailable", "ForeignKeyViolation", "IntegrityViolation",
     "NamedQuery", "Row", "Transaction", "UniqueViolation", "dialect_of", "open_database", "sqlite_path",
 ]
 

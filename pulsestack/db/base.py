@@ -70,6 +70,12 @@ class DatabaseUnavailable(DatabaseError):
     """The database cannot be reached (down, restarting, connection dropped)."""
 
 
+class DatabaseConflict(DatabaseUnavailable):
+    """The database rolled the transaction back to end a conflict with another one
+    (Postgres: a deadlock, a serialization failure). Nothing was written; the same
+    request may simply be tried again, so it answers as `unavailable` does (503)."""
+
+
 class IntegrityViolation(DatabaseError):
     """A constraint refused the write. `constraint` names it where known."""
 

@@ -34,6 +34,7 @@ from ..eventbus import EventBus
 from ..serialize import dumps
 from .base import (
     Database,
+    DatabaseConflict,
     DatabaseError,
     DatabaseUnavailable,
     ForeignKeyViolation,
@@ -94,6 +95,8 @@ def _translate(exc: Exception) -> Exception:
         return IntegrityViolation(str(exc), getattr(exc, "constraint_name", None))
     if isinstance(exc, _UNAVAILABLE):
         return DatabaseUnavailable(f"postgres: {exc.__class__.__name__}: {exc}")
+    if isinstance(exc, asyncpg.TransactionRollbackError):  # deadlock_detected, serialization_failure
+        return DatabaseConflict(f"postgres: {exc.__class__.__name__}: {exc}")
     if isinstance(exc, asyncpg.PostgresError):
         return DatabaseError(f"postgres: {exc}")
     return exc
