@@ -146,7 +146,6 @@ def serve(config: Config, *, run_migrations: bool) -> None:
     try:
         if metrics_port:
             metrics_sockets = bind(host, metrics_port, " (metrics.port)")
-            metrics_port = metrics_sockets[0].getsockname()[1]
         if run_migrations:
             migrate(config)
         app = create_app(config)

@@ -33,7 +33,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -100,6 +100,21 @@ class MalformedRequestsOneLine(logging.Filter):
         return logging.getLogger(record.name).isEnabledFor(record.levelno)
 
 
+class PerSecond:
+    """A time's whole seconds, formatted by `pattern`, once per second: strftime
+    costs more than the rest of a line."""
+
+    def __init__(self, pattern: str, convert: Callable[[float], time.struct_time]):
+        self.pattern, self.convert = pattern, convert
+        self._second, self._text = -1, ""
+
+    def __call__(self, created: float) -> str:
+        second = int(created)
+        if second != self._second:
+            self._second, self._text = second, time.strftime(self.pattern, self.convert(second))
+        return self._text
+
+
 class LineFormatter(logging.Formatter):
     """FORMAT, with `asctime` as logging spells it (2026-12-01 23:07:30,659),
     the seconds part formatted once per second. A line logged during a
@@ -108,19 +123,18 @@ class LineFormatter(logging.Formatter):
 
     def __init__(self) -> None:
         super().__init__(FORMAT)
-        self._second, self._stamp = -1, ""
+        self._in_request = logging.PercentStyle(FORMAT.replace("%(message)s", "[%(request_id)s] %(message)s"))
+        self._stamp = PerSecond(self.default_time_format, self.converter)
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         rid = request_id.get()
         if rid is None or record.name == ACCESS_LOGGER:
             return super().formatMessage(record)
-        return f"{record.asctime} {record.levelname} {record.name} [{printable(rid)}] {record.message}"
+        record.request_id = printable(rid)
+        return self._in_request.format(record)
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        second = int(record.created)
-        if second != self._second:
-            self._second, self._stamp = second, time.strftime(self.default_time_format, self.converter(second))
-        return f"{self._stamp},{int(record.msecs):03d}"  # logging's default_msec_format, "%s,%03d"
+        return f"{self._stamp(record.created)},{int(record.msecs):03d}"  # logging's default_msec_format, "%s,%03d"
 
 
 class JsonFormatter(logging.Formatter):
@@ -130,19 +144,16 @@ class JsonFormatter(logging.Formatter):
     one. JSON escapes every control character and, ASCII only, U+2028 and
     the like too, so a line is always one line."""
 
-    FIELDS = ("client", "method", "route", "path", "status", "duration_ms", "user_id", "close_code",
+    FIELDS = ("client", "method", "path", "status", "duration_ms", "user_id", "close_code",
               "query", "rows")
 
     def __init__(self) -> None:
         super().__init__()
-        self._second, self._stamp = -1, ""
+        self._stamp = PerSecond("%Y-%m-%dT%H:%M:%S", time.gmtime)
 
     def format(self, record: logging.LogRecord) -> str:
-        second = int(record.created)
-        if second != self._second:
-            self._second, self._stamp = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         # Formatted as it is logged (handlers emit synchronously), so the context is the logging call's.
-        entry: dict[str, Any] = {"time": f"{self._stamp}.{int(record.msecs):03d}Z", "level": record.levelname,
+        entry: dict[str, Any] = {"time": f"{self._stamp(record.created)}.{int(record.msecs):03d}Z", "level": record.levelname,
                                  "logger": record.name, "message": record.getMessage(), "request_id": request_id.get()}
         fields = record.__dict__
         for name in self.FIELDS:

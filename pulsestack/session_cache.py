@@ -102,9 +102,9 @@ class SessionCache:
         """These sessions were revoked: their tokens are looked up again (and refused)."""
         self.epoch += 1
         for session_id in session_ids:
-            token_hash = self._by_session.pop(session_id, None)
+            token_hash = self._by_session.get(session_id)
             if token_hash is not None:
-                del self._entries[token_hash]
+                self._drop(token_hash)
 
     def clear(self) -> None:
         """Forget everything (revocations may have been missed)."""

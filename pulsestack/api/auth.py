@@ -21,11 +21,6 @@ def _token_ttl(request: web.Request) -> timedelta:
     return timedelta(hours=request.app[CONFIG].auth.token_ttl_hours)
 
 
-def _client(request: web.Request) -> str:
-    """The key of the per-address rate limits: the client's address (api/clients.py)."""
-    return client_address(request)
-
-
 @routes.post("/api/auth/register", auth=False, body=Registration, answer=Issued, status=201,
              errors={403: "forbidden: registration is closed on this server",
                      409: "conflict: an account with this email exists (details.email: \"taken\")",
@@ -39,7 +34,7 @@ async def register(request: web.Request, body: Registration) -> Issued:
     if not request.app[CONFIG].auth.open_registration:
         raise Forbidden("registration is closed on this server; ask an administrator for an account")
     return await accounts.register(request.app[DB], body, _token_ttl(request), request.app[REGISTRATION_LIMITER],
-                                   _client(request))
+                                   client_address(request))
 
 
 @routes.post("/api/auth/login", auth=False, body=Login, answer=Issued,
@@ -50,7 +45,7 @@ async def login(request: web.Request, body: Login) -> Issued:
 
     Each login makes a new token; earlier ones stay valid.
     """
-    return await accounts.login(request.app[DB], body, _token_ttl(request), request.app[LOGIN_LIMITER], _client(request))
+    return await accounts.login(request.app[DB], body, _token_ttl(request), request.app[LOGIN_LIMITER], client_address(request))
 
 
 @routes.post("/api/auth/logout", answer=None, status=204)

@@ -49,8 +49,19 @@ def _trusted(address: Address, networks: tuple[Network, ...]) -> bool:
     return any(address in network for network in networks)
 
 
+CLIENT = web.RequestKey("client_address", str)
+
+
 def client_address(request: web.Request) -> str:
-    """The client's address as text ("unknown" when there is no peer address at all)."""
+    """The client's address as text ("unknown" when there is no peer address at all);
+    worked out once per request (the limiter and the access line both ask)."""
+    known = request.get(CLIENT)
+    if known is None:
+        known = request[CLIENT] = _client_address(request)
+    return known
+
+
+def _client_address(request: web.Request) -> str:
     peer = request.remote or "unknown"
     cidrs = request.app[CONFIG].server.trusted_proxies
     if not cidrs:

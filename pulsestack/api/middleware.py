@@ -38,7 +38,6 @@ from .jsonio import storable
 log = logging.getLogger(logs.ACCESS_LOGGER)
 errors_log = logging.getLogger("pulsestack.errors")
 
-REQUEST_ID = web.RequestKey("request_id", str)
 CLIENT_CLOSED = 499
 
 
@@ -64,18 +63,12 @@ def _from_http_exception(exc: web.HTTPException) -> ApiError:
     return error
 
 
-def _described(request: web.Request) -> str:
-    """Request id, method and path for a log line; all three are the client's to choose."""
-    return f"{printable(request[REQUEST_ID])} {printable(request.method)} {printable(request.path)}"
-
-
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Give the request an id, log one line when it ends, render every error."""
     # 64 random bits name the request in logs and error bodies; they need to be unique, not
     # secret, and os.urandom (secrets) was 2% of an unread-count request.
     request_id = request.headers.get("X-Request-Id", "")[:64] or f"{random.getrandbits(64):016x}"
-    request[REQUEST_ID] = request_id
     # Reset at the end: a keep-alive connection's next request runs in the same task.
     context = logs.request_id.set(request_id)
     started = time.perf_counter()
@@ -102,7 +95,9 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             errors_log.warning("request %s: database unavailable: %s", printable(request_id), exc)
             response = error_response(Unavailable("the database is unavailable; retry shortly"), request_id)
         except Exception:
-            errors_log.exception("request %s failed", _described(request))
+            # Id, method and path are all the client's to choose: escaped.
+            errors_log.exception("request %s %s %s failed", printable(request_id), printable(request.method),
+                                 printable(request.path))
             internal = Internal("internal error; quote this request id when reporting it", {"request_id": request_id})
             response = error_response(internal, request_id)
         status = response.status
