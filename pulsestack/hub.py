@@ -337,7 +337,7 @@ class UnreadHub(Hub):
         for sock in [s for socks in self.sockets.values() for s in socks]:
             self._close(sock, CLOSE_SHUTDOWN, "server shutting down")
         for ws in list(self._authenticating):  # else they would hold shutdown until their auth timeout
-            task = asyncio.create_task(ws.close(code=CLOSE_SHUTDOWN, message=b"server shutting down"))
+            task = asyncio.create_task(close_websocket(ws, CLOSE_SHUTDOWN, b"server shutting down"))
             self._closers.add(task)
             task.add_done_callback(self._closers.discard)
         if self._closers:
@@ -808,6 +808,14 @@ def gc_paused() -> Iterator[None]:
         yield
     finally:
         gc.enable()
+
+
+async def close_websocket(ws: web.WebSocketResponse, code: int, message: bytes) -> None:
+    """Close a websocket the hub holds no Socket for (one still authenticating, or refused),
+    counted by its code unless the client hung up first. (A held one: `UnreadHub._close`.)"""
+    if not ws.closed:
+        metrics.ws_closed(code)
+    await ws.close(code=code, message=message)
 
 
 def parse_client_frame(text: str) -> dict | None:

@@ -185,6 +185,18 @@ async def test_closing_a_websocket_with_a_bad_token_counts_under_4401(client):
     assert grew(before, after, "pulsestack_ws_open") == 0, "it never counted as open: it never authenticated"
 
 
+async def test_a_socket_still_authenticating_at_shutdown_counts_under_1001(client):
+    before = await scrape(client)
+    ws = await open_ws(client)
+    hub = client.app[HUB]
+    await poll(lambda: hub._authenticating, "the socket to wait for its auth frame")
+
+    await hub.close_sockets()  # shutdown begins
+
+    assert await expect_close(ws) == 1001
+    assert grew(before, await scrape(client), "pulsestack_ws_closes_total", code="1001") == 1
+
+
 class FakePool:
     def pool_stats(self) -> tuple[int, int, int]:
         return 3, 1, 10

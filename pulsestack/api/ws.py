@@ -27,7 +27,7 @@ from .. import metrics
 from ..appkeys import CONFIG, DB, HUB
 from ..db import DatabaseError
 from ..errors import Unauthorized
-from ..hub import CLOSE_UNAUTHORIZED, RealtimeUnavailable, parse_client_frame
+from ..hub import CLOSE_UNAUTHORIZED, RealtimeUnavailable, close_websocket, parse_client_frame
 from ..ids import utcnow
 from ..services import accounts
 from .routing import Routes
@@ -40,35 +40,29 @@ routes = Routes("realtime")
 log = logging.getLogger(__name__)
 
 
-async def _close(ws: web.WebSocketResponse, code: int, message: bytes) -> None:
-    if not ws.closed:  # a client that already hung up is not closed by us
-        metrics.ws_closed(code)
-    await ws.close(code=code, message=message)
-
-
 async def _authenticate(request: web.Request, ws: web.WebSocketResponse) -> accounts.Principal | None:
     """The principal named by the first frame, or None after closing the socket."""
     try:
         msg = await ws.receive(timeout=AUTH_TIMEOUT_S)
     except TimeoutError:
-        await _close(ws, CLOSE_AUTH_TIMEOUT, b"authenticate within 10 seconds")
+        await close_websocket(ws, CLOSE_AUTH_TIMEOUT, b"authenticate within 10 seconds")
         return None
     if msg.type != WSMsgType.TEXT:
-        await _close(ws, CLOSE_UNAUTHORIZED, b"first frame must be auth")
+        await close_websocket(ws, CLOSE_UNAUTHORIZED, b"first frame must be auth")
         return None
     frame = parse_client_frame(msg.data)
     token = frame.get("token") if frame and frame.get("type") == "auth" else None
     if not isinstance(token, str):
-        await _close(ws, CLOSE_UNAUTHORIZED, b"first frame must be {\"type\": \"auth\", \"token\": ...}")
+        await close_websocket(ws, CLOSE_UNAUTHORIZED, b"first frame must be {\"type\": \"auth\", \"token\": ...}")
         return None
     try:
         # Not through the session cache: a socket lives for hours on this one
         # check, and a revocation that came before it would never close it.
         return await accounts.authenticate(request.app[DB], f"Bearer {token}")
     except Unauthorized:
-        await _close(ws, CLOSE_UNAUTHORIZED, b"invalid or expired token")
+        await close_websocket(ws, CLOSE_UNAUTHORIZED, b"invalid or expired token")
     except DatabaseError:
-        await _close(ws, 1011, b"database unavailable; retry")
+        await close_websocket(ws, 1011, b"database unavailable; retry")
     return None
 
 
@@ -107,10 +101,10 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         sock = await hub.connect(ws, principal.id, principal.session_id, request,
                                  expires_at=principal.expires_at, heartbeat_s=hub_config.heartbeat_s)
     except RealtimeUnavailable as exc:
-        await _close(ws, 1011, str(exc).encode())
+        await close_websocket(ws, 1011, str(exc).encode())
         return ws
     except DatabaseError:
-        await _close(ws, 1011, b"database unavailable; retry")
+        await close_websocket(ws, 1011, b"database unavailable; retry")
         return ws
     # The token stops being valid at its expiry, and so does the socket.
     expiry = asyncio.get_running_loop().call_later(
