@@ -34,6 +34,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -726,6 +727,23 @@ async def raw_ws_connect(host: str, port: int, token: str, rcvbuf: int = 4096) -
     return sock
 
 
+async def send_until_dropped(hub: Any, stalled_id: uuid.UUID, send_one: Callable[[int], Awaitable[None]]) -> int:
+    """Make the hub drop a connected client that reads nothing (1013): `send_one(i)` until the
+    hub lets go of its socket (at most 300 times); returns how many were sent. The kernel would
+    buffer megabytes for it (send buffers autotune up to net.ipv4.tcp_wmem); a small send
+    buffer on the server's end of this one connection makes the pipe fill after a few frames
+    instead of hundreds."""
+    await poll(lambda: stalled_id in hub.sockets, "the stalled client to be connected")
+    [server_end] = hub.sockets[stalled_id]
+    server_end.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    sent = 0
+    while stalled_id in hub.sockets:
+        assert sent < 300, "the hub never dropped a client that reads nothing"
+        await send_one(sent)
+        sent += 1
+    return sent
+
+
 async def raw_read_until_close(sock: socket.socket) -> tuple[list[str], int | None]:
     """Read a raw client's socket to the end: (text frames, close code).
     The close code is None when the connection ended without a close frame."""
@@ -825,6 +843,7 @@ class Server:
             cwd=cwd, env=env, stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
+        self.port = 0  # known from its `serving on` line (serving_base)
         self.lines: list[str] = []
         self._more = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -856,11 +875,14 @@ class Server:
 
     def serving_base(self) -> str:
         """The server's base URL, from its `serving on` line (started with `--port 0`, the system
-        picked a free port: no other process can take it between our choice and the server's bind)."""
+        picked a free port: no other process can take it between our choice and the server's bind),
+        its port kept as `self.port`. The line is written once the port answers: no polling."""
         line = self.wait_for_line("serving on http")
         match = SERVING_ON.search(line)
         assert match, line
-        return match.group(1)
+        base = match.group(1)
+        self.port = int(base.rsplit(":", 1)[1])
+        return base
 
     def wait_ready(self, base: str, limit_s: float = 15.0) -> None:
         """Poll /healthz until it answers 200 (readiness, not a timing check)."""
@@ -991,8 +1013,7 @@ class LiveServer:
         env = clean_env(PULSESTACK_DATABASE_URL=self.database_url, PULSESTACK_HUB_FLUSH_MS="20", **self.settings)
         self.server = Server(self.cwd, "--no-migrate", "--host", "127.0.0.1", "--port", str(self.port), env=env)
         self.base = self.server.serving_base()
-        self.port = int(self.base.rsplit(":", 1)[1])
-        self.server.wait_ready(self.base)
+        self.port = self.server.port
 
     def stop(self) -> None:
         if self.server is not None and self.server.proc.poll() is None:

@@ -413,7 +413,8 @@ def test_serve_with_a_metrics_port_serves_metrics_there_only_and_stops_on_sigter
     server = Server(tmp_path, "--port", "0", env=env)
     try:
         line = server.wait_for_line(" serving on ")
-        port = int(server.serving_base().rsplit(":", 1)[1])
+        server.serving_base()
+        port = server.port
         # Both listeners answer once `serving on` is written: no polling.
         assert http_status(f"http://127.0.0.1:{port}/healthz") == 200
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as resp:
@@ -438,7 +439,8 @@ def test_serve_says_serving_on_once_the_port_answers(tmp_path):
     server = Server(tmp_path, "--port", "0", env=clean_env(PULSESTACK_DATABASE_URL=sqlite_url(db)))
     try:
         line = server.wait_for_line(" serving on ")
-        port = int(server.serving_base().rsplit(":", 1)[1])
+        server.serving_base()
+        port = server.port
         # Once, at once: no polling. The line means the port answers now.
         assert http_status(f"http://127.0.0.1:{port}/healthz") == 200
         code, err = server.stop()

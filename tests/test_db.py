@@ -9,7 +9,6 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from helpers import make_members, make_user, make_workspace, register
 
-from pulsestack.app import create_app
 from pulsestack.db import (
     DatabaseConflict,
     DatabaseUnavailable,
@@ -347,7 +346,7 @@ LOCK_USER = NamedQuery.dynamic("t_lock_user", "SELECT id FROM users WHERE id = :
 
 
 @pytest.mark.parametrize("dialect", ["postgres"], indirect=True)  # SQLite's one writer never deadlocks
-async def test_a_deadlock_rolls_one_transaction_back_as_a_conflict_to_retry(db, aiohttp_client, config, monkeypatch):
+async def test_a_deadlock_rolls_one_transaction_back_as_a_conflict_to_retry(db, client, monkeypatch):
     """Two transactions lock two rows in opposite orders: Postgres ends the deadlock by rolling
     one back, which the adapter reports as DatabaseConflict, and the API as a 503 to retry."""
     a, b = await make_user(db), await make_user(db)
@@ -370,7 +369,6 @@ async def test_a_deadlock_rolls_one_transaction_back_as_a_conflict_to_retry(db, 
         raise conflict
 
     monkeypatch.setattr(workspaces_service, "list_page", rolled_back)
-    client = await aiohttp_client(create_app(config, db=db))
     _, headers = await register(client)
     resp = await client.get("/api/workspaces", headers=headers)
     assert resp.status == 503

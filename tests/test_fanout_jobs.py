@@ -16,16 +16,13 @@ import asyncio
 import uuid
 from datetime import timedelta
 
-import aiohttp
 import pytest
 from helpers import (
     HANG_GUARD_S,
+    LiveServer,
     RecordingHub,
-    Server,
     Team,
     add_to,
-    bearer,
-    clean_env,
     connect,
     direct,
     json_of,
@@ -34,7 +31,6 @@ from helpers import (
     poll,
     seed_members,
     send,
-    unique_email,
 )
 from helpers import get_unread_count as unread_count
 
@@ -53,8 +49,6 @@ SQL_RECEIPTS_PER_USER = NamedQuery.dynamic(
     "many")
 SQL_MEMBERS = NamedQuery.dynamic(
     "t_members", "SELECT user_id FROM workspace_members WHERE workspace_id = :workspace_id ORDER BY user_id", "many")
-SQL_OWNER = NamedQuery.dynamic(
-    "t_owner", "SELECT user_id FROM workspace_members WHERE workspace_id = :workspace_id AND role = 'owner'", "scalar")
 SQL_LOCK_WAITS = NamedQuery.dynamic(  # Postgres: sessions of this database waiting for a lock
     "t_lock_waits",
     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'", "scalar")
@@ -185,60 +179,40 @@ async def test_a_server_killed_mid_job_leaves_it_for_the_next_process_to_finish(
     """kill -9 of a real `pulsestack serve` while its worker is mid-job (chunks of three members,
     so there are a thousand chunks to catch it in): the job row and the committed chunks
     survive, a new process resumes the job on start, and every member ends with one receipt."""
-    env = clean_env(PULSESTACK_DATABASE_URL=database_url, PULSESTACK_FANOUT_CHUNK="3")
-    first = Server(tmp_path, "--no-migrate", "--port", "0", env=env)
+    live = LiveServer(tmp_path, database_url, PULSESTACK_FANOUT_CHUNK="3")
+    await asyncio.to_thread(live.start)
     try:
-        base = await asyncio.to_thread(first.serving_base)
-        async with aiohttp.ClientSession(base) as http:
-            async def call(method: str, path: str, status: int, body: dict | None = None,
-                           headers: dict | None = None) -> dict:
-                async with http.request(method, path, json=body, headers=headers) as resp:
-                    assert resp.status == status, await resp.text()
-                    return await resp.json()
+        owner, ws, _ = await asyncio.to_thread(live.team, 0)
+        await seed_members(db, uuid.UUID(ws["id"]), 3000)
+        answer = await asyncio.to_thread(live.call, "POST", f"/api/workspaces/{ws['slug']}/notifications",
+                                         owner["token"], {"title": "All hands", "broadcast": True}, 201)
+        nid = answer["notification"]["id"]
+        assert answer["recipient_count"] == 3000 and answer["delivery"]["state"] == "fanning_out"
 
-            owner = bearer((await call("POST", "/api/auth/register", 201,
-                                       {"email": unique_email(), "password": "correct horse battery"}))["token"])
-            ws = await call("POST", "/api/workspaces", 201, {"name": "Killed mid-job"}, owner)
-            await seed_members(db, uuid.UUID(ws["id"]), 3000)
-            answer = await call("POST", f"/api/workspaces/{ws['slug']}/notifications", 201,
-                                {"title": "All hands", "broadcast": True}, owner)
-            nid = answer["notification"]["id"]
-            assert answer["recipient_count"] == 3000 and answer["delivery"]["state"] == "fanning_out"
+        def delivery() -> dict:
+            return live.call("GET", f"/api/workspaces/{ws['slug']}/notifications/{nid}", owner["token"],
+                             status=200)["delivery"]
 
-            async def partly_delivered() -> bool:
-                delivery = (await call("GET", f"/api/workspaces/{ws['slug']}/notifications/{nid}", 200,
-                                       headers=owner))["delivery"]
-                assert delivery["state"] == "fanning_out", delivery  # 1,000 chunks: never done this soon
-                return delivery["delivered"] > 0
+        def partly_delivered() -> bool:
+            now = delivery()
+            assert now["state"] == "fanning_out", now  # 1,000 chunks: never done this soon
+            return now["delivered"] > 0
 
-            await poll(partly_delivered, "the first chunks")
-    finally:
-        first.kill()
-    written = await receipts_per_user(db, nid)
-    assert 0 < len(written) < 3000
+        await poll(partly_delivered, "the first chunks")
+        live.server.kill()
+        written = await receipts_per_user(db, nid)
+        assert 0 < len(written) < 3000
 
-    second = Server(tmp_path, "--no-migrate", "--port", "0", env=env)
-    try:
-        base = await asyncio.to_thread(second.serving_base)
-        async with aiohttp.ClientSession(base) as http:
-            async def delivery() -> dict:
-                async with http.get(f"/api/workspaces/{ws['slug']}/notifications/{nid}", headers=owner) as resp:
-                    assert resp.status == 200, await resp.text()
-                    return (await resp.json())["delivery"]
-
-            async def finished() -> bool:
-                return (await delivery())["state"] == "done"
-
-            await poll(finished, "the resumed job to finish", limit_s=60)
-            assert await delivery() == {"state": "done", "delivered": 3000}
-        code, stderr = await asyncio.to_thread(second.stop)
+        await asyncio.to_thread(live.start)  # a new process, on the same database
+        await poll(lambda: delivery()["state"] == "done", "the resumed job to finish", limit_s=60)
+        assert delivery() == {"state": "done", "delivered": 3000}
+        code, stderr = await asyncio.to_thread(live.server.stop)
         assert code == 0 and "Traceback" not in stderr, stderr
     finally:
-        second.kill()
+        live.stop()
     everyone = [r["user_id"] for r in await db.fetch_all(SQL_MEMBERS, workspace_id=uuid.UUID(ws["id"]))]
     assert len(everyone) == 3001  # the owner and the seeded members
-    owner_id = await db.fetch_value(SQL_OWNER, workspace_id=uuid.UUID(ws["id"]))
-    assert await receipts_per_user(db, nid) == {str(m): 1 for m in everyone if m != owner_id}
+    assert await receipts_per_user(db, nid) == {str(m): 1 for m in everyone if str(m) != owner["user"]["id"]}
 
 
 async def test_a_chunk_that_runs_again_adds_no_second_receipt(aiohttp_client, config, db, hub):

@@ -270,14 +270,13 @@ async def test_cli_prune_on_postgres_reaches_a_running_servers_socket(tmp_path, 
     server = Server(tmp_path, "--no-migrate", "--port", "0", env=env)
     try:
         base = await asyncio.to_thread(server.serving_base)
-        await asyncio.to_thread(server.wait_ready, base)
         async with aiohttp.ClientSession(base) as http:
             async def listening() -> bool:  # the server's own bus listener has sent its LISTEN
                 async with http.get("/metrics") as resp:
                     return "\npulsestack_eventbus_connected 1.0\n" in await resp.text()
 
             await poll(listening, "the server's event-bus listener")
-        async with aiohttp.ClientSession(base) as http:
+
             async def post(path: str, body: dict, headers: dict | None = None) -> dict:
                 async with http.post(path, json=body, headers=headers) as resp:
                     assert resp.status == 201, await resp.text()

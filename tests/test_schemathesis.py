@@ -54,7 +54,6 @@ def test_schemathesis_finds_no_server_error_and_nothing_outside_the_document(tmp
     server = Server(tmp_path, "--no-migrate", "--port", "0", env=clean_env(PULSESTACK_DATABASE_URL=database_url))
     try:
         base = server.serving_base()
-        server.wait_ready(base)
         token = call(base, "POST", "/api/auth/register", {"email": "fuzz@example.com", "password": PASSWORD})["token"]
         call(base, "POST", "/api/workspaces", {"name": "Acme", "slug": "acme"}, token)
         call(base, "POST", "/api/workspaces/acme/notifications", {"title": "hello", "broadcast": True}, token)

@@ -19,6 +19,7 @@ import asyncpg
 import pytest
 from helpers import (
     HANG_GUARD_S,
+    PASSWORD,
     bearer,
     expect_close,
     expect_error,
@@ -29,6 +30,7 @@ from helpers import (
     poll,
     register,
     token_of,
+    unique_email,
 )
 
 from pulsestack.app import create_app
@@ -93,8 +95,8 @@ async def test_a_cached_token_is_served_for_ttl_seconds_at_most_without_its_row(
 
 
 async def test_a_cached_token_is_refused_exactly_at_its_expiry(client, monkeypatch):
-    body = await json_of(await client.post("/api/auth/register", json={"email": "exp@example.com",
-                                                                        "password": "correct horse battery staple"}), 201)
+    body = await json_of(await client.post("/api/auth/register", json={"email": unique_email(), "password": PASSWORD}),
+                         201)
     headers, expires_at = bearer(body["token"]), parse_ts(body["expires_at"])
     frozen(client)  # the entry stays fresh: only the expiry can end it
     assert await me_status(client, headers) == 200

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets
 import signal
 import subprocess
@@ -33,10 +32,12 @@ from helpers import (
     CHANGED_ITEM_KEYS,
     DB_PREFIX,
     HANG_GUARD_S,
+    PASSWORD,
     SERVING_ON,
     Conn,
     PostgresServer,
     _pid_alive,
+    clean_env,
     counts,
     expect_close,
     poll,
@@ -46,15 +47,8 @@ from psycopg import sql
 from pulsestack.db.migrate import apply_migrations
 from pulsestack.db.postgres_bus import CHANNEL, LISTENER_NAME
 
-PASSWORD = "correct horse battery staple"
 READY_LIMIT_S = 20.0
 ROLE_PREFIX = DB_PREFIX + "role_"
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSESTACK_")}
-    env.update(extra)
-    return env
 
 
 @pytest.fixture
